@@ -1,0 +1,167 @@
+//! Repository locks. Backups, restores and checks share the repository; maintenance that removes
+//! objects (index repair, prune) takes it exclusively. A lock is an object in `locks/` that its
+//! holder re-creates every few minutes; one not refreshed for `STALE_AFTER`, or held by a process
+//! on this host that no longer runs, is stale and ignored.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, FileKind};
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct LockInfo {
+    pub time: DateTime<Utc>,
+    pub host: String,
+    pub user: String,
+    pub pid: u32,
+    pub exclusive: bool,
+}
+
+impl LockInfo {
+    pub fn is_stale(&self) -> bool {
+        let age = Utc::now().signed_duration_since(self.time);
+        if age.to_std().map(|a| a > STALE_AFTER).unwrap_or(false) {
+            return true;
+        }
+        self.host == crate::host_name() && !process_alive(self.pid)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} by {}@{} (pid {}) since {}",
+            if self.exclusive { "exclusively" } else { "shared" },
+            self.user,
+            self.host,
+            self.pid,
+            self.time.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+pub fn read_lock(backend: &dyn Backend, key: &MasterKey, name: &str) -> Result<LockInfo> {
+    let stored = backend.read(FileKind::Lock, name)?;
+    let plain = key.open_object(&format!("locks/{name}"), &stored)?;
+    serde_json::from_slice(&plain).map_err(|e| Error::corrupt(format!("locks/{name}"), e))
+}
+
+fn write_lock(backend: &dyn Backend, key: &MasterKey, info: &LockInfo) -> Result<String> {
+    let name = Id::random().to_hex();
+    let plain = serde_json::to_vec(info).expect("locks serialise");
+    backend.create(FileKind::Lock, &name, Bytes::from(key.seal_object(&plain)))?;
+    Ok(name)
+}
+
+/// Held while the lock lives; dropping it stops the refresher and removes the lock object.
+pub struct LockGuard {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+impl LockGuard {
+    pub fn acquire(backend: Arc<dyn Backend>, key: &MasterKey, exclusive: bool) -> Result<LockGuard> {
+        let info = LockInfo {
+            time: Utc::now(),
+            host: crate::host_name(),
+            user: crate::user_name(),
+            pid: std::process::id(),
+            exclusive,
+        };
+        let mine = write_lock(backend.as_ref(), key, &info)?;
+        if let Err(e) = check_conflicts(backend.as_ref(), key, &mine, exclusive) {
+            let _ = backend.remove(FileKind::Lock, &mine);
+            return Err(e);
+        }
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let refresher = {
+            let (stop, key) = (stop.clone(), key.clone());
+            std::thread::spawn(move || refresh_until_stopped(backend, key, info, mine, stop))
+        };
+        Ok(LockGuard {
+            stop,
+            refresher: Some(refresher),
+        })
+    }
+}
+
+fn check_conflicts(backend: &dyn Backend, key: &MasterKey, mine: &str, exclusive: bool) -> Result<()> {
+    for (name, _) in backend.list(FileKind::Lock)? {
+        if name == mine {
+            continue;
+        }
+        let other = match read_lock(backend, key, &name) {
+            Ok(other) => other,
+            // Removed meanwhile by its holder, or unreadable: neither can block us.
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => {
+                tracing::warn!("ignoring unreadable lock {name}: {e}");
+                continue;
+            }
+        };
+        if (exclusive || other.exclusive) && !other.is_stale() {
+            return Err(Error::Locked {
+                by: other.describe(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn refresh_until_stopped(
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    mut info: LockInfo,
+    mut current: String,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+) {
+    let (flag, signal) = &*stop;
+    let mut stopped = flag.lock().expect("lock flag");
+    loop {
+        let (guard, timeout) = signal
+            .wait_timeout(stopped, REFRESH_EVERY)
+            .expect("lock flag");
+        stopped = guard;
+        if *stopped {
+            break;
+        }
+        if timeout.timed_out() {
+            info.time = Utc::now();
+            match write_lock(backend.as_ref(), &key, &info) {
+                Ok(fresh) => {
+                    let _ = backend.remove(FileKind::Lock, &current);
+                    current = fresh;
+                }
+                Err(e) => tracing::warn!("could not refresh the repository lock: {e}"),
+            }
+        }
+    }
+    if let Err(e) = backend.remove(FileKind::Lock, &current) {
+        tracing::warn!("could not remove lock {current}: {e}");
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        *self.stop.0.lock().expect("lock flag") = true;
+        self.stop.1.notify_all();
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Opening, creating and reading a repository.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, FileKind, Written};
+use crate::chunker::ChunkerParams;
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{BlobLocation, IndexFile, IndexPack, MasterIndex};
+use crate::keys::{Credential, KeySlot};
+use crate::lock::LockGuard;
+use crate::pack::{self, BlobKind};
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+
+const FORMAT: &str = "bulwark-repository";
+const VERSION: u32 = 1;
+
+/// The plaintext `config` object: just enough to know what this is and to find the keys.
+#[derive(Serialize, Deserialize, Debug)]
+struct Header {
+    format: String,
+    version: u32,
+    id: Id,
+    created: DateTime<Utc>,
+    /// The sealed [`Settings`], base64.
+    settings: String,
+}
+
+/// Settings fixed at `init`, stored encrypted: the chunker seed must stay secret.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Settings {
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+    pub compression_level: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            chunker: ChunkerParams::with_random_seed(),
+            pack_size: 16 * 1024 * 1024,
+            compression_level: 3,
+        }
+    }
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    id: Id,
+    created: DateTime<Utc>,
+    settings: Settings,
+    key_slot: String,
+}
+
+impl Repository {
+    pub fn init(backend: Arc<dyn Backend>, credential: &Credential, settings: Settings) -> Result<Repository> {
+        settings.chunker.validate().map_err(Error::Invalid)?;
+        match backend.read(FileKind::Config, "config") {
+            Ok(_) => {
+                return Err(Error::AlreadyExists {
+                    location: backend.location().to_string(),
+                });
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let key = MasterKey::generate();
+        let id = Id::random();
+        let slot = KeySlot::wrap(&key, credential, &id)?;
+        let key_slot = store_slot(backend.as_ref(), &slot)?;
+        let sealed = key.seal_object(&serde_json::to_vec(&settings).expect("settings serialise"));
+        let header = Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            id,
+            created: Utc::now(),
+            settings: B64.encode(sealed),
+        };
+        let bytes = serde_json::to_vec_pretty(&header).expect("header serialises");
+        // The config goes last: a repository exists only once its key slot is safely stored.
+        if backend.create(FileKind::Config, "config", Bytes::from(bytes))? == Written::Existed {
+            return Err(Error::AlreadyExists {
+                location: backend.location().to_string(),
+            });
+        }
+        Ok(Repository {
+            backend,
+            key,
+            id,
+            created: header.created,
+            settings,
+            key_slot,
+        })
+    }
+
+    pub fn open(backend: Arc<dyn Backend>, credential: &Credential) -> Result<Repository> {
+        let header = read_header(backend.as_ref())?;
+        for (name, _) in backend.list(FileKind::Key)? {
+            let slot = match read_slot(backend.as_ref(), &name) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    tracing::warn!("skipping key slot {name}: {e}");
+                    continue;
+                }
+            };
+            if let Some(key) = slot.unwrap(credential, &header.id)? {
+                let sealed = B64
+                    .decode(&header.settings)
+                    .map_err(|_| Error::corrupt("config", "settings are not base64"))?;
+                let plain = key.open_object("config", &sealed)?;
+                let settings: Settings =
+                    serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e))?;
+                settings
+                    .chunker
+                    .validate()
+                    .map_err(|e| Error::corrupt("config", e))?;
+                return Ok(Repository {
+                    backend,
+                    key,
+                    id: header.id,
+                    created: header.created,
+                    settings,
+                    key_slot: name,
+                });
+            }
+        }
+        Err(Error::WrongKey {
+            what: match credential {
+                Credential::Passphrase(_) => "passphrase",
+                Credential::KeyFile(_) => "key file",
+            },
+        })
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+    pub fn id(&self) -> Id {
+        self.id
+    }
+    pub fn created(&self) -> DateTime<Utc> {
+        self.created
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    /// The key slot this session opened the repository with.
+    pub fn key_slot(&self) -> &str {
+        &self.key_slot
+    }
+
+    pub fn lock(&self, exclusive: bool) -> Result<LockGuard> {
+        LockGuard::acquire(self.backend.clone(), &self.key, exclusive)
+    }
+
+    // ---- keys ----
+
+    pub fn add_key(&self, credential: &Credential) -> Result<String> {
+        store_slot(self.backend.as_ref(), &KeySlot::wrap(&self.key, credential, &self.id)?)
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<(String, KeySlot)>> {
+        let mut out = Vec::new();
+        for (name, _) in self.backend.list(FileKind::Key)? {
+            out.push((name.clone(), read_slot(self.backend.as_ref(), &name)?));
+        }
+        out.sort_by_key(|(_, s)| s.created);
+        Ok(out)
+    }
+
+    pub fn remove_key(&self, id_prefix: &str) -> Result<String> {
+        let keys = self.list_keys()?;
+        let name = unique_prefix(keys.iter().map(|(n, _)| n.as_str()), id_prefix, "key")?;
+        if name == self.key_slot {
+            return Err(Error::Invalid(
+                "refusing to remove the key this session opened the repository with; open with another key".into(),
+            ));
+        }
+        self.backend.remove(FileKind::Key, &name)?;
+        Ok(name)
+    }
+
+    // ---- index ----
+
+    pub fn list_index_files(&self) -> Result<Vec<String>> {
+        Ok(self.backend.list(FileKind::Index)?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
+        let stored = self.backend.read(FileKind::Index, name)?;
+        if Id::of_stored(&stored).to_hex() != name {
+            return Err(Error::corrupt(format!("index/{name}"), "content does not match its name"));
+        }
+        IndexFile::decode(&self.key, name, &stored)
+    }
+
+    /// Load every index file into one in-memory index. Damaged index files are an error: the caller
+    /// decides whether to stop (most commands) or rebuild (`repair index`).
+    pub fn load_index(&self) -> Result<MasterIndex> {
+        let mut index = MasterIndex::default();
+        for name in self.list_index_files()? {
+            for pack in self.read_index_file(&name)?.packs {
+                index.add_pack(&pack);
+            }
+        }
+        index.finish();
+        Ok(index)
+    }
+
+    pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
+        let stored = file.encode(&self.key);
+        let id = Id::of_stored(&stored);
+        self.backend.create(FileKind::Index, &id.to_hex(), Bytes::from(stored))?;
+        Ok(id)
+    }
+
+    /// Read a pack's own directory: the ground truth the index is rebuilt from.
+    pub fn read_pack_directory(&self, pack: &Id, size: u64) -> Result<IndexPack> {
+        let name = pack.to_hex();
+        let head = self.backend.read_range(FileKind::Pack, &name, 0..pack::PACK_PREFIX_LEN as u64)?;
+        let salt = pack::salt_of(pack, &head)?;
+        let mut tail = self.backend.read_tail(FileKind::Pack, &name, pack::TAIL_GUESS.min(size))?;
+        if tail.len() >= 4 {
+            let dir_len = u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as u64;
+            if dir_len + 4 > tail.len() as u64 && dir_len + 4 <= size {
+                tail = self.backend.read_tail(FileKind::Pack, &name, dir_len + 4)?;
+            }
+        }
+        let blobs = pack::parse_directory(&self.key, pack, &salt, size, &tail)?;
+        Ok(IndexPack {
+            id: *pack,
+            salt,
+            size,
+            blobs,
+        })
+    }
+
+    // ---- blobs ----
+
+    pub fn read_blob(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let start = loc.blob.offset as u64;
+        let stored = self.backend.read_range(
+            FileKind::Pack,
+            &loc.pack.id.to_hex(),
+            start..start + loc.blob.stored_len as u64,
+        )?;
+        loc.blob.open(&self.key, &loc.pack.salt, &stored)
+    }
+
+    pub fn load_tree(&self, index: &MasterIndex, id: &Id) -> Result<Tree> {
+        let loc = index
+            .lookup(id)
+            .ok_or_else(|| Error::corrupt(format!("tree {id}"), "not in the index"))?;
+        if loc.blob.kind != BlobKind::Tree {
+            return Err(Error::corrupt(format!("tree {id}"), "indexed as data, not a tree"));
+        }
+        Tree::from_bytes(id, &self.read_blob(&loc)?)
+    }
+
+    // ---- snapshots ----
+
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        let stored = self
+            .key
+            .seal_object(&serde_json::to_vec(snapshot).expect("snapshots serialise"));
+        let id = Id::of_stored(&stored);
+        self.backend.create(FileKind::Snapshot, &id.to_hex(), Bytes::from(stored))?;
+        Ok(id)
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let name = id.to_hex();
+        let what = format!("snapshot {}", id.short());
+        let stored = self.backend.read(FileKind::Snapshot, &name)?;
+        if Id::of_stored(&stored) != *id {
+            return Err(Error::corrupt(what, "content does not match its name"));
+        }
+        let plain = self.key.open_object(&what, &stored)?;
+        serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what, e))
+    }
+
+    pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
+        self.backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|(n, _)| n.parse::<Id>().map_err(|_| Error::corrupt(format!("snapshots/{n}"), "bad name")))
+            .collect()
+    }
+
+    /// Every readable snapshot, oldest first, and the errors for those that are not.
+    pub fn load_snapshots(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<Error>)> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for id in self.snapshot_ids()? {
+            match self.load_snapshot(&id) {
+                Ok(s) => good.push((id, s)),
+                Err(e) => bad.push(e),
+            }
+        }
+        good.sort_by_key(|(_, s)| s.time);
+        Ok((good, bad))
+    }
+
+    /// Resolve `latest`, a full id or a unique prefix of at least 8 hex digits.
+    pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(Id, Snapshot)> {
+        if spec == "latest" {
+            let (snaps, _) = self.load_snapshots()?;
+            return snaps
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter(s))
+                .ok_or_else(|| Error::NotFound {
+                    what: "a snapshot matching the filter".into(),
+                });
+        }
+        if spec.len() < 8 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "'{spec}' is not a snapshot: give `latest` or at least 8 hex digits of its id"
+            )));
+        }
+        let ids: Vec<String> = self.snapshot_ids()?.iter().map(Id::to_hex).collect();
+        let name = unique_prefix(ids.iter().map(String::as_str), &spec.to_ascii_lowercase(), "snapshot")?;
+        let id: Id = name.parse()?;
+        Ok((id, self.load_snapshot(&id)?))
+    }
+}
+
+fn unique_prefix<'a>(names: impl Iterator<Item = &'a str>, prefix: &str, what: &str) -> Result<String> {
+    let matches: Vec<&str> = names.filter(|n| n.starts_with(prefix)).collect();
+    match matches.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(Error::NotFound {
+            what: format!("{what} '{prefix}'"),
+        }),
+        _ => Err(Error::Invalid(format!("{what} prefix '{prefix}' is ambiguous: give more digits"))),
+    }
+}
+
+fn read_header(backend: &dyn Backend) -> Result<Header> {
+    let bytes = match backend.read(FileKind::Config, "config") {
+        Ok(b) => b,
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::NoRepository {
+                location: backend.location().to_string(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let header: Header = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("config", e))?;
+    if header.format != FORMAT {
+        return Err(Error::corrupt("config", "not a bulwark repository"));
+    }
+    if header.version != VERSION {
+        return Err(Error::Invalid(format!(
+            "repository format version {} is not supported by this bulwark (supports {VERSION})",
+            header.version
+        )));
+    }
+    Ok(header)
+}
+
+/// The plaintext facts about a repository, readable without a key.
+pub fn describe_header(backend: &dyn Backend) -> Result<serde_json::Value> {
+    let h = read_header(backend)?;
+    Ok(serde_json::json!({ "format": h.format, "version": h.version, "id": h.id, "created": h.created }))
+}
+
+fn store_slot(backend: &dyn Backend, slot: &KeySlot) -> Result<String> {
+    let bytes = serde_json::to_vec_pretty(slot).expect("key slots serialise");
+    let name = Id::of_stored(&bytes).to_hex();
+    backend.create(FileKind::Key, &name, Bytes::from(bytes))?;
+    Ok(name)
+}
+
+fn read_slot(backend: &dyn Backend, name: &str) -> Result<KeySlot> {
+    let bytes = backend.read(FileKind::Key, name)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(format!("keys/{name}"), e))
+}

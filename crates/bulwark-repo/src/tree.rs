@@ -1,0 +1,173 @@
+//! Trees: one directory's entries, stored as a JSON blob (self-describing, so fields can be added
+//! without a format break) and deduplicated like data.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The name as UTF-8 (lossy when the file system name is not valid UTF-8).
+    pub name: String,
+    /// The exact name bytes, base64, present only when `name` is lossy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_raw: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    pub mtime_ns: i64,
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
+    #[serde(default)]
+    pub inode: u64,
+    #[serde(default)]
+    pub device: u64,
+    #[serde(default)]
+    pub links: u64,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target_raw: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rdev: u64,
+}
+
+/// Store an OS string as UTF-8 when it is, and as exact bytes beside a readable form when not.
+fn encode_os(s: &OsStr) -> (String, Option<String>) {
+    match s.to_str() {
+        Some(utf8) => (utf8.to_string(), None),
+        None => (
+            s.to_string_lossy().into_owned(),
+            Some(B64.encode(s.as_bytes())),
+        ),
+    }
+}
+
+fn decode_os(text: &str, raw: &Option<String>) -> Result<OsString> {
+    match raw {
+        None => Ok(OsString::from(text)),
+        Some(b) => B64
+            .decode(b)
+            .map(OsString::from_vec)
+            .map_err(|_| Error::corrupt("tree", format!("bad raw name for '{text}'"))),
+    }
+}
+
+impl Node {
+    pub fn new(name: &OsStr, kind: NodeKind) -> Node {
+        let (name, name_raw) = encode_os(name);
+        Node {
+            name,
+            name_raw,
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime_ns: 0,
+            atime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            device: 0,
+            links: 0,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            link_target: None,
+            link_target_raw: None,
+            rdev: 0,
+        }
+    }
+
+    pub fn os_name(&self) -> Result<OsString> {
+        decode_os(&self.name, &self.name_raw)
+    }
+
+    pub fn set_link_target(&mut self, target: &OsStr) {
+        let (t, raw) = encode_os(target);
+        self.link_target = Some(t);
+        self.link_target_raw = raw;
+    }
+
+    pub fn link_target(&self) -> Result<OsString> {
+        match &self.link_target {
+            Some(t) => decode_os(t, &self.link_target_raw),
+            None => Err(Error::corrupt("tree", format!("symlink '{}' has no target", self.name))),
+        }
+    }
+
+    /// A name is safe to join onto a restore target: one component, no `..`, no separators.
+    pub fn has_safe_name(&self) -> bool {
+        match self.os_name() {
+            Ok(n) => {
+                let b = n.as_bytes();
+                !b.is_empty() && b != b"." && b != b".." && !b.contains(&b'/') && !b.contains(&0)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("trees serialise")
+    }
+
+    pub fn from_bytes(id: &Id, bytes: &[u8]) -> Result<Tree> {
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))
+    }
+
+    /// Sort by raw name so a tree's bytes, and so its id, depend only on its content.
+    pub fn sort(&mut self) {
+        self.nodes.sort_by(|a, b| {
+            let key = |n: &Node| n.os_name().unwrap_or_default();
+            key(a).cmp(&key(b))
+        });
+    }
+
+    pub fn find(&self, name: &OsStr) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.os_name().map(|o| o == name).unwrap_or(false))
+    }
+}
