@@ -1,0 +1,11 @@
+//! Bulwark's jobs, each a function over an open repository: backup, restore, check, repair and
+//! browsing. The CLI (and later the server) parse input, call these, and render the reports.
+
+pub mod backup;
+pub mod browse;
+pub mod check;
+pub mod progress;
+pub mod repair;
+pub mod restore;
+
+pub use progress::Progress;

@@ -20,6 +20,8 @@ pub enum Error {
     Backend(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    SourceFailed(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -73,6 +75,9 @@ impl Error {
             ),
             Error::Backend(_) => Some("check the repository location, permissions and free space"),
             Error::Io { .. } => Some("check the path, permissions and free space"),
+            Error::SourceFailed(_) => {
+                Some("no snapshot was saved; fix the source (command, database, stream) and run the backup again")
+            }
             _ => None,
         }
     }

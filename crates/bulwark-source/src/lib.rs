@@ -1,0 +1,8 @@
+//! What Bulwark backs up and restores: file system metadata and content, and byte streams from
+//! stdin or a command.
+
+pub mod patterns;
+pub mod files;
+pub mod stream;
+
+pub use patterns::Patterns;

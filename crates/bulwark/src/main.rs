@@ -1,1 +1,54 @@
-fn main() {}
+//! `bulwark`: parse the command line, run the job, print text or one JSON document, and exit with
+//! the documented code (0 ok, 1 failed, 2 usage, 3 some items unreadable, 10 no repository,
+//! 11 locked, 12 wrong key).
+
+mod cli;
+mod commands;
+mod credentials;
+mod failure;
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::failure::Failure;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose, cli.global.quiet);
+    let json = cli.global.json;
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            failure.print(json);
+            failure.code
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// Progress bars only for a person watching a terminal.
+pub fn show_progress(global: &cli::Global) -> bool {
+    !global.json && !global.quiet && std::io::stderr().is_terminal()
+}
+
+pub type CliResult<T> = Result<T, Failure>;

@@ -1,0 +1,416 @@
+//! Backup: walk the sources in parallel, chunk and save what is new, write trees bottom-up, and
+//! finally the snapshot, which alone makes the backup visible.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
+use bulwark_repo::{BlobKind, Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, Summary, Tree};
+use bulwark_source::Patterns;
+use bulwark_source::files::{node_from_metadata, unchanged};
+use chrono::{DateTime, FixedOffset, Local};
+use rayon::prelude::*;
+
+use crate::progress::Progress;
+
+pub enum BackupSource {
+    Paths(Vec<PathBuf>),
+    /// One stream stored as a file called `name` at the snapshot's root.
+    Stream { name: String, reader: Box<dyn Read + Send> },
+}
+
+pub struct BackupOptions {
+    pub source: BackupSource,
+    pub excludes: Patterns,
+    pub tags: Vec<String>,
+    pub host: Option<String>,
+    pub time: Option<DateTime<FixedOffset>>,
+    pub parent: Option<String>,
+    pub dataset: Option<String>,
+    pub meta: BTreeMap<String, serde_json::Value>,
+}
+
+pub struct BackupReport {
+    pub snapshot_id: Id,
+    pub parent: Option<Id>,
+    pub summary: Summary,
+    /// Entries that could not be read, each "path: reason"; the snapshot holds everything else.
+    pub unreadable: Vec<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
+    total_bytes: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An error while archiving one entry: the source's (recorded, skipped) or the repository's (fatal).
+enum EntryError {
+    Source(io::Error),
+    Repo(Error),
+}
+
+impl From<io::Error> for EntryError {
+    fn from(e: io::Error) -> Self {
+        EntryError::Source(e)
+    }
+}
+
+impl From<Error> for EntryError {
+    fn from(e: Error) -> Self {
+        EntryError::Repo(e)
+    }
+}
+
+pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Result<BackupReport> {
+    let started = Instant::now();
+    let _lock = repo.lock(false)?;
+    let mut index = repo.load_index()?;
+    let adopted = adopt_unindexed_packs(repo, &mut index)?;
+    if adopted > 0 {
+        tracing::info!("reusing {adopted} packs left by an interrupted backup");
+    }
+    let host = opts.host.clone().unwrap_or_else(bulwark_repo::host_name);
+    let (paths, source) = match opts.source {
+        BackupSource::Paths(p) => {
+            let targets = absolute_targets(&p)?;
+            let paths = targets.iter().map(|t| t.display().to_string()).collect();
+            (paths, Source::Tree(PathTrie::new(&targets)))
+        }
+        BackupSource::Stream { name, reader } => {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(Error::Invalid(format!(
+                    "'{name}' is not a valid --stdin-name: give a plain file name"
+                )));
+            }
+            (vec![format!("/{name}")], Source::Stream(name, reader))
+        }
+    };
+    let parent = find_parent(repo, opts.parent.as_deref(), opts.dataset.as_deref(), &host, &paths)?;
+    let parent_tree = match &parent {
+        Some((_, snap)) => Some(repo.load_tree(&index, &snap.tree)?),
+        None => None,
+    };
+    let archiver = Archiver {
+        repo,
+        index: &index,
+        excludes: &opts.excludes,
+        counters: Counters::default(),
+        unreadable: Mutex::new(Vec::new()),
+        buffers: Mutex::new(Vec::new()),
+        progress,
+    };
+    let (root, stats) = BlobWriter::run(repo, &index, 2, |writer| match source {
+        Source::Tree(trie) => archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref()),
+        Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
+    })?;
+    progress.finish();
+    let c = &archiver.counters;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let unreadable = archiver.unreadable.into_inner().expect("unreadable list");
+    let summary = Summary {
+        files_new: load(&c.files_new),
+        files_changed: load(&c.files_changed),
+        files_unmodified: load(&c.files_unmodified),
+        files_unreadable: unreadable.len() as u64,
+        dirs_new: load(&c.dirs_new),
+        dirs_changed: load(&c.dirs_changed),
+        dirs_unmodified: load(&c.dirs_unmodified),
+        total_files: load(&c.files_new) + load(&c.files_changed) + load(&c.files_unmodified),
+        total_bytes: load(&c.total_bytes),
+        bytes_read: load(&c.bytes_read),
+        blobs_added: stats.blobs_added,
+        bytes_added: stats.bytes_added,
+        bytes_added_stored: stats.bytes_stored,
+        duration_s: started.elapsed().as_secs_f64(),
+    };
+    let snapshot = Snapshot {
+        time: opts.time.unwrap_or_else(|| Local::now().fixed_offset()),
+        tree: root,
+        paths,
+        hostname: host,
+        username: bulwark_repo::user_name(),
+        tags: opts.tags,
+        parent: parent.map(|(id, _)| id),
+        excludes: opts.excludes.patterns().to_vec(),
+        dataset: opts.dataset,
+        program_version: concat!("bulwark ", env!("CARGO_PKG_VERSION")).to_string(),
+        summary: Some(summary.clone()),
+        meta: opts.meta,
+    };
+    // Written last: until this object exists, nothing of this backup is visible.
+    let snapshot_id = repo.save_snapshot(&snapshot)?;
+    Ok(BackupReport {
+        snapshot_id,
+        parent: snapshot.parent,
+        summary,
+        unreadable,
+    })
+}
+
+enum Source {
+    Tree(PathTrie),
+    Stream(String, Box<dyn Read + Send>),
+}
+
+/// Absolute, lexically normalised targets (symlinks in them are not resolved, as the user named
+/// them); each must exist.
+fn absolute_targets(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::Invalid("nothing to back up: give paths, or --stdin-name".into()));
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).map_err(|e| Error::io(format!("{}", p.display()), e))?;
+        let mut clean = PathBuf::from("/");
+        for c in abs.components() {
+            match c {
+                Component::Normal(n) => clean.push(n),
+                Component::ParentDir => {
+                    clean.pop();
+                }
+                _ => {}
+            }
+        }
+        fs::symlink_metadata(&clean).map_err(|e| Error::io(format!("cannot back up {}", clean.display()), e))?;
+        out.push(clean);
+    }
+    Ok(out)
+}
+
+fn find_parent(
+    repo: &Repository,
+    explicit: Option<&str>,
+    dataset: Option<&str>,
+    host: &str,
+    paths: &[String],
+) -> Result<Option<(Id, Snapshot)>> {
+    if let Some(spec) = explicit {
+        return repo.find_snapshot(spec, |_| true).map(Some);
+    }
+    match repo.find_snapshot("latest", |s| s.same_source(host, paths) && s.dataset.as_deref() == dataset) {
+        Ok(found) => Ok(Some(found)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The backup targets arranged as a tree of path components below `/`.
+#[derive(Default)]
+struct PathTrie {
+    /// This path is itself a target: archive everything below it.
+    target: bool,
+    children: BTreeMap<OsString, PathTrie>,
+}
+
+impl PathTrie {
+    fn new(targets: &[PathBuf]) -> PathTrie {
+        let mut root = PathTrie::default();
+        for t in targets {
+            let mut node = &mut root;
+            for c in t.components() {
+                if let Component::Normal(name) = c {
+                    if node.target {
+                        break; // an ancestor is archived whole already
+                    }
+                    node = node.children.entry(name.to_os_string()).or_default();
+                }
+            }
+            node.target = true;
+            node.children.clear();
+        }
+        root
+    }
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    excludes: &'a Patterns,
+    counters: Counters,
+    unreadable: Mutex<Vec<String>>,
+    buffers: Mutex<Vec<Vec<u8>>>,
+    progress: &'a Progress,
+}
+
+impl Archiver<'_> {
+    fn skip(&self, path: &Path, e: &io::Error) {
+        tracing::warn!("skipping {}: {e}", path.display());
+        self.unreadable
+            .lock()
+            .expect("unreadable list")
+            .push(format!("{}: {e}", path.display()));
+    }
+
+    fn parent_subtree(&self, parent: Option<&Node>) -> Option<Tree> {
+        let id = parent.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
+        match self.repo.load_tree(self.index, &id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("parent tree {id} unreadable, reading everything below it: {e}");
+                None
+            }
+        }
+    }
+
+    fn save_tree(&self, writer: &BlobWriter, mut nodes: Vec<Node>) -> Result<Id> {
+        let mut tree = Tree { nodes: Vec::new() };
+        tree.nodes.append(&mut nodes);
+        tree.sort();
+        writer.save(BlobKind::Tree, &tree.to_bytes())
+    }
+
+    /// The directories above the targets: their own metadata, and only the children on the way.
+    fn archive_virtual(&self, writer: &BlobWriter, dir: &Path, trie: &PathTrie, parent: Option<&Tree>) -> Result<Id> {
+        let nodes: Vec<Option<Node>> = trie
+            .children
+            .par_iter()
+            .map(|(name, child)| {
+                let path = dir.join(name);
+                let old = parent.and_then(|t| t.find(name));
+                if child.target {
+                    return self.archive_entry(writer, &path, name, old);
+                }
+                let meta = match fs::symlink_metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.skip(&path, &e);
+                        return Ok(None);
+                    }
+                };
+                let mut node = node_from_metadata(name, &meta);
+                node.kind = NodeKind::Dir;
+                let old_tree = self.parent_subtree(old);
+                node.subtree = Some(self.archive_virtual(writer, &path, child, old_tree.as_ref())?);
+                Ok(Some(node))
+            })
+            .collect::<Result<_>>()?;
+        self.save_tree(writer, nodes.into_iter().flatten().collect())
+    }
+
+    fn archive_entry(&self, writer: &BlobWriter, path: &Path, name: &OsStr, old: Option<&Node>) -> Result<Option<Node>> {
+        if self.excludes.matches(path) {
+            return Ok(None);
+        }
+        match self.try_archive_entry(writer, path, name, old) {
+            Ok(node) => Ok(Some(node)),
+            Err(EntryError::Source(e)) => {
+                self.skip(path, &e);
+                Ok(None)
+            }
+            Err(EntryError::Repo(e)) => Err(e),
+        }
+    }
+
+    fn try_archive_entry(&self, writer: &BlobWriter, path: &Path, name: &OsStr, old: Option<&Node>) -> Result<Node, EntryError> {
+        let meta = fs::symlink_metadata(path)?;
+        let mut node = node_from_metadata(name, &meta);
+        let c = &self.counters;
+        match node.kind {
+            NodeKind::File => {
+                match old.filter(|o| unchanged(o, &node) && o.content.iter().all(|id| writer.has(id))) {
+                    Some(o) => {
+                        node.content = o.content.clone();
+                        bump(&c.files_unmodified);
+                    }
+                    None => {
+                        let (content, size) = self.read_file(writer, path)?;
+                        node.content = content;
+                        node.size = size;
+                        bump(if old.is_some() { &c.files_changed } else { &c.files_new });
+                    }
+                }
+                c.total_bytes.fetch_add(node.size, Ordering::Relaxed);
+                self.progress.inc(node.size);
+            }
+            NodeKind::Dir => {
+                let entries = fs::read_dir(path)?
+                    .map(|e| e.map(|e| e.file_name()))
+                    .collect::<io::Result<Vec<OsString>>>()?;
+                let old_tree = self.parent_subtree(old);
+                let nodes: Vec<Option<Node>> = entries
+                    .par_iter()
+                    .map(|n| {
+                        let prior = old_tree.as_ref().and_then(|t| t.find(n));
+                        self.archive_entry(writer, &path.join(n), n, prior)
+                    })
+                    .collect::<Result<_>>()?;
+                let id = self.save_tree(writer, nodes.into_iter().flatten().collect())?;
+                let prior = old.and_then(|o| o.subtree);
+                bump(match prior {
+                    None => &c.dirs_new,
+                    Some(p) if p == id => &c.dirs_unmodified,
+                    Some(_) => &c.dirs_changed,
+                });
+                node.subtree = Some(id);
+            }
+            NodeKind::Symlink => node.set_link_target(fs::read_link(path)?.as_os_str()),
+            _ => {}
+        }
+        Ok(node)
+    }
+
+    /// Chunk a stream and save its chunks; returns the content ids and the bytes read.
+    fn save_stream(&self, writer: &BlobWriter, reader: impl Read) -> Result<(Vec<Id>, u64), EntryError> {
+        let mut buf = self.buffers.lock().expect("buffer pool").pop().unwrap_or_default();
+        let mut content = Vec::new();
+        let chunker = self.repo.settings().chunker;
+        let result = chunker.chunk_stream(reader, &mut buf, |window, cuts| -> Result<(), EntryError> {
+            if let [only] = cuts {
+                content.push(writer.save(BlobKind::Data, &window[only.clone()])?);
+            } else {
+                let ids: Vec<Id> = cuts
+                    .par_iter()
+                    .map(|r| writer.save(BlobKind::Data, &window[r.clone()]))
+                    .collect::<Result<_>>()?;
+                content.extend(ids);
+            }
+            let n: usize = cuts.iter().map(|r| r.len()).sum();
+            self.counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+            Ok(())
+        });
+        self.buffers.lock().expect("buffer pool").push(buf);
+        Ok((content, result?))
+    }
+
+    fn read_file(&self, writer: &BlobWriter, path: &Path) -> Result<(Vec<Id>, u64), EntryError> {
+        self.save_stream(writer, File::open(path)?)
+    }
+
+    fn archive_stream(&self, writer: &BlobWriter, name: &str, reader: Box<dyn Read + Send>) -> Result<Id> {
+        let (content, size) = match self.save_stream(writer, reader) {
+            Ok(r) => r,
+            Err(EntryError::Source(e)) => {
+                return Err(Error::SourceFailed(format!("reading the stream for {name}: {e}")));
+            }
+            Err(EntryError::Repo(e)) => return Err(e),
+        };
+        let now = Local::now();
+        let now_ns = now.timestamp_nanos_opt().unwrap_or_default();
+        let mut node = Node::new(OsStr::new(name), NodeKind::File);
+        node.mode = 0o600;
+        (node.uid, node.gid) = bulwark_source::files::current_ids();
+        (node.mtime_ns, node.atime_ns, node.ctime_ns) = (now_ns, now_ns, now_ns);
+        node.size = size;
+        node.content = content;
+        bump(&self.counters.files_new);
+        self.counters.total_bytes.fetch_add(size, Ordering::Relaxed);
+        self.save_tree(writer, vec![node])
+    }
+}

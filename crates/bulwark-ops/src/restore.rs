@@ -1,0 +1,306 @@
+//! Restore: lay out directories, links and empty files, then fetch each needed pack once and write
+//! its blobs wherever they belong, then apply metadata bottom-up. `verify` re-reads every file and
+//! compares each chunk's keyed hash with the snapshot's.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bulwark_repo::index::BlobLocation;
+use bulwark_repo::{Error, FileKind, Id, MasterIndex, Node, NodeKind, Repository, Result, Tree};
+use bulwark_source::Patterns;
+use bulwark_source::files::{apply_metadata, make_special, running_as_root};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::browse::{self, Selection};
+use crate::progress::Progress;
+
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    pub include: Patterns,
+    pub verify: bool,
+    pub show_progress: bool,
+}
+
+#[derive(Serialize, Default, Debug)]
+pub struct RestoreReport {
+    pub snapshot_id: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub links: u64,
+    pub bytes: u64,
+    pub verified: bool,
+    pub files_verified: u64,
+    /// Problems that did not stop the restore (metadata that could not be applied, ...).
+    pub warnings: Vec<String>,
+    /// Files whose content could not be restored or did not verify.
+    pub errors: Vec<String>,
+}
+
+struct Plan {
+    files: Vec<(PathBuf, Node)>,
+    /// Everything whose metadata is applied after the data is written, children before parents.
+    metadata: Vec<(PathBuf, Node)>,
+    dirs: u64,
+    links: u64,
+}
+
+/// Blobs never span more than this gap when fetched together from one pack.
+const MAX_READ_GAP: u64 = 1 << 20;
+
+pub fn restore(repo: &Repository, spec: &str, opts: &RestoreOptions) -> Result<RestoreReport> {
+    let _lock = repo.lock(false)?;
+    let index = repo.load_index()?;
+    let sel = browse::select(repo, &index, spec, None)?;
+    fs::create_dir_all(&opts.target)
+        .map_err(|e| Error::io(format!("cannot create {}", opts.target.display()), e))?;
+    let mut report = RestoreReport {
+        snapshot_id: sel.id.to_hex(),
+        ..Default::default()
+    };
+    let plan = lay_out(repo, &index, &sel, opts, &mut report)?;
+    let total: u64 = plan.files.iter().map(|(_, n)| n.size).sum();
+    let progress = Progress::bytes(opts.show_progress, Some(total), "restore");
+    write_contents(repo, &index, &plan.files, &progress, &mut report)?;
+    progress.finish();
+    let as_root = running_as_root();
+    for (path, node) in &plan.metadata {
+        if let Err(e) = apply_metadata(path, node, as_root) {
+            report.warnings.push(format!("{}: metadata: {e}", path.display()));
+        }
+    }
+    report.files = plan.files.len() as u64;
+    report.bytes = total;
+    report.dirs = plan.dirs;
+    report.links = plan.links;
+    if opts.verify {
+        let progress = Progress::bytes(opts.show_progress, Some(total), "verify ");
+        let failures: Vec<String> = plan
+            .files
+            .par_iter()
+            .filter_map(|(path, node)| {
+                let r = verify_file(repo, &index, path, node);
+                progress.inc(node.size);
+                r.err().map(|e| format!("{}: {e}", path.display()))
+            })
+            .collect();
+        progress.finish();
+        report.files_verified = plan.files.len() as u64 - failures.len() as u64;
+        report.verified = failures.is_empty() && report.errors.is_empty();
+        report.errors.extend(failures);
+    }
+    Ok(report)
+}
+
+fn lay_out(
+    repo: &Repository,
+    index: &MasterIndex,
+    sel: &Selection,
+    opts: &RestoreOptions,
+    report: &mut RestoreReport,
+) -> Result<Plan> {
+    let mut plan = Plan {
+        files: Vec::new(),
+        metadata: Vec::new(),
+        dirs: 0,
+        links: 0,
+    };
+    let tree = browse::selected_tree(repo, index, sel)?;
+    let snap_base = match &sel.node {
+        Some(n) if n.kind != NodeKind::Dir => sel.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        _ => sel.path.clone(),
+    };
+    let everything = opts.include.patterns().is_empty();
+    lay_out_tree(repo, index, &tree, &opts.target, &snap_base, everything, opts, &mut plan, report)?;
+    Ok(plan)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lay_out_tree(
+    repo: &Repository,
+    index: &MasterIndex,
+    tree: &Tree,
+    dir: &Path,
+    snap_dir: &Path,
+    included: bool,
+    opts: &RestoreOptions,
+    plan: &mut Plan,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    for node in &tree.nodes {
+        if !node.has_safe_name() {
+            return Err(Error::corrupt("tree", format!("unsafe file name {:?}", node.name)));
+        }
+        let name = node.os_name()?;
+        let (path, snap_path) = (dir.join(&name), snap_dir.join(&name));
+        let included = included || opts.include.matches(&snap_path);
+        if node.kind == NodeKind::Dir {
+            let sub = browse::load_subtree(repo, index, node)?;
+            if included {
+                fs::create_dir_all(&path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+            }
+            lay_out_tree(repo, index, &sub, &path, &snap_path, included, opts, plan, report)?;
+            if included || path.exists() {
+                plan.dirs += 1;
+                plan.metadata.push((path, node.clone()));
+            }
+            continue;
+        }
+        if !included {
+            continue;
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        remove_existing(&path)?;
+        let made = match node.kind {
+            NodeKind::File => {
+                let file = File::create(&path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                // Pre-sizing leaves holes wherever zero chunks are skipped: sparse files stay sparse.
+                file.set_len(node.size)
+                    .map_err(|e| Error::io(format!("cannot size {}", path.display()), e))?;
+                plan.files.push((path.clone(), node.clone()));
+                Ok(())
+            }
+            NodeKind::Symlink => {
+                plan.links += 1;
+                std::os::unix::fs::symlink(node.link_target()?, &path)
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => make_special(&path, node),
+            NodeKind::Socket | NodeKind::Dir => continue,
+        };
+        match made {
+            Ok(()) => plan.metadata.push((path, node.clone())),
+            Err(e) => report.warnings.push(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(())
+}
+
+fn remove_existing(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::Invalid(format!(
+            "{} exists and is a directory; restore into an empty target",
+            path.display()
+        ))),
+        // Replace rather than overwrite in place: the old file may be hard-linked elsewhere.
+        Ok(_) => fs::remove_file(path).map_err(|e| Error::io(format!("cannot replace {}", path.display()), e)),
+        Err(_) => Ok(()),
+    }
+}
+
+struct Target {
+    file: usize,
+    offset: u64,
+}
+
+fn write_contents(
+    repo: &Repository,
+    index: &MasterIndex,
+    files: &[(PathBuf, Node)],
+    progress: &Progress,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    // pack -> blob -> where it goes
+    let mut by_pack: BTreeMap<Id, BTreeMap<u32, (BlobLocation, Vec<Target>)>> = BTreeMap::new();
+    for (i, (path, node)) in files.iter().enumerate() {
+        let mut offset = 0u64;
+        for id in &node.content {
+            let loc = index.lookup(id).ok_or_else(|| {
+                Error::corrupt(format!("blob {id}"), format!("needed by {} but not in the index", path.display()))
+            })?;
+            by_pack
+                .entry(loc.pack.id)
+                .or_default()
+                .entry(loc.blob.offset)
+                .or_insert_with(|| (loc, Vec::new()))
+                .1
+                .push(Target { file: i, offset });
+            offset += loc.blob.raw_len as u64;
+        }
+    }
+    let failures = Mutex::new(Vec::new());
+    by_pack.into_par_iter().try_for_each(|(pack, blobs)| -> Result<()> {
+        let blobs: Vec<_> = blobs.into_values().collect();
+        for group in read_groups(&blobs) {
+            let first = &blobs[group.start].0.blob;
+            let last = &blobs[group.end - 1].0.blob;
+            let (start, end) = (first.offset as u64, last.offset as u64 + last.stored_len as u64);
+            let data = repo.backend().read_range(FileKind::Pack, &pack.to_hex(), start..end)?;
+            let mut open: BTreeMap<usize, File> = BTreeMap::new();
+            for (loc, targets) in &blobs[group] {
+                let at = (loc.blob.offset as u64 - start) as usize;
+                let plain = loc.blob.open(repo.key(), &loc.pack.salt, &data[at..at + loc.blob.stored_len as usize])?;
+                let zeros = plain.iter().all(|&b| b == 0);
+                for t in targets {
+                    progress.inc(plain.len() as u64);
+                    if zeros {
+                        continue;
+                    }
+                    let path = &files[t.file].0;
+                    let file = match open.entry(t.file) {
+                        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            match OpenOptions::new().write(true).open(path) {
+                                Ok(f) => v.insert(f),
+                                Err(e) => {
+                                    failures.lock().expect("failures").push(format!("{}: {e}", path.display()));
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    file.write_all_at(&plain, t.offset)
+                        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    report.errors.extend(failures.into_inner().expect("failures"));
+    Ok(())
+}
+
+/// Split a pack's needed blobs (sorted by offset) into runs worth fetching in one read.
+fn read_groups(blobs: &[(BlobLocation, Vec<Target>)]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=blobs.len() {
+        let split = i == blobs.len() || {
+            let prev = &blobs[i - 1].0.blob;
+            let gap = blobs[i].0.blob.offset as u64 - (prev.offset as u64 + prev.stored_len as u64);
+            gap > MAX_READ_GAP
+        };
+        if split {
+            groups.push(start..i);
+            start = i;
+        }
+    }
+    groups
+}
+
+/// Re-read a restored file and compare every chunk's keyed hash with the snapshot's.
+pub fn verify_file(repo: &Repository, index: &MasterIndex, path: &Path, node: &Node) -> Result<()> {
+    let mut file = File::open(path).map_err(|e| Error::io("cannot reopen", e))?;
+    let mut buf = Vec::new();
+    for (n, id) in node.content.iter().enumerate() {
+        let loc = index
+            .lookup(id)
+            .ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in the index"))?;
+        buf.resize(loc.blob.raw_len as usize, 0);
+        file.read_exact(&mut buf)
+            .map_err(|e| Error::corrupt("restored file", format!("chunk {n}: {e}")))?;
+        if repo.key().blob_id(&buf) != *id {
+            return Err(Error::corrupt("restored file", format!("chunk {n} differs from the snapshot")));
+        }
+    }
+    let mut rest = [0u8; 1];
+    match file.read(&mut rest) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Error::corrupt("restored file", "longer than in the snapshot")),
+        Err(e) => Err(Error::io("cannot reread", e)),
+    }
+}
+

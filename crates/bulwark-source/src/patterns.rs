@@ -1,0 +1,57 @@
+use std::path::Path;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// `--exclude` and `--include` patterns: a pattern matches a path's full text or, when it has no `/`, its name.
+#[derive(Default, Clone)]
+pub struct Patterns {
+    full: GlobSet,
+    names: GlobSet,
+    patterns: Vec<String>,
+}
+
+impl Patterns {
+    pub fn new(patterns: &[String]) -> Result<Patterns, String> {
+        let (mut full, mut names) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+        for p in patterns {
+            let glob = Glob::new(p).map_err(|e| format!("bad pattern '{p}': {e}"))?;
+            if p.contains('/') {
+                full.add(glob);
+            } else {
+                names.add(glob);
+            }
+        }
+        let build = |b: GlobSetBuilder| b.build().map_err(|e| format!("bad patterns: {e}"));
+        Ok(Patterns {
+            full: build(full)?,
+            names: build(names)?,
+            patterns: patterns.to_vec(),
+        })
+    }
+
+    pub fn matches(&self, path: &Path) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
+        self.full.is_match(path) || path.file_name().is_some_and(|n| self.names.is_match(n))
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_full_paths_match() {
+        let ex = Patterns::new(&["*.tmp".into(), "/srv/cache/**".into()]).unwrap();
+        assert!(ex.matches(Path::new("/a/b/x.tmp")));
+        assert!(!ex.matches(Path::new("/a/b/x.tmpl")));
+        assert!(ex.matches(Path::new("/srv/cache/a/b")));
+        assert!(!ex.matches(Path::new("/srv/data/a")));
+        assert!(Patterns::new(&["[".into()]).is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bulwark", version, about = "Encrypted, deduplicated backups that prove they restore")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct Global {
+    /// Repository location: a directory path or file:// URL
+    #[arg(short = 'r', long = "repo", env = "BULWARK_REPO", global = true)]
+    pub repo: Option<String>,
+    /// Read the passphrase from this file's first line
+    #[arg(long, env = "BULWARK_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Open the repository with a key file instead of a passphrase
+    #[arg(long, env = "BULWARK_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output on stderr (-v info, -vv debug)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a new repository
+    Init(InitArgs),
+    /// Back up files, a stream from stdin, or a command's output
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// List the files in a snapshot
+    Ls(LsArgs),
+    /// Restore a snapshot, or a path inside one
+    Restore(RestoreArgs),
+    /// Verify the repository's structure and, optionally, its data
+    Check(CheckArgs),
+    /// Manage key slots
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Print repository objects
+    #[command(subcommand)]
+    Cat(CatCommand),
+    /// Repair the repository
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Protect the first key slot with a new key file written here, instead of a passphrase
+    #[arg(long)]
+    pub new_key_file: Option<PathBuf>,
+    /// Target pack size in MiB
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub pack_size_mib: u32,
+    /// Average chunk size in KiB (minimum is a quarter, maximum four times); fixed for the repository's life
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=16384))]
+    pub chunk_avg_kib: u32,
+    /// zstd compression level
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(-7..=19))]
+    pub compression_level: i32,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    pub paths: Vec<PathBuf>,
+    /// Exclude paths matching a glob (a pattern without '/' matches names)
+    #[arg(long, short = 'e')]
+    pub exclude: Vec<String>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Host name to record (default: this host's)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Snapshot time (RFC 3339), for importing history
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Parent snapshot for change detection (default: latest of the same host and paths)
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Dataset name to record with the snapshot
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Back up standard input as a file with this name
+    #[arg(long)]
+    pub stdin_name: Option<String>,
+    /// With --stdin-name: back up the output of the command after `--` instead of stdin
+    #[arg(long, requires = "stdin_name")]
+    pub stdin_from_command: bool,
+    /// The command for --stdin-from-command
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct SnapshotsArgs {
+    /// Only snapshots of this host
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only snapshots with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// Snapshot id (8+ hex digits), `latest`, or ID:PATH
+    pub snapshot: String,
+    /// Only below this path
+    pub path: Option<String>,
+    /// Show type, mode, size and time
+    #[arg(short, long)]
+    pub long: bool,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// Snapshot id (8+ hex digits), `latest`, or ID:PATH
+    pub snapshot: String,
+    /// Directory to restore into
+    #[arg(long, short = 't')]
+    pub target: PathBuf,
+    /// Restore only paths matching a glob (repeatable)
+    #[arg(long, short = 'i')]
+    pub include: Vec<String>,
+    /// Re-read every restored file and compare it with the snapshot
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Read, decrypt and verify every pack
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Read a random subset of packs, e.g. 10%
+    #[arg(long)]
+    pub read_data_subset: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Add a key slot: a new passphrase (BULWARK_NEW_PASSWORD_FILE or prompt) or a new key file
+    Add {
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+    /// List key slots
+    List,
+    /// Remove a key slot by id prefix
+    Remove { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum CatCommand {
+    /// The repository's configuration (the chunker seed stays secret)
+    Config,
+    /// A snapshot object
+    Snapshot { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs alone
+    Index,
+}

@@ -1,0 +1,433 @@
+//! One function per command: open what it needs, call the job, render the result.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bulwark_ops::backup::{BackupOptions, BackupSource, backup};
+use bulwark_ops::check::{ReadData, check};
+use bulwark_ops::restore::{RestoreOptions, restore};
+use bulwark_ops::{Progress, browse, repair};
+use bulwark_repo::{Backend, Repository, Settings, StoreBackend};
+use bulwark_source::Patterns;
+use bulwark_source::stream::CommandStream;
+use chrono::DateTime;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::*;
+use crate::failure::Failure;
+use crate::{CliResult, credentials, show_progress};
+
+pub fn run(cli: Cli) -> CliResult<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init(g, a),
+        Command::Backup(a) => backup_cmd(g, a),
+        Command::Snapshots(a) => snapshots(g, a),
+        Command::Ls(a) => ls(g, a),
+        Command::Restore(a) => restore_cmd(g, a),
+        Command::Check(a) => check_cmd(g, a),
+        Command::Key(k) => key(g, k),
+        Command::Cat(c) => cat(g, c),
+        Command::Repair(RepairCommand::Index) => repair_index(g),
+    }
+}
+
+/// Print `value` as JSON, or `text` for a person.
+fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
+    if g.json {
+        println!("{}", serde_json::to_string(value).expect("reports serialise"));
+    } else if !g.quiet {
+        let t = text();
+        if !t.is_empty() {
+            println!("{t}");
+        }
+    }
+}
+
+fn backend(g: &Global, create: bool) -> CliResult<Arc<dyn Backend>> {
+    let repo = g.repo.as_deref().ok_or_else(|| {
+        Failure::usage("no repository given", "pass -r/--repo or set BULWARK_REPO")
+    })?;
+    if repo.contains("://") && !repo.starts_with("file://") {
+        return Err(Failure::usage(
+            format!("unsupported repository URL '{repo}'"),
+            "give a directory path or a file:// URL",
+        ));
+    }
+    let path = PathBuf::from(repo.strip_prefix("file://").unwrap_or(repo));
+    Ok(Arc::new(StoreBackend::local(&path, create)?))
+}
+
+fn open(g: &Global) -> CliResult<Repository> {
+    let backend = backend(g, false)?;
+    // Refuse early, before asking for a passphrase, when nothing is there.
+    bulwark_repo::repository::describe_header(backend.as_ref())?;
+    let credential = credentials::existing(g)?;
+    Ok(Repository::open(backend, &credential)?)
+}
+
+fn init(g: &Global, a: InitArgs) -> CliResult<i32> {
+    let backend = backend(g, true)?;
+    let credential = credentials::new(g, a.new_key_file.as_deref(), "BULWARK_PASSWORD_FILE")?;
+    let mut settings = Settings {
+        pack_size: a.pack_size_mib * 1024 * 1024,
+        compression_level: a.compression_level,
+        ..Settings::default()
+    };
+    let avg = a.chunk_avg_kib * 1024;
+    (settings.chunker.min_size, settings.chunker.avg_size, settings.chunker.max_size) = (avg / 4, avg, avg * 4);
+    let repo = Repository::init(backend, &credential, settings)?;
+    let location = repo.backend().location().to_string();
+    emit(g, &json!({ "id": repo.id(), "location": location }), || {
+        format!("created repository {} at {location}", repo.id().short())
+    });
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct BackupJson<'a> {
+    snapshot_id: String,
+    parent: Option<String>,
+    #[serde(flatten)]
+    summary: &'a bulwark_repo::Summary,
+    unreadable: &'a [String],
+}
+
+fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
+    let source = match &a.stdin_name {
+        Some(name) => {
+            if !a.paths.is_empty() {
+                return Err(Failure::usage("paths and --stdin-name exclude each other", "back up one or the other"));
+            }
+            let reader: Box<dyn Read + Send> = if a.stdin_from_command {
+                Box::new(CommandStream::spawn(&a.command).map_err(|e| {
+                    Failure::new(1, e.to_string(), Some("give the command after `--`, e.g. -- pg_dump mydb"))
+                })?)
+            } else {
+                Box::new(std::io::stdin())
+            };
+            BackupSource::Stream { name: name.clone(), reader }
+        }
+        None if a.paths.is_empty() => {
+            return Err(Failure::usage("nothing to back up", "give paths, or --stdin-name NAME to read stdin"));
+        }
+        None => BackupSource::Paths(a.paths.clone()),
+    };
+    let time = a
+        .time
+        .as_deref()
+        .map(DateTime::parse_from_rfc3339)
+        .transpose()
+        .map_err(|e| Failure::usage(format!("bad --time: {e}"), "use RFC 3339, e.g. 2026-01-31T02:00:00Z"))?;
+    let excludes = Patterns::new(&a.exclude).map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let repo = open(g)?;
+    let progress = Progress::bytes(show_progress(g), None, "backup");
+    let report = backup(
+        &repo,
+        BackupOptions {
+            source,
+            excludes,
+            tags: a.tag,
+            host: a.host,
+            time,
+            parent: a.parent,
+            dataset: a.dataset,
+            meta: BTreeMap::new(),
+        },
+        &progress,
+    )?;
+    let s = &report.summary;
+    emit(
+        g,
+        &BackupJson {
+            snapshot_id: report.snapshot_id.to_hex(),
+            parent: report.parent.map(|p| p.to_hex()),
+            summary: s,
+            unreadable: &report.unreadable,
+        },
+        || {
+            format!(
+                "snapshot {} saved\nfiles: {} new, {} changed, {} unmodified\nadded: {} ({} stored) in {:.1}s",
+                report.snapshot_id.short(),
+                s.files_new,
+                s.files_changed,
+                s.files_unmodified,
+                human_bytes(s.bytes_added),
+                human_bytes(s.bytes_added_stored),
+                s.duration_s
+            )
+        },
+    );
+    if report.unreadable.is_empty() {
+        Ok(0)
+    } else {
+        for u in &report.unreadable {
+            eprintln!("unreadable: {u}");
+        }
+        eprintln!("warning: {} items could not be read; the snapshot holds everything else", report.unreadable.len());
+        Ok(3)
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+fn snapshots(g: &Global, a: SnapshotsArgs) -> CliResult<i32> {
+    let repo = open(g)?;
+    let (snaps, bad) = repo.load_snapshots()?;
+    for e in &bad {
+        eprintln!("warning: {e}");
+    }
+    let snaps: Vec<_> = snaps
+        .into_iter()
+        .filter(|(_, s)| a.host.as_ref().is_none_or(|h| &s.hostname == h))
+        .filter(|(_, s)| a.tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+        .collect();
+    let docs: Vec<_> = snaps
+        .iter()
+        .map(|(id, s)| {
+            let mut v = serde_json::to_value(s).expect("snapshots serialise");
+            v["id"] = json!(id);
+            v["short_id"] = json!(id.short());
+            v
+        })
+        .collect();
+    emit(g, &docs, || {
+        let mut out = format!("{:<10} {:<25} {:<16} {:<16} {}\n", "ID", "Time", "Host", "Tags", "Paths");
+        for (id, s) in &snaps {
+            out += &format!(
+                "{:<10} {:<25} {:<16} {:<16} {}\n",
+                id.short(),
+                s.time.format("%Y-%m-%d %H:%M:%S %:z"),
+                s.hostname,
+                s.tags.join(","),
+                s.paths.join(" ")
+            );
+        }
+        out += &format!("{} snapshots", snaps.len());
+        out
+    });
+    Ok(0)
+}
+
+fn ls(g: &Global, a: LsArgs) -> CliResult<i32> {
+    let repo = open(g)?;
+    let _lock = repo.lock(false)?;
+    let index = repo.load_index()?;
+    let sel = browse::select(&repo, &index, &a.snapshot, a.path.as_deref())?;
+    let tree = browse::selected_tree(&repo, &index, &sel)?;
+    let base = match &sel.node {
+        Some(n) if n.kind != bulwark_repo::NodeKind::Dir => sel.path.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        _ => sel.path.clone(),
+    };
+    let mut entries = Vec::new();
+    browse::walk(&repo, &index, &tree, &base, &mut |path, node| {
+        entries.push(json!({
+            "path": path.display().to_string(),
+            "type": node.kind,
+            "size": node.size,
+            "mode": format!("{:o}", node.mode),
+            "uid": node.uid,
+            "gid": node.gid,
+            "mtime": DateTime::from_timestamp_nanos(node.mtime_ns).to_rfc3339(),
+        }));
+        Ok(())
+    })?;
+    emit(g, &entries, || {
+        entries
+            .iter()
+            .map(|e| {
+                let path = e["path"].as_str().unwrap_or_default();
+                if a.long {
+                    format!(
+                        "{:<8} {:>6} {:>12} {} {path}",
+                        e["type"].as_str().unwrap_or_default(),
+                        e["mode"].as_str().unwrap_or_default(),
+                        e["size"],
+                        e["mtime"].as_str().unwrap_or_default()
+                    )
+                } else {
+                    path.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}
+
+fn restore_cmd(g: &Global, a: RestoreArgs) -> CliResult<i32> {
+    let include = Patterns::new(&a.include).map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let repo = open(g)?;
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        include,
+        verify: a.verify,
+        show_progress: show_progress(g),
+    };
+    let report = restore(&repo, &a.snapshot, &opts)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    emit(g, &report, || {
+        let mut t = format!(
+            "restored {} files, {} directories, {} links ({}) to {}",
+            report.files,
+            report.dirs,
+            report.links,
+            human_bytes(report.bytes),
+            a.target.display()
+        );
+        if a.verify && report.verified {
+            t += &format!("\nverified {} files: all match the snapshot", report.files_verified);
+        }
+        t
+    });
+    if !report.errors.is_empty() {
+        return Err(Failure::new(
+            1,
+            format!("{} files were not restored intact", report.errors.len()),
+            Some("run `bulwark check --read-data` to find damaged packs"),
+        ));
+    }
+    Ok(0)
+}
+
+fn parse_subset(s: &str) -> CliResult<f64> {
+    let bad = || Failure::usage(format!("bad --read-data-subset '{s}'"), "give a percentage such as 10%");
+    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| bad())?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err(bad());
+    }
+    Ok(v / 100.0)
+}
+
+fn check_cmd(g: &Global, a: CheckArgs) -> CliResult<i32> {
+    let read = match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => ReadData::Subset(parse_subset(s)?),
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let repo = open(g)?;
+    let report = check(&repo, read, show_progress(g))?;
+    if !g.json {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    emit(g, &report, || {
+        let mut t = String::new();
+        for e in &report.errors {
+            t += &format!("error: {e}\n");
+        }
+        for p in &report.damaged_packs {
+            t += &format!("damaged pack: {p}\n");
+        }
+        for p in &report.affected {
+            t += &format!("affected: {p}\n");
+        }
+        t += &format!(
+            "checked {} snapshots, {} packs ({} read), {} blobs: {}",
+            report.snapshots,
+            report.packs,
+            report.packs_read,
+            report.blobs,
+            if report.ok { "no errors were found" } else { "ERRORS FOUND" }
+        );
+        t
+    });
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+fn key(g: &Global, k: KeyCommand) -> CliResult<i32> {
+    let repo = open(g)?;
+    match k {
+        KeyCommand::Add { new_key_file } => {
+            let cred = credentials::new(g, new_key_file.as_deref(), "BULWARK_NEW_PASSWORD_FILE")?;
+            let id = repo.add_key(&cred)?;
+            emit(g, &json!({ "id": id }), || format!("added key {}", &id[..8]));
+        }
+        KeyCommand::List => {
+            let keys = repo.list_keys()?;
+            let docs: Vec<_> = keys
+                .iter()
+                .map(|(id, s)| {
+                    json!({ "id": id, "current": id == repo.key_slot(), "kind": s.kind,
+                            "host": s.host, "user": s.user, "created": s.created })
+                })
+                .collect();
+            emit(g, &docs, || {
+                keys.iter()
+                    .map(|(id, s)| {
+                        let mark = if id == repo.key_slot() { "*" } else { " " };
+                        format!("{mark}{} {:<10} {}@{} {}", &id[..8], format!("{:?}", s.kind), s.user, s.host, s.created.format("%Y-%m-%d %H:%M:%S"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KeyCommand::Remove { id } => {
+            let removed = repo.remove_key(&id)?;
+            emit(g, &json!({ "removed": removed }), || format!("removed key {}", &removed[..8]));
+        }
+    }
+    Ok(0)
+}
+
+fn cat(g: &Global, c: CatCommand) -> CliResult<i32> {
+    let repo = open(g)?;
+    let doc = match c {
+        CatCommand::Config => {
+            let s = repo.settings();
+            json!({
+                "id": repo.id(),
+                "version": 1,
+                "created": repo.created(),
+                "chunker": { "algorithm": "fastcdc-2020", "min_size": s.chunker.min_size,
+                             "avg_size": s.chunker.avg_size, "max_size": s.chunker.max_size, "seed": "secret" },
+                "pack_size": s.pack_size,
+                "compression": { "algorithm": "zstd", "level": s.compression_level },
+                "encryption": "AES-256-GCM, per-object keys from HKDF-SHA256",
+                "blob_ids": "keyed BLAKE3",
+            })
+        }
+        CatCommand::Snapshot { id } => {
+            let (sid, snap) = repo.find_snapshot(&id, |_| true)?;
+            let mut v = serde_json::to_value(snap).expect("snapshots serialise");
+            v["id"] = json!(sid);
+            v
+        }
+    };
+    // `cat` prints JSON either way: it shows objects as stored.
+    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    Ok(0)
+}
+
+fn repair_index(g: &Global) -> CliResult<i32> {
+    let repo = open(g)?;
+    let report = repair::repair_index(&repo, show_progress(g))?;
+    for p in &report.unreadable_packs {
+        eprintln!("warning: unreadable pack {p}");
+    }
+    emit(g, &report, || {
+        format!(
+            "indexed {} blobs in {} packs; removed {} old index files",
+            report.blobs_indexed, report.packs_indexed, report.index_files_removed
+        )
+    });
+    Ok(if report.unreadable_packs.is_empty() { 0 } else { 1 })
+}
