@@ -69,7 +69,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub pack_size_mib: u32,
     /// Average chunk size in KiB (minimum is a quarter, maximum four times); fixed for the repository's life
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=16384))]
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=4096))]
     pub chunk_avg_kib: u32,
     /// zstd compression level
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(-7..=19))]
