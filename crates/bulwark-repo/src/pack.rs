@@ -79,7 +79,7 @@ impl PackedBlob {
             .map_err(|_| Error::corrupt(what(), "authentication failed"))?;
         buf.truncate(len);
         let plain = if self.compressed {
-            zstd::bulk::decompress(&buf, self.raw_len as usize)
+            decompress(&buf, self.raw_len as usize)
                 .map_err(|e| Error::corrupt(what(), format!("decompression: {e}")))?
         } else {
             buf
@@ -89,6 +89,22 @@ impl PackedBlob {
         }
         Ok(plain)
     }
+}
+
+thread_local! {
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompress with a per-thread context: creating one per blob costs more than small blobs do.
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut().expect("just set").decompress(data, capacity)
+    })
 }
 
 /// Accumulates blobs for one pack; encryption happens as blobs are added.

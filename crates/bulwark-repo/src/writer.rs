@@ -115,8 +115,7 @@ impl<'r> BlobWriter<'r> {
         if self.index.contains(&id) || !self.pending.lock().expect("pending set").insert(id) {
             return Ok(false);
         }
-        let level = self.repo.settings().compression_level;
-        let compressed = zstd::bulk::compress(data, level).ok().filter(|c| c.len() < data.len());
+        let compressed = compress(data, self.repo.settings().compression_level);
         let payload = compressed.as_deref().unwrap_or(data);
         self.blobs_added.fetch_add(1, Ordering::Relaxed);
         self.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -237,6 +236,36 @@ impl<'r> BlobWriter<'r> {
             packs_written: up.packs,
         })
     }
+}
+
+/// Below this size a blob is compressed without probing first.
+const PROBE_ABOVE: usize = 128 * 1024;
+const PROBE_LEN: usize = 32 * 1024;
+
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// zstd-compress `data`, or `None` when that would not make it smaller. Large blobs are probed
+/// with a fast pass over a sample first, so incompressible data (media, archives, encrypted
+/// files) costs almost nothing.
+fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, compressor) = slot.as_mut()?;
+        if data.len() > PROBE_ABOVE {
+            let sample = &data[data.len() / 2..data.len() / 2 + PROBE_LEN];
+            let probe = zstd::bulk::compress(sample, 1).ok()?;
+            if probe.len() * 100 >= PROBE_LEN * 98 {
+                return None;
+            }
+        }
+        compressor.compress(data).ok().filter(|c| c.len() < data.len())
+    })
 }
 
 /// Packs in storage that no index file lists: left by a killed run, or still being written by a
