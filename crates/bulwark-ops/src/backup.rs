@@ -116,7 +116,7 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
         buffers: Mutex::new(Vec::new()),
         progress,
     };
-    let (root, stats) = BlobWriter::run(repo, &index, 2, |writer| match source {
+    let (root, stats) = BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| match source {
         Source::Tree(trie) => archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref()),
         Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
     })?;

@@ -6,10 +6,12 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{
-    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig,
 };
 
 use crate::error::{Error, Result};
@@ -57,6 +59,26 @@ pub trait Backend: Send + Sync {
     /// Every object of a kind: `(name, size)`.
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// How many uploads are worth running at once.
+    fn concurrency(&self) -> usize {
+        2
+    }
+}
+
+/// Open the backend a repository location names: a directory path, `file://PATH`, or
+/// `s3://BUCKET/PREFIX?region=R&endpoint=URL&allow_http=true`. With `create`, a missing local
+/// directory is made (for `init`).
+pub fn open_location(location: &str, create: bool) -> Result<Arc<dyn Backend>> {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        return Ok(Arc::new(StoreBackend::s3(rest)?));
+    }
+    if location.contains("://") && !location.starts_with("file://") {
+        return Err(Error::Invalid(format!(
+            "unsupported repository location '{location}': give a directory, file://PATH or s3://BUCKET/PREFIX"
+        )));
+    }
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    Ok(Arc::new(StoreBackend::local(std::path::Path::new(path), create)?))
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -75,7 +97,15 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 pub struct StoreBackend {
     store: Arc<dyn ObjectStore>,
     location: String,
+    prefix: String,
+    /// Objects larger than this go up in parts (object stores only).
+    multipart_above: Option<usize>,
+    concurrency: usize,
 }
+
+/// Object stores charge per request: only objects well above the default pack size go in parts.
+const MULTIPART_ABOVE: usize = 32 * 1024 * 1024;
+const PART_SIZE: usize = 16 * 1024 * 1024;
 
 impl StoreBackend {
     /// A local directory. With `create`, the directory is made if missing (for `init`).
@@ -93,14 +123,99 @@ impl StoreBackend {
         Ok(StoreBackend {
             store: Arc::new(store),
             location,
+            prefix: String::new(),
+            multipart_above: None,
+            concurrency: 2,
         })
     }
 
-    fn path(kind: FileKind, name: &str) -> StorePath {
-        match kind {
-            FileKind::Config => StorePath::from(name),
-            FileKind::Pack => StorePath::from(format!("data/{}/{name}", &name[..2.min(name.len())])),
-            _ => StorePath::from(format!("{}/{name}", kind.dir())),
+    /// An S3-compatible bucket. `spec` is `BUCKET/PREFIX?query` (the part after `s3://`).
+    /// Credentials come from the standard AWS environment variables or the shared credentials
+    /// file, never from the URL.
+    pub fn s3(spec: &str) -> Result<StoreBackend> {
+        let (path, query) = spec.split_once('?').unwrap_or((spec, ""));
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        if bucket.is_empty() {
+            return Err(Error::Invalid("s3:// location without a bucket name".into()));
+        }
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(std::time::Duration::from_secs(10))
+                    .with_timeout(std::time::Duration::from_secs(120)),
+            );
+        let mut endpoint = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            builder = match k {
+                "region" => builder.with_region(v),
+                "endpoint" => {
+                    endpoint = Some(v.to_string());
+                    builder.with_endpoint(v).with_virtual_hosted_style_request(false)
+                }
+                "allow_http" => builder.with_allow_http(v == "true" || v == "1"),
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "unknown s3 parameter '{other}': use region, endpoint, allow_http"
+                    )));
+                }
+            };
+        }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            if let Some((id, secret, token)) = shared_credentials() {
+                builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(t) = token {
+                    builder = builder.with_token(t);
+                }
+            }
+        }
+        let store = builder
+            .with_retry(RetryConfig {
+                max_retries: 8,
+                retry_timeout: std::time::Duration::from_secs(180),
+                ..Default::default()
+            })
+            .build()
+            .map_err(|e| Error::Backend(format!("s3://{bucket}: {}", one_line(&e))))?;
+        let location = match endpoint {
+            Some(e) => format!("s3://{bucket}/{prefix} at {e}"),
+            None => format!("s3://{bucket}/{prefix}"),
+        };
+        Ok(StoreBackend {
+            store: Arc::new(store),
+            location,
+            prefix: prefix.trim_matches('/').to_string(),
+            multipart_above: Some(MULTIPART_ABOVE),
+            concurrency: 8,
+        })
+    }
+
+    fn path(&self, kind: FileKind, name: &str) -> StorePath {
+        let rel = match kind {
+            FileKind::Config => name.to_string(),
+            FileKind::Pack => format!("data/{}/{name}", &name[..2.min(name.len())]),
+            _ => format!("{}/{name}", kind.dir()),
+        };
+        if self.prefix.is_empty() {
+            StorePath::from(rel)
+        } else {
+            StorePath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    async fn put_parts(&self, path: &StorePath, data: Bytes) -> object_store::Result<()> {
+        let mut upload = self.store.put_multipart(path).await?;
+        let parts: Vec<_> = (0..data.len())
+            .step_by(PART_SIZE)
+            .map(|start| upload.put_part(PutPayload::from(data.slice(start..(start + PART_SIZE).min(data.len())))))
+            .collect();
+        match futures::future::try_join_all(parts).await {
+            Ok(_) => upload.complete().await.map(|_| ()),
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(e)
+            }
         }
     }
 
@@ -112,9 +227,64 @@ impl StoreBackend {
     }
 }
 
-/// Error chains from the HTTP stack span lines; the CLI prints one.
+/// Error chains from the HTTP stack span lines and repeat themselves; the CLI prints one line,
+/// led by what a person can act on.
 fn one_line(e: &dyn std::error::Error) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
+    let mut chain = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    let all = chain.join(" ");
+    let cause = if all.contains("NoSuchBucket") {
+        "the bucket does not exist"
+    } else if ["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403 Forbidden"]
+        .iter()
+        .any(|m| all.contains(m))
+    {
+        "access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy"
+    } else if ["Connection refused", "dns error", "tcp connect", "connection error"]
+        .iter()
+        .any(|m| all.contains(m))
+    {
+        "cannot reach the storage endpoint"
+    } else {
+        ""
+    };
+    // The innermost message is the specific one; outer layers repeat it with context.
+    let detail: String = chain
+        .last()
+        .map(|s| s.lines().next().unwrap_or_default().chars().take(200).collect())
+        .unwrap_or_default();
+    if cause.is_empty() { detail } else { format!("{cause} ({detail})") }
+}
+
+/// Keys from `~/.aws/credentials` (or `AWS_SHARED_CREDENTIALS_FILE`), profile `AWS_PROFILE` or
+/// `default`, for when the environment names none.
+fn shared_credentials() -> Option<(String, String, Option<String>)> {
+    let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials")))?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let (mut in_profile, mut id, mut secret, mut token) = (false, None, None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = name.trim() == profile;
+        } else if in_profile {
+            if let Some((k, v)) = line.split_once('=') {
+                let v = Some(v.trim().to_string());
+                match k.trim() {
+                    "aws_access_key_id" => id = v,
+                    "aws_secret_access_key" => secret = v,
+                    "aws_session_token" => token = v,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Some((id?, secret?, token))
 }
 
 fn describe(kind: FileKind, name: &str) -> String {
@@ -130,7 +300,15 @@ impl Backend for StoreBackend {
     }
 
     fn create(&self, kind: FileKind, name: &str, data: Bytes) -> Result<Written> {
-        let path = Self::path(kind, name);
+        let path = self.path(kind, name);
+        if self.multipart_above.is_some_and(|limit| data.len() > limit) {
+            // Only packs grow this large, and they are named by their content: writing one
+            // again can only write the same bytes, so create-only needs no precondition here.
+            return runtime()
+                .block_on(self.put_parts(&path, data))
+                .map(|_| Written::Created)
+                .map_err(|e| self.map_err(describe(kind, name), e));
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -143,14 +321,14 @@ impl Backend for StoreBackend {
     }
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Bytes> {
-        let path = Self::path(kind, name);
+        let path = self.path(kind, name);
         runtime()
             .block_on(async { self.store.get(&path).await?.bytes().await })
             .map_err(|e| self.map_err(describe(kind, name), e))
     }
 
     fn read_range(&self, kind: FileKind, name: &str, range: Range<u64>) -> Result<Bytes> {
-        let path = Self::path(kind, name);
+        let path = self.path(kind, name);
         let want = range.end - range.start;
         let bytes = runtime()
             .block_on(self.store.get_range(&path, range))
@@ -162,7 +340,7 @@ impl Backend for StoreBackend {
     }
 
     fn read_tail(&self, kind: FileKind, name: &str, len: u64) -> Result<Bytes> {
-        let path = Self::path(kind, name);
+        let path = self.path(kind, name);
         let opts = GetOptions {
             range: Some(GetRange::Suffix(len)),
             ..Default::default()
@@ -173,7 +351,8 @@ impl Backend for StoreBackend {
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
-        let prefix = StorePath::from(kind.dir());
+        let prefix = self.path(kind, "");
+        let prefix = StorePath::from(prefix.as_ref().trim_end_matches('/'));
         let metas: Vec<_> = runtime()
             .block_on(self.store.list(Some(&prefix)).try_collect::<Vec<_>>())
             .map_err(|e| self.map_err(format!("listing {}", kind.dir()), e))?;
@@ -184,10 +363,14 @@ impl Backend for StoreBackend {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
-        let path = Self::path(kind, name);
+        let path = self.path(kind, name);
         match runtime().block_on(self.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.map_err(describe(kind, name), e)),
         }
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
     }
 }

@@ -15,7 +15,7 @@ pub struct Cli {
 
 #[derive(Args)]
 pub struct Global {
-    /// Repository location: a directory path or file:// URL
+    /// Repository: a directory, file://PATH, or s3://BUCKET/PREFIX?region=R&endpoint=URL
     #[arg(short = 'r', long = "repo", env = "BULWARK_REPO", global = true)]
     pub repo: Option<String>,
     /// Read the passphrase from this file's first line

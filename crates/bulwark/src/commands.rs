@@ -2,14 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bulwark_ops::backup::{BackupOptions, BackupSource, backup};
 use bulwark_ops::check::{ReadData, check};
 use bulwark_ops::restore::{RestoreOptions, restore};
 use bulwark_ops::{Progress, browse, repair};
-use bulwark_repo::{Backend, Repository, Settings, StoreBackend};
+use bulwark_repo::{Backend, Repository, Settings};
 use bulwark_source::Patterns;
 use bulwark_source::stream::CommandStream;
 use chrono::DateTime;
@@ -51,14 +50,7 @@ fn backend(g: &Global, create: bool) -> CliResult<Arc<dyn Backend>> {
     let repo = g.repo.as_deref().ok_or_else(|| {
         Failure::usage("no repository given", "pass -r/--repo or set BULWARK_REPO")
     })?;
-    if repo.contains("://") && !repo.starts_with("file://") {
-        return Err(Failure::usage(
-            format!("unsupported repository URL '{repo}'"),
-            "give a directory path or a file:// URL",
-        ));
-    }
-    let path = PathBuf::from(repo.strip_prefix("file://").unwrap_or(repo));
-    Ok(Arc::new(StoreBackend::local(&path, create)?))
+    Ok(bulwark_repo::backend::open_location(repo, create)?)
 }
 
 fn open(g: &Global) -> CliResult<Repository> {
