@@ -4,8 +4,10 @@
 pub mod backup;
 pub mod browse;
 pub mod check;
+pub mod copy;
 pub mod progress;
 pub mod repair;
+pub mod replica;
 pub mod restore;
 
 pub use progress::Progress;

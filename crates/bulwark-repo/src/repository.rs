@@ -63,6 +63,16 @@ pub struct Repository {
 
 impl Repository {
     pub fn init(backend: Arc<dyn Backend>, credential: &Credential, settings: Settings) -> Result<Repository> {
+        Self::create(backend, credential, MasterKey::generate(), settings)
+    }
+
+    /// A replica of `source`: the same master key and chunking, so packs move between the two
+    /// verbatim; its own id and key slots.
+    pub fn init_replica(backend: Arc<dyn Backend>, credential: &Credential, source: &Repository) -> Result<Repository> {
+        Self::create(backend, credential, source.key.clone(), source.settings.clone())
+    }
+
+    fn create(backend: Arc<dyn Backend>, credential: &Credential, key: MasterKey, settings: Settings) -> Result<Repository> {
         settings.chunker.validate().map_err(Error::Invalid)?;
         match backend.read(FileKind::Config, "config") {
             Ok(_) => {
@@ -73,7 +83,6 @@ impl Repository {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let key = MasterKey::generate();
         let id = Id::random();
         let slot = KeySlot::wrap(&key, credential, &id)?;
         let key_slot = store_slot(backend.as_ref(), &slot)?;
@@ -156,6 +165,12 @@ impl Repository {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+    /// Whether `other` holds its data under the same master key (a replica), so packs can be
+    /// copied between the two without re-encryption.
+    pub fn shares_key_with(&self, other: &Repository) -> bool {
+        self.key.secret() == other.key.secret()
+    }
+
     /// The key slot this session opened the repository with.
     pub fn key_slot(&self) -> &str {
         &self.key_slot

@@ -13,7 +13,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct Global {
     /// Repository: a directory, file://PATH, or s3://BUCKET/PREFIX?region=R&endpoint=URL
     #[arg(short = 'r', long = "repo", env = "BULWARK_REPO", global = true)]
@@ -58,6 +58,44 @@ pub enum Command {
     /// Repair the repository
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Copy snapshots to another repository (an off-site replica)
+    Copy(CopyArgs),
+    /// Compare a repository with its replica
+    #[command(subcommand)]
+    Replica(ReplicaCommand),
+}
+
+/// How to open the other repository of a two-repository command (default: the same credential).
+#[derive(Args, Clone)]
+pub struct OtherCredentials {
+    /// Passphrase file for the other repository
+    #[arg(long = "other-password-file", env = "BULWARK_OTHER_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Key file for the other repository
+    #[arg(long = "other-key-file", env = "BULWARK_OTHER_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CopyArgs {
+    /// The destination repository
+    #[arg(long)]
+    pub to: String,
+    /// Snapshots to copy (default: all)
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub other: OtherCredentials,
+}
+
+#[derive(Subcommand)]
+pub enum ReplicaCommand {
+    /// Snapshots and bytes each side lacks
+    Status {
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        other: OtherCredentials,
+    },
 }
 
 #[derive(Args)]
@@ -71,6 +109,11 @@ pub struct InitArgs {
     /// Average chunk size in KiB (minimum is a quarter, maximum four times); fixed for the repository's life
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=4096))]
     pub chunk_avg_kib: u32,
+    /// Create a replica of this repository: same master key and chunking, so `copy` moves packs verbatim
+    #[arg(long)]
+    pub replica_of: Option<String>,
+    #[command(flatten)]
+    pub other: OtherCredentials,
     /// zstd compression level
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(-7..=19))]
     pub compression_level: i32,
@@ -180,4 +223,11 @@ pub enum CatCommand {
 pub enum RepairCommand {
     /// Rebuild the index from the packs alone
     Index,
+    /// Replace missing or damaged packs with verified copies from a replica
+    Packs {
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        other: OtherCredentials,
+    },
 }

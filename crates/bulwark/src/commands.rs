@@ -31,6 +31,9 @@ pub fn run(cli: Cli) -> CliResult<i32> {
         Command::Key(k) => key(g, k),
         Command::Cat(c) => cat(g, c),
         Command::Repair(RepairCommand::Index) => repair_index(g),
+        Command::Repair(RepairCommand::Packs { from, other }) => repair_packs(g, &from, &other),
+        Command::Copy(a) => copy_cmd(g, a),
+        Command::Replica(ReplicaCommand::Status { to, other }) => replica_status(g, &to, &other),
     }
 }
 
@@ -61,6 +64,21 @@ fn open(g: &Global) -> CliResult<Repository> {
     Ok(Repository::open(backend, &credential)?)
 }
 
+/// The second repository of `copy`, `replica status`, `repair packs` and `init --replica-of`.
+fn open_other(g: &Global, location: &str, other: &OtherCredentials) -> CliResult<Repository> {
+    let backend = bulwark_repo::backend::open_location(location, false)?;
+    bulwark_repo::repository::describe_header(backend.as_ref())?;
+    let credential = if other.password_file.is_some() || other.key_file.is_some() {
+        let mut alt = g.clone();
+        alt.password_file = other.password_file.clone();
+        alt.key_file = other.key_file.clone();
+        credentials::existing(&alt)?
+    } else {
+        credentials::existing(g)?
+    };
+    Ok(Repository::open(backend, &credential)?)
+}
+
 fn init(g: &Global, a: InitArgs) -> CliResult<i32> {
     let backend = backend(g, true)?;
     let credential = credentials::new(g, a.new_key_file.as_deref(), "BULWARK_PASSWORD_FILE")?;
@@ -71,7 +89,10 @@ fn init(g: &Global, a: InitArgs) -> CliResult<i32> {
     };
     let avg = a.chunk_avg_kib * 1024;
     (settings.chunker.min_size, settings.chunker.avg_size, settings.chunker.max_size) = (avg / 4, avg, avg * 4);
-    let repo = Repository::init(backend, &credential, settings)?;
+    let repo = match &a.replica_of {
+        Some(source) => Repository::init_replica(backend, &credential, &open_other(g, source, &a.other)?)?,
+        None => Repository::init(backend, &credential, settings)?,
+    };
     let location = repo.backend().location().to_string();
     emit(g, &json!({ "id": repo.id(), "location": location }), || {
         format!("created repository {} at {location}", repo.id().short())
@@ -422,4 +443,58 @@ fn repair_index(g: &Global) -> CliResult<i32> {
         )
     });
     Ok(if report.unreadable_packs.is_empty() { 0 } else { 1 })
+}
+
+fn copy_cmd(g: &Global, a: CopyArgs) -> CliResult<i32> {
+    let src = open(g)?;
+    let dst = open_other(g, &a.to, &a.other)?;
+    let report = bulwark_ops::copy::copy(&src, &dst, &a.snapshots, show_progress(g))?;
+    emit(g, &report, || {
+        format!(
+            "copied {} snapshots ({} already there), {} packs, {} ({})",
+            report.snapshots_copied.len(),
+            report.snapshots_already_present,
+            report.packs_copied,
+            human_bytes(report.bytes_copied),
+            report.mode
+        )
+    });
+    Ok(0)
+}
+
+fn replica_status(g: &Global, to: &str, other: &OtherCredentials) -> CliResult<i32> {
+    let primary = open(g)?;
+    let replica = open_other(g, to, other)?;
+    let st = bulwark_ops::replica::status(&primary, &replica)?;
+    emit(g, &st, || {
+        format!(
+            "primary: {} snapshots, replica: {} snapshots\nmissing on replica: {} snapshots, {} packs ({})\nmissing on primary: {} snapshots\n{}",
+            st.primary_snapshots,
+            st.replica_snapshots,
+            st.missing_on_replica.len(),
+            st.packs_missing_on_replica,
+            human_bytes(st.bytes_missing_on_replica),
+            st.missing_on_primary.len(),
+            if st.in_sync { "in sync" } else { "replica lags: run `bulwark copy`" }
+        )
+    });
+    Ok(0)
+}
+
+fn repair_packs(g: &Global, from: &str, other: &OtherCredentials) -> CliResult<i32> {
+    let primary = open(g)?;
+    let replica = open_other(g, from, other)?;
+    let report = bulwark_ops::replica::repair_packs(&primary, &replica)?;
+    for p in &report.unrecoverable {
+        eprintln!("error: pack {p} is damaged or missing and the replica has no good copy");
+    }
+    emit(g, &report, || {
+        format!(
+            "checked {} packs: replaced {}, unrecoverable {}",
+            report.packs_checked,
+            report.replaced.len(),
+            report.unrecoverable.len()
+        )
+    });
+    Ok(if report.unrecoverable.is_empty() { 0 } else { 1 })
 }

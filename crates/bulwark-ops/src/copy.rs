@@ -1,0 +1,262 @@
+//! Off-site copies. Between repositories that share a master key (replicas) packs move verbatim:
+//! each is hashed before it leaves and read back and hashed after it lands, the destination's
+//! index is written next, and each snapshot object last. A copy killed at any instant and run
+//! again adopts the packs already landed and sends nothing twice. Into a repository with another
+//! key, blobs are decrypted and saved again, and trees rewritten with the new ids.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bulwark_repo::id::{IdMap, IdSet};
+use bulwark_repo::index::{IndexFile, IndexPack};
+use bulwark_repo::pack;
+use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
+use bulwark_repo::{BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Result, Snapshot, Tree};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::progress::Progress;
+
+#[derive(Serialize, Debug, Default)]
+pub struct CopyReport {
+    /// `verbatim` between replicas, `re-encrypted` otherwise.
+    pub mode: String,
+    pub snapshots_copied: Vec<String>,
+    pub snapshots_already_present: usize,
+    pub packs_copied: u64,
+    pub bytes_copied: u64,
+    pub packs_resumed: usize,
+}
+
+/// The snapshots `specs` name in `src` (all of them when empty).
+fn selected(src: &Repository, specs: &[String]) -> Result<Vec<(Id, Snapshot)>> {
+    if specs.is_empty() {
+        let (snaps, bad) = src.load_snapshots()?;
+        if let Some(e) = bad.into_iter().next() {
+            return Err(e);
+        }
+        return Ok(snaps);
+    }
+    specs.iter().map(|s| src.find_snapshot(s, |_| true)).collect()
+}
+
+pub fn copy(src: &Repository, dst: &Repository, specs: &[String], show_progress: bool) -> Result<CopyReport> {
+    let _src_lock = src.lock(false)?;
+    let _dst_lock = dst.lock(false)?;
+    let src_index = src.load_index()?;
+    let mut dst_index = dst.load_index()?;
+    let mut report = CopyReport {
+        packs_resumed: adopt_unindexed_packs(dst, &mut dst_index)?,
+        ..Default::default()
+    };
+    let snapshots = selected(src, specs)?;
+    if dst.shares_key_with(src) {
+        report.mode = "verbatim".into();
+        copy_verbatim(src, dst, &src_index, dst_index, snapshots, show_progress, &mut report)?;
+    } else {
+        report.mode = "re-encrypted".into();
+        copy_reencrypting(src, dst, &src_index, &dst_index, snapshots, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn copy_verbatim(
+    src: &Repository,
+    dst: &Repository,
+    src_index: &MasterIndex,
+    mut dst_index: MasterIndex,
+    snapshots: Vec<(Id, Snapshot)>,
+    show_progress: bool,
+    report: &mut CopyReport,
+) -> Result<()> {
+    let present: IdSet = dst.snapshot_ids()?.into_iter().collect();
+    for (id, snap) in snapshots {
+        if present.contains(&id) {
+            report.snapshots_already_present += 1;
+            continue;
+        }
+        let mut blobs = IdSet::default();
+        collect_blobs(src, src_index, &snap.tree, &mut blobs)?;
+        let mut packs: Vec<(Id, u64)> = Vec::new();
+        let mut seen = IdSet::default();
+        for blob in &blobs {
+            if dst_index.contains(blob) {
+                continue;
+            }
+            let loc = src_index
+                .lookup(blob)
+                .ok_or_else(|| Error::corrupt(format!("blob {blob}"), "referenced by the source but not in its index"))?;
+            if seen.insert(loc.pack.id) {
+                packs.push((loc.pack.id, loc.pack.size));
+            }
+        }
+        let progress = Progress::bytes(show_progress, Some(packs.iter().map(|p| p.1).sum()), "copy");
+        let copied = Mutex::new(Vec::new());
+        let bytes = AtomicU64::new(0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(dst.backend().concurrency().max(2))
+            .build()
+            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+        pool.install(|| {
+            packs.par_iter().try_for_each(|(pack_id, size)| -> Result<()> {
+                let landed = copy_pack(src, dst, pack_id, *size)?;
+                bytes.fetch_add(*size, Ordering::Relaxed);
+                progress.inc(*size);
+                copied.lock().expect("copied packs").push(landed);
+                Ok(())
+            })
+        })?;
+        progress.finish();
+        let copied = copied.into_inner().expect("copied packs");
+        if !copied.is_empty() {
+            let file = IndexFile {
+                packs: copied,
+                supersedes: Vec::new(),
+            };
+            dst.save_index(&file)?;
+            for p in &file.packs {
+                dst_index.add_pack(p);
+            }
+            dst_index.finish();
+            report.packs_copied += file.packs.len() as u64;
+        }
+        report.bytes_copied += bytes.into_inner();
+        // The snapshot object itself, byte for byte: same name on both sides.
+        let stored = src.backend().read(FileKind::Snapshot, &id.to_hex())?;
+        if Id::of_stored(&stored) != id {
+            return Err(Error::corrupt(format!("snapshot {}", id.short()), "content does not match its name"));
+        }
+        dst.backend().create(FileKind::Snapshot, &id.to_hex(), stored)?;
+        report.snapshots_copied.push(id.to_hex());
+    }
+    Ok(())
+}
+
+/// Move one pack verbatim, checking its hash on both sides; returns its index entry.
+pub fn copy_pack(src: &Repository, dst: &Repository, id: &Id, size: u64) -> Result<IndexPack> {
+    let (data, entry) = fetch_pack(src, id, size)?;
+    land_pack(dst, id, data)?;
+    Ok(entry)
+}
+
+/// Read a pack and prove it is the one its name says, with a readable directory.
+pub fn fetch_pack(src: &Repository, id: &Id, size: u64) -> Result<(bytes::Bytes, IndexPack)> {
+    let name = id.to_hex();
+    let data = src.backend().read(FileKind::Pack, &name)?;
+    if Id::of_stored(&data) != *id || data.len() as u64 != size {
+        return Err(Error::corrupt(
+            format!("pack {name} in {}", src.backend().location()),
+            "content does not match its name; run `bulwark check --read-data` there",
+        ));
+    }
+    let salt = pack::salt_of(id, &data)?;
+    let blobs = pack::parse_directory(src.key(), id, &salt, size, &data)?;
+    Ok((data, IndexPack { id: *id, salt, size, blobs }))
+}
+
+/// Store a verified pack and read it back to prove it landed intact.
+pub fn land_pack(dst: &Repository, id: &Id, data: bytes::Bytes) -> Result<()> {
+    let name = id.to_hex();
+    dst.backend().create(FileKind::Pack, &name, data)?;
+    let landed = dst.backend().read(FileKind::Pack, &name)?;
+    if Id::of_stored(&landed) != *id {
+        return Err(Error::corrupt(
+            format!("pack {name} in {}", dst.backend().location()),
+            "differs after upload",
+        ));
+    }
+    Ok(())
+}
+
+/// Every blob (trees and data) a tree reaches.
+pub fn collect_blobs(repo: &Repository, index: &MasterIndex, tree: &Id, out: &mut IdSet) -> Result<()> {
+    if !out.insert(*tree) {
+        return Ok(());
+    }
+    for node in repo.load_tree(index, tree)?.nodes {
+        out.extend(node.content.iter().copied());
+        if let Some(sub) = node.subtree {
+            collect_blobs(repo, index, &sub, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_reencrypting(
+    src: &Repository,
+    dst: &Repository,
+    src_index: &MasterIndex,
+    dst_index: &MasterIndex,
+    snapshots: Vec<(Id, Snapshot)>,
+    report: &mut CopyReport,
+) -> Result<()> {
+    // A re-encrypted snapshot has a new id; it remembers its origin so runs stay idempotent.
+    let (existing, _) = dst.load_snapshots()?;
+    let done: std::collections::HashSet<String> = existing
+        .iter()
+        .filter_map(|(_, s)| s.meta.get("copied_from").and_then(|v| v.as_str()).map(str::to_string))
+        .collect();
+    let todo: Vec<_> = snapshots
+        .into_iter()
+        .filter(|(id, _)| {
+            let skip = done.contains(&id.to_hex());
+            if skip {
+                report.snapshots_already_present += 1;
+            }
+            !skip
+        })
+        .collect();
+    let (new_snaps, stats) = BlobWriter::run(dst, dst_index, dst.backend().concurrency(), |writer| {
+        let mut rewritten: IdMap<Id> = IdMap::default();
+        let mut out = Vec::new();
+        for (id, snap) in todo {
+            let tree = rewrite_tree(src, src_index, writer, &snap.tree, &mut rewritten)?;
+            let mut copy = snap.clone();
+            copy.tree = tree;
+            copy.parent = None;
+            copy.meta.insert("copied_from".into(), serde_json::json!(id.to_hex()));
+            out.push(copy);
+        }
+        Ok(out)
+    })?;
+    for snap in new_snaps {
+        report.snapshots_copied.push(dst.save_snapshot(&snap)?.to_hex());
+    }
+    report.bytes_copied = stats.bytes_stored;
+    report.packs_copied = stats.packs_written;
+    Ok(())
+}
+
+fn rewrite_tree(
+    src: &Repository,
+    index: &MasterIndex,
+    writer: &BlobWriter,
+    id: &Id,
+    done: &mut IdMap<Id>,
+) -> Result<Id> {
+    if let Some(new) = done.get(id) {
+        return Ok(*new);
+    }
+    let mut tree: Tree = src.load_tree(index, id)?;
+    for node in &mut tree.nodes {
+        if node.kind == NodeKind::File {
+            let content: Result<Vec<Id>> = node
+                .content
+                .par_iter()
+                .map(|blob| {
+                    let loc = index
+                        .lookup(blob)
+                        .ok_or_else(|| Error::corrupt(format!("blob {blob}"), "not in the source index"))?;
+                    writer.save(BlobKind::Data, &src.read_blob(&loc)?)
+                })
+                .collect();
+            node.content = content?;
+        }
+        if let Some(sub) = node.subtree {
+            node.subtree = Some(rewrite_tree(src, index, writer, &sub, done)?);
+        }
+    }
+    let new = writer.save(BlobKind::Tree, &tree.to_bytes())?;
+    done.insert(*id, new);
+    Ok(new)
+}
