@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
 use bulwark_repo::{BlobKind, Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, Summary, Tree};
 use bulwark_source::Patterns;
@@ -80,9 +81,9 @@ impl From<Error> for EntryError {
 
 pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Result<BackupReport> {
     let started = Instant::now();
-    let _lock = repo.lock(false)?;
-    let mut index = repo.load_index()?;
-    let adopted = adopt_unindexed_packs(repo, &mut index)?;
+    let lock = repo.lock(LockKind::Shared)?;
+    let (mut index, condemned) = repo.load_index_for_writing()?;
+    let adopted = adopt_unindexed_packs(repo, &mut index, &condemned)?;
     if adopted > 0 {
         tracing::info!("reusing {adopted} packs left by an interrupted backup");
     }
@@ -103,10 +104,13 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
         }
     };
     let parent = find_parent(repo, opts.parent.as_deref(), opts.dataset.as_deref(), &host, &paths)?;
-    let parent_tree = match &parent {
-        Some((_, snap)) => Some(repo.load_tree(&index, &snap.tree)?),
-        None => None,
-    };
+    let parent_tree = parent.as_ref().and_then(|(id, snap)| match repo.load_tree(&index, &snap.tree) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!("parent snapshot {} unusable, reading every file: {e}", id.short());
+            None
+        }
+    });
     let archiver = Archiver {
         repo,
         index: &index,
@@ -155,6 +159,7 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
         meta: opts.meta,
     };
     // Written last: until this object exists, nothing of this backup is visible.
+    lock.ensure_fresh()?;
     let snapshot_id = repo.save_snapshot(&snapshot)?;
     Ok(BackupReport {
         snapshot_id,

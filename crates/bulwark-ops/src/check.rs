@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::id::IdSet;
 use bulwark_repo::index::IndexPack;
 use bulwark_repo::pack::{self, PACK_PREFIX_LEN};
@@ -38,7 +39,7 @@ pub struct CheckReport {
 }
 
 pub fn check(repo: &Repository, read_data: ReadData, show_progress: bool) -> Result<CheckReport> {
-    let _lock = repo.lock(false)?;
+    let _lock = repo.lock(LockKind::Shared)?;
     let mut report = CheckReport::default();
 
     // Index files: damaged ones are errors, the rest still build the index.
@@ -80,7 +81,11 @@ pub fn check(repo: &Repository, read_data: ReadData, show_progress: bool) -> Res
             Some(_) => {}
         }
     }
-    let unindexed = stored.keys().filter(|id| !indexed_packs.contains_key(id)).count();
+    let condemned = repo.condemned_packs()?;
+    let unindexed = stored
+        .keys()
+        .filter(|id| !indexed_packs.contains_key(id) && !condemned.contains(id))
+        .count();
     if unindexed > 0 {
         report.warnings.push(format!(
             "{unindexed} packs are not in the index (left by an interrupted or running backup); `bulwark repair index` adds them"

@@ -7,6 +7,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bulwark_repo::lock::{LockGuard, LockKind};
 use bulwark_repo::id::{IdMap, IdSet};
 use bulwark_repo::index::{IndexFile, IndexPack};
 use bulwark_repo::pack;
@@ -41,21 +42,25 @@ fn selected(src: &Repository, specs: &[String]) -> Result<Vec<(Id, Snapshot)>> {
 }
 
 pub fn copy(src: &Repository, dst: &Repository, specs: &[String], show_progress: bool) -> Result<CopyReport> {
-    let _src_lock = src.lock(false)?;
-    let _dst_lock = dst.lock(false)?;
+    let _src_lock = src.lock(LockKind::Shared)?;
+    let dst_lock = dst.lock(LockKind::Shared)?;
     let src_index = src.load_index()?;
-    let mut dst_index = dst.load_index()?;
+    let (mut dst_index, condemned) = dst.load_index_for_writing()?;
     let mut report = CopyReport {
-        packs_resumed: adopt_unindexed_packs(dst, &mut dst_index)?,
+        packs_resumed: adopt_unindexed_packs(dst, &mut dst_index, &condemned)?,
         ..Default::default()
     };
     let snapshots = selected(src, specs)?;
     if dst.shares_key_with(src) {
         report.mode = "verbatim".into();
-        copy_verbatim(src, dst, &src_index, dst_index, snapshots, show_progress, &mut report)?;
+        copy_verbatim(src, dst, &src_index, dst_index, snapshots, show_progress, &dst_lock, &mut report)?;
     } else {
         report.mode = "re-encrypted".into();
-        copy_reencrypting(src, dst, &src_index, &dst_index, snapshots, &mut report)?;
+        let copies = copy_reencrypting(src, dst, &src_index, &dst_index, snapshots, &mut report)?;
+        dst_lock.ensure_fresh()?;
+        for snap in copies {
+            report.snapshots_copied.push(dst.save_snapshot(&snap)?.to_hex());
+        }
     }
     Ok(report)
 }
@@ -67,6 +72,7 @@ fn copy_verbatim(
     mut dst_index: MasterIndex,
     snapshots: Vec<(Id, Snapshot)>,
     show_progress: bool,
+    dst_lock: &LockGuard,
     report: &mut CopyReport,
 ) -> Result<()> {
     let present: IdSet = dst.snapshot_ids()?.into_iter().collect();
@@ -126,6 +132,7 @@ fn copy_verbatim(
         if Id::of_stored(&stored) != id {
             return Err(Error::corrupt(format!("snapshot {}", id.short()), "content does not match its name"));
         }
+        dst_lock.ensure_fresh()?;
         dst.backend().create(FileKind::Snapshot, &id.to_hex(), stored)?;
         report.snapshots_copied.push(id.to_hex());
     }
@@ -189,7 +196,7 @@ fn copy_reencrypting(
     dst_index: &MasterIndex,
     snapshots: Vec<(Id, Snapshot)>,
     report: &mut CopyReport,
-) -> Result<()> {
+) -> Result<Vec<Snapshot>> {
     // A re-encrypted snapshot has a new id; it remembers its origin so runs stay idempotent.
     let (existing, _) = dst.load_snapshots()?;
     let done: std::collections::HashSet<String> = existing
@@ -219,12 +226,9 @@ fn copy_reencrypting(
         }
         Ok(out)
     })?;
-    for snap in new_snaps {
-        report.snapshots_copied.push(dst.save_snapshot(&snap)?.to_hex());
-    }
     report.bytes_copied = stats.bytes_stored;
     report.packs_copied = stats.packs_written;
-    Ok(())
+    Ok(new_snaps)
 }
 
 fn rewrite_tree(

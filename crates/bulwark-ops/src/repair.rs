@@ -2,6 +2,7 @@
 //! files. The new index is stored before any old one is removed, so a crash at any point leaves a
 //! usable repository.
 
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::index::IndexFile;
 use bulwark_repo::{FileKind, Id, Repository, Result};
 use rayon::prelude::*;
@@ -19,7 +20,7 @@ pub struct RepairReport {
 }
 
 pub fn repair_index(repo: &Repository, show_progress: bool) -> Result<RepairReport> {
-    let _lock = repo.lock(true)?;
+    let _lock = repo.lock(LockKind::Exclusive)?;
     let old = repo.list_index_files()?;
     let packs = repo.backend().list(FileKind::Pack)?;
     let progress = Progress::items(show_progress, Some(packs.len() as u64), "read packs");

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::{Error, FileKind, Id, Repository, Result};
 use serde::Serialize;
 
@@ -65,7 +66,7 @@ pub struct RepairPacksReport {
 /// Find packs the primary's index needs that are missing, truncated or damaged (by hash), and
 /// copy good ones back from the replica, verified by hash on both sides.
 pub fn repair_packs(primary: &Repository, replica: &Repository) -> Result<RepairPacksReport> {
-    let _lock = primary.lock(true)?;
+    let _lock = primary.lock(LockKind::Exclusive)?;
     let index = primary.load_index()?;
     let stored: BTreeMap<String, u64> = primary.backend().list(FileKind::Pack)?.into_iter().collect();
     let mut report = RepairPacksReport::default();

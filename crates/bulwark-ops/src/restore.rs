@@ -9,6 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::index::BlobLocation;
 use bulwark_repo::{Error, FileKind, Id, MasterIndex, Node, NodeKind, Repository, Result, Tree};
 use bulwark_source::Patterns;
@@ -53,7 +54,7 @@ struct Plan {
 const MAX_READ_GAP: u64 = 1 << 20;
 
 pub fn restore(repo: &Repository, spec: &str, opts: &RestoreOptions) -> Result<RestoreReport> {
-    let _lock = repo.lock(false)?;
+    let _lock = repo.lock(LockKind::Shared)?;
     let index = repo.load_index()?;
     let sel = browse::select(repo, &index, spec, None)?;
     fs::create_dir_all(&opts.target)

@@ -25,6 +25,8 @@ pub enum FileKind {
     Index,
     Snapshot,
     Lock,
+    Condemned,
+    Hold,
 }
 
 impl FileKind {
@@ -36,6 +38,8 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
+            FileKind::Condemned => "condemned",
+            FileKind::Hold => "holds",
         }
     }
 }

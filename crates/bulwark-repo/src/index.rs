@@ -4,7 +4,7 @@
 
 use crate::crypto::{MasterKey, SALT_LEN};
 use crate::error::{Error, Result};
-use crate::id::{Id, IdMap};
+use crate::id::{Id, IdMap, IdSet};
 use crate::pack::{BlobKind, PackedBlob};
 
 const MAGIC: &[u8; 4] = b"BWI1";
@@ -139,6 +139,8 @@ pub struct BlobLocation {
 pub struct MasterIndex {
     packs: Vec<PackInfo>,
     pack_numbers: IdMap<u32>,
+    /// Per pack number: condemned by prune, so a blob's other copy, if any, is preferred.
+    demoted: Vec<bool>,
     entries: Vec<Entry>,
     sorted: bool,
 }
@@ -151,6 +153,7 @@ impl MasterIndex {
                 salt: pack.salt,
                 size: pack.size,
             });
+            self.demoted.push(false);
             (self.packs.len() - 1) as u32
         });
         self.entries.extend(pack.blobs.iter().map(|b| Entry {
@@ -165,9 +168,22 @@ impl MasterIndex {
         self.sorted = false;
     }
 
-    /// Sort for lookups; a blob stored in several packs (concurrent backups) keeps one location.
+    /// Prefer other copies of the blobs in these packs (condemned by prune, still readable).
+    pub fn demote(&mut self, packs: &IdSet) {
+        for (n, p) in self.packs.iter().enumerate() {
+            if packs.contains(&p.id) {
+                self.demoted[n] = true;
+            }
+        }
+        self.sorted = false;
+    }
+
+    /// Sort for lookups; a blob stored in several packs (concurrent backups, repacking) keeps one
+    /// location, in a pack that is not demoted when there is one.
     pub fn finish(&mut self) {
-        self.entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let demoted = &self.demoted;
+        self.entries
+            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(demoted[a.pack as usize].cmp(&demoted[b.pack as usize])));
         self.entries.dedup_by(|a, b| a.id == b.id);
         self.entries.shrink_to_fit();
         self.sorted = true;

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod chunker;
+pub mod condemned;
 pub mod crypto;
 pub mod error;
 pub mod id;
@@ -24,6 +25,7 @@ pub use error::{Error, Result};
 pub use id::Id;
 pub use index::MasterIndex;
 pub use keys::Credential;
+pub use lock::LockKind;
 pub use pack::BlobKind;
 pub use repository::{Repository, Settings};
 pub use snapshot::{Snapshot, Summary};

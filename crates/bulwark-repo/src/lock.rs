@@ -1,7 +1,10 @@
-//! Repository locks. Backups, restores and checks share the repository; maintenance that removes
-//! objects (index repair, prune) takes it exclusively. A lock is an object in `locks/` that its
-//! holder re-creates every few minutes; one not refreshed for `STALE_AFTER`, or held by a process
-//! on this host that no longer runs, is stale and ignored.
+//! Repository locks. Backups, restores, copies and checks share the repository; `prune` takes a
+//! maintenance lock that excludes only other maintenance (it never makes backups wait, see
+//! `bulwark-ops`'s prune for the protocol); index repair and key removal take it exclusively.
+//! A lock is an object in `locks/` that its holder re-creates every few minutes under a stable
+//! holder id; one not refreshed for `STALE_AFTER`, or held by a process on this host that no
+//! longer runs, is stale and ignored. A holder that could not refresh for that long must stop
+//! before writing anything that others could rely on (`LockGuard::ensure_fresh`).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -19,13 +22,36 @@ use crate::id::Id;
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// Reads and adds: backup, copy, restore, check.
+    Shared,
+    /// Removes unreferenced data under the prune protocol: excludes other maintenance only.
+    Maintenance,
+    /// Excludes everyone.
+    Exclusive,
+}
+
+impl LockKind {
+    fn conflicts_with(self, other: LockKind) -> bool {
+        use LockKind::*;
+        matches!(
+            (self, other),
+            (Exclusive, _) | (_, Exclusive) | (Maintenance, Maintenance)
+        )
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct LockInfo {
     pub time: DateTime<Utc>,
     pub host: String,
     pub user: String,
     pub pid: u32,
-    pub exclusive: bool,
+    pub kind: LockKind,
+    /// Stays the same across refreshes, so others can tell a process is still the same one.
+    pub holder: Id,
 }
 
 impl LockInfo {
@@ -39,8 +65,12 @@ impl LockInfo {
 
     pub fn describe(&self) -> String {
         format!(
-            "{} by {}@{} (pid {}) since {}",
-            if self.exclusive { "exclusively" } else { "shared" },
+            "{} by {}@{} (pid {}) at {}",
+            match self.kind {
+                LockKind::Exclusive => "exclusively",
+                LockKind::Maintenance => "for maintenance",
+                LockKind::Shared => "shared",
+            },
             self.user,
             self.host,
             self.pid,
@@ -72,49 +102,76 @@ fn write_lock(backend: &dyn Backend, key: &MasterKey, info: &LockInfo) -> Result
 pub struct LockGuard {
     stop: Arc<(Mutex<bool>, Condvar)>,
     refresher: Option<JoinHandle<()>>,
+    last_refresh: Arc<Mutex<std::time::Instant>>,
+    holder: Id,
 }
 
 impl LockGuard {
-    pub fn acquire(backend: Arc<dyn Backend>, key: &MasterKey, exclusive: bool) -> Result<LockGuard> {
+    pub fn acquire(backend: Arc<dyn Backend>, key: &MasterKey, kind: LockKind) -> Result<LockGuard> {
         let info = LockInfo {
             time: Utc::now(),
             host: crate::host_name(),
             user: crate::user_name(),
             pid: std::process::id(),
-            exclusive,
+            kind,
+            holder: Id::random(),
         };
         let mine = write_lock(backend.as_ref(), key, &info)?;
-        if let Err(e) = check_conflicts(backend.as_ref(), key, &mine, exclusive) {
+        if let Err(e) = check_conflicts(backend.as_ref(), key, &mine, kind) {
             let _ = backend.remove(FileKind::Lock, &mine);
             return Err(e);
         }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let last_refresh = Arc::new(Mutex::new(std::time::Instant::now()));
+        let holder = info.holder;
         let refresher = {
-            let (stop, key) = (stop.clone(), key.clone());
-            std::thread::spawn(move || refresh_until_stopped(backend, key, info, mine, stop))
+            let (stop, key, last) = (stop.clone(), key.clone(), last_refresh.clone());
+            std::thread::spawn(move || refresh_until_stopped(backend, key, info, mine, stop, last))
         };
         Ok(LockGuard {
             stop,
             refresher: Some(refresher),
+            last_refresh,
+            holder,
         })
+    }
+
+    pub fn holder(&self) -> Id {
+        self.holder
+    }
+
+    /// Fail if the lock may have gone stale in others' eyes (refreshes failed for too long):
+    /// maintenance may then have treated this process as gone.
+    pub fn ensure_fresh(&self) -> Result<()> {
+        let age = self.last_refresh.lock().expect("refresh time").elapsed();
+        if age + REFRESH_EVERY >= STALE_AFTER {
+            return Err(Error::Backend(format!(
+                "the repository lock could not be refreshed for {} s; stopping before writing the snapshot",
+                age.as_secs()
+            )));
+        }
+        Ok(())
     }
 }
 
-fn check_conflicts(backend: &dyn Backend, key: &MasterKey, mine: &str, exclusive: bool) -> Result<()> {
+/// Every lock that is not stale, with its object name.
+pub fn live_locks(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<(String, LockInfo)>> {
+    let mut out = Vec::new();
     for (name, _) in backend.list(FileKind::Lock)? {
-        if name == mine {
-            continue;
+        match read_lock(backend, key, &name) {
+            Ok(info) if !info.is_stale() => out.push((name, info)),
+            Ok(_) => {}
+            // Removed meanwhile by its holder, or unreadable: neither can block anyone.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("ignoring unreadable lock {name}: {e}"),
         }
-        let other = match read_lock(backend, key, &name) {
-            Ok(other) => other,
-            // Removed meanwhile by its holder, or unreadable: neither can block us.
-            Err(Error::NotFound { .. }) => continue,
-            Err(e) => {
-                tracing::warn!("ignoring unreadable lock {name}: {e}");
-                continue;
-            }
-        };
-        if (exclusive || other.exclusive) && !other.is_stale() {
+    }
+    Ok(out)
+}
+
+fn check_conflicts(backend: &dyn Backend, key: &MasterKey, mine: &str, kind: LockKind) -> Result<()> {
+    for (name, other) in live_locks(backend, key)? {
+        if name != mine && kind.conflicts_with(other.kind) {
             return Err(Error::Locked {
                 by: other.describe(),
             });
@@ -129,6 +186,7 @@ fn refresh_until_stopped(
     mut info: LockInfo,
     mut current: String,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    last_refresh: Arc<Mutex<std::time::Instant>>,
 ) {
     let (flag, signal) = &*stop;
     let mut stopped = flag.lock().expect("lock flag");
@@ -146,6 +204,7 @@ fn refresh_until_stopped(
                 Ok(fresh) => {
                     let _ = backend.remove(FileKind::Lock, &current);
                     current = fresh;
+                    *last_refresh.lock().expect("refresh time") = std::time::Instant::now();
                 }
                 Err(e) => tracing::warn!("could not refresh the repository lock: {e}"),
             }

@@ -12,10 +12,10 @@ use crate::backend::{Backend, FileKind, Written};
 use crate::chunker::ChunkerParams;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
-use crate::id::Id;
+use crate::id::{Id, IdSet};
 use crate::index::{BlobLocation, IndexFile, IndexPack, MasterIndex};
 use crate::keys::{Credential, KeySlot};
-use crate::lock::LockGuard;
+use crate::lock::{LockGuard, LockKind};
 use crate::pack::{self, BlobKind};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
@@ -176,8 +176,8 @@ impl Repository {
         &self.key_slot
     }
 
-    pub fn lock(&self, exclusive: bool) -> Result<LockGuard> {
-        LockGuard::acquire(self.backend.clone(), &self.key, exclusive)
+    pub fn lock(&self, kind: LockKind) -> Result<LockGuard> {
+        LockGuard::acquire(self.backend.clone(), &self.key, kind)
     }
 
     // ---- keys ----
@@ -224,13 +224,31 @@ impl Repository {
     /// Load every index file into one in-memory index. Damaged index files are an error: the caller
     /// decides whether to stop (most commands) or rebuild (`repair index`).
     pub fn load_index(&self) -> Result<MasterIndex> {
+        let condemned = self.condemned_packs()?;
+        let mut index = self.index_of_packs(|_| true)?;
+        index.demote(&condemned);
+        index.finish();
+        Ok(index)
+    }
+
+    /// The index new data is deduplicated against: condemned packs are left out, so nothing new
+    /// comes to rely on them. Also returns the condemned set.
+    pub fn load_index_for_writing(&self) -> Result<(MasterIndex, IdSet)> {
+        let condemned = self.condemned_packs()?;
+        let mut index = self.index_of_packs(|p| !condemned.contains(p))?;
+        index.finish();
+        Ok((index, condemned))
+    }
+
+    fn index_of_packs(&self, keep: impl Fn(&Id) -> bool) -> Result<MasterIndex> {
         let mut index = MasterIndex::default();
         for name in self.list_index_files()? {
             for pack in self.read_index_file(&name)?.packs {
-                index.add_pack(&pack);
+                if keep(&pack.id) {
+                    index.add_pack(&pack);
+                }
             }
         }
-        index.finish();
         Ok(index)
     }
 

@@ -270,11 +270,12 @@ fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
 
 /// Packs in storage that no index file lists: left by a killed run, or still being written by a
 /// running one. Either way they are complete (packs appear atomically) and safe to index.
-pub fn unindexed_packs(repo: &Repository, index: &MasterIndex) -> Result<Vec<(Id, u64)>> {
+/// Condemned packs (`skip`) are not orphans: prune has them in hand.
+pub fn unindexed_packs(repo: &Repository, index: &MasterIndex, skip: &IdSet) -> Result<Vec<(Id, u64)>> {
     let mut out = Vec::new();
     for (name, size) in repo.backend().list(FileKind::Pack)? {
         match name.parse::<Id>() {
-            Ok(id) if !index.has_pack(&id) => out.push((id, size)),
+            Ok(id) if !index.has_pack(&id) && !skip.contains(&id) => out.push((id, size)),
             Ok(_) => {}
             Err(_) => tracing::warn!("ignoring stray object data/{name}"),
         }
@@ -284,8 +285,8 @@ pub fn unindexed_packs(repo: &Repository, index: &MasterIndex) -> Result<Vec<(Id
 
 /// Index the packs a killed run left behind, so this run reuses their blobs. Damaged ones are
 /// skipped with a warning: `check` reports them, and their blobs are simply stored again.
-pub fn adopt_unindexed_packs(repo: &Repository, index: &mut MasterIndex) -> Result<usize> {
-    let orphans = unindexed_packs(repo, index)?;
+pub fn adopt_unindexed_packs(repo: &Repository, index: &mut MasterIndex, condemned: &IdSet) -> Result<usize> {
+    let orphans = unindexed_packs(repo, index, condemned)?;
     if orphans.is_empty() {
         return Ok(0);
     }

@@ -8,6 +8,7 @@ use bulwark_ops::backup::{BackupOptions, BackupSource, backup};
 use bulwark_ops::check::{ReadData, check};
 use bulwark_ops::restore::{RestoreOptions, restore};
 use bulwark_ops::{Progress, browse, repair};
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::{Backend, Repository, Settings};
 use bulwark_source::Patterns;
 use bulwark_source::stream::CommandStream;
@@ -236,7 +237,7 @@ fn snapshots(g: &Global, a: SnapshotsArgs) -> CliResult<i32> {
 
 fn ls(g: &Global, a: LsArgs) -> CliResult<i32> {
     let repo = open(g)?;
-    let _lock = repo.lock(false)?;
+    let _lock = repo.lock(LockKind::Shared)?;
     let index = repo.load_index()?;
     let sel = browse::select(&repo, &index, &a.snapshot, a.path.as_deref())?;
     let tree = browse::selected_tree(&repo, &index, &sel)?;
