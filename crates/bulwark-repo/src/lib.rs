@@ -10,6 +10,7 @@ pub mod chunker;
 pub mod condemned;
 pub mod crypto;
 pub mod error;
+pub mod holds;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -58,6 +58,13 @@ pub enum Command {
     /// Repair the repository
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Remove snapshots by retention rules (kept ones say why), or by name
+    Forget(ForgetArgs),
+    /// Delete data no snapshot needs, without making backups wait
+    Prune(PruneArgs),
+    /// Legal or contract holds: a held snapshot is never forgotten
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Copy snapshots to another repository (an off-site replica)
     Copy(CopyArgs),
     /// Compare a repository with its replica
@@ -230,4 +237,71 @@ pub enum RepairCommand {
         #[command(flatten)]
         other: OtherCredentials,
     },
+}
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// Snapshots to forget by name (instead of rules)
+    pub snapshots: Vec<String>,
+    /// Keep every snapshot within this span of the newest (e.g. 30d, 1y6m, 12h)
+    #[arg(long)]
+    pub keep_within: Option<String>,
+    /// Keep the N newest (N or `unlimited`)
+    #[arg(long)]
+    pub keep_last: Option<String>,
+    #[arg(long)]
+    pub keep_hourly: Option<String>,
+    #[arg(long)]
+    pub keep_daily: Option<String>,
+    #[arg(long)]
+    pub keep_weekly: Option<String>,
+    #[arg(long)]
+    pub keep_monthly: Option<String>,
+    #[arg(long)]
+    pub keep_yearly: Option<String>,
+    /// Keep snapshots with this tag (repeatable; `a,b` needs both)
+    #[arg(long)]
+    pub keep_tag: Vec<String>,
+    /// Apply the rules per history of these fields: host, paths, tags, dataset
+    #[arg(long, default_value = "host,paths,dataset")]
+    pub group_by: String,
+    /// Only snapshots of this dataset
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Show what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Prune afterwards
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: unused space allowed to remain, e.g. 5%
+    #[arg(long, default_value = "5%")]
+    pub max_unused: String,
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Unused space allowed to remain instead of repacking, e.g. 5%
+    #[arg(long, default_value = "5%")]
+    pub max_unused: String,
+    /// Show what would be deleted and freed, delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand)]
+pub enum HoldCommand {
+    /// Hold a snapshot
+    Add {
+        snapshot: String,
+        /// When the hold ends (RFC 3339 or YYYY-MM-DD); default: until removed
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift every hold on a snapshot
+    Remove { snapshot: String },
+    /// List holds
+    List,
 }

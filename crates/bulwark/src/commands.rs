@@ -34,6 +34,9 @@ pub fn run(cli: Cli) -> CliResult<i32> {
         Command::Repair(RepairCommand::Index) => repair_index(g),
         Command::Repair(RepairCommand::Packs { from, other }) => repair_packs(g, &from, &other),
         Command::Copy(a) => copy_cmd(g, a),
+        Command::Forget(a) => forget_cmd(g, a),
+        Command::Prune(a) => prune_cmd(g, a),
+        Command::Hold(h) => hold_cmd(g, h),
         Command::Replica(ReplicaCommand::Status { to, other }) => replica_status(g, &to, &other),
     }
 }
@@ -321,10 +324,11 @@ fn restore_cmd(g: &Global, a: RestoreArgs) -> CliResult<i32> {
     Ok(0)
 }
 
-fn parse_subset(s: &str) -> CliResult<f64> {
-    let bad = || Failure::usage(format!("bad --read-data-subset '{s}'"), "give a percentage such as 10%");
+/// A percentage such as `10%` (or `10`), as a fraction; `allow_zero` for allowances.
+fn parse_percent(flag: &str, s: &str, allow_zero: bool) -> CliResult<f64> {
+    let bad = || Failure::usage(format!("bad {flag} '{s}'"), "give a percentage such as 10%");
     let v: f64 = s.trim_end_matches('%').parse().map_err(|_| bad())?;
-    if !(v > 0.0 && v <= 100.0) {
+    if !(v <= 100.0 && (v > 0.0 || (allow_zero && v == 0.0))) {
         return Err(bad());
     }
     Ok(v / 100.0)
@@ -332,7 +336,7 @@ fn parse_subset(s: &str) -> CliResult<f64> {
 
 fn check_cmd(g: &Global, a: CheckArgs) -> CliResult<i32> {
     let read = match (&a.read_data_subset, a.read_data) {
-        (Some(s), _) => ReadData::Subset(parse_subset(s)?),
+        (Some(s), _) => ReadData::Subset(parse_percent("--read-data-subset", s, false)?),
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
@@ -498,4 +502,178 @@ fn repair_packs(g: &Global, from: &str, other: &OtherCredentials) -> CliResult<i
         )
     });
     Ok(if report.unrecoverable.is_empty() { 0 } else { 1 })
+}
+
+fn keep_count(flag: &str, v: &Option<String>) -> CliResult<Option<u32>> {
+    v.as_deref()
+        .map(bulwark_policy::retention::parse_keep_count)
+        .transpose()
+        .map_err(|e| Failure::usage(format!("{flag}: {e}"), "give a whole number or `unlimited`"))
+}
+
+fn forget_cmd(g: &Global, a: ForgetArgs) -> CliResult<i32> {
+    use bulwark_policy::retention::KeepRules;
+    let within = a
+        .keep_within
+        .as_deref()
+        .map(bulwark_policy::CalendarDuration::parse)
+        .transpose()
+        .map_err(|e| Failure::usage(format!("--keep-within: {e}"), "e.g. 30d, 12h, 1y6m"))?;
+    let rules = KeepRules {
+        within,
+        last: keep_count("--keep-last", &a.keep_last)?,
+        hourly: keep_count("--keep-hourly", &a.keep_hourly)?,
+        daily: keep_count("--keep-daily", &a.keep_daily)?,
+        weekly: keep_count("--keep-weekly", &a.keep_weekly)?,
+        monthly: keep_count("--keep-monthly", &a.keep_monthly)?,
+        yearly: keep_count("--keep-yearly", &a.keep_yearly)?,
+        tags: a.keep_tag.clone(),
+    };
+    if a.snapshots.is_empty() && rules.is_empty() {
+        return Err(Failure::usage(
+            "no retention rule given; refusing to forget everything",
+            "give --keep-within 30d (the policy default) or other --keep-* options, or snapshot ids",
+        ));
+    }
+    let group_by = bulwark_policy::GroupBy::parse(&a.group_by)
+        .map_err(|e| Failure::usage(format!("--group-by: unknown field '{}'", e.0), "use host, paths, tags, dataset"))?;
+    let max_unused = parse_percent("--max-unused", &a.max_unused, true)?;
+    let repo = open(g)?;
+    let report = bulwark_ops::forget::forget(
+        &repo,
+        &bulwark_ops::forget::ForgetOptions {
+            rules,
+            group_by,
+            dataset: a.dataset,
+            explicit: a.snapshots,
+            dry_run: a.dry_run,
+            now: chrono::Utc::now(),
+        },
+    )?;
+    let pruned = if a.prune && !a.dry_run {
+        Some(bulwark_ops::prune::prune(
+            &repo,
+            &bulwark_ops::prune::PruneOptions { max_unused, dry_run: false, show_progress: show_progress(g) },
+        )?)
+    } else {
+        None
+    };
+    emit(g, &json!({ "forget": &report, "prune": &pruned }), || {
+        let mut t = String::new();
+        for s in &report.snapshots {
+            t += &format!(
+                "{} {} {:<25} {}\n",
+                if s.keep { "keep  " } else { "remove" },
+                s.short_id,
+                s.time.format("%Y-%m-%d %H:%M:%S %:z"),
+                s.reasons.join("; ")
+            );
+        }
+        t += &format!(
+            "{} {} snapshots, kept {}",
+            if report.dry_run { "would remove" } else { "removed" },
+            report.removed.len(),
+            report.kept
+        );
+        if let Some(p) = &pruned {
+            t += &format!("\n{}", prune_text(p));
+        }
+        t
+    });
+    Ok(0)
+}
+
+fn prune_text(p: &bulwark_ops::prune::PruneReport) -> String {
+    let mut t = format!(
+        "{} packs, {} used, {} unused; {} unused packs, {} to repack; {} {}",
+        p.packs,
+        human_bytes(p.bytes_used),
+        human_bytes(p.bytes_unused),
+        p.packs_unused,
+        p.packs_to_repack,
+        if p.dry_run { "would free" } else { "frees" },
+        human_bytes(p.bytes_to_free)
+    );
+    if !p.dry_run {
+        t += &format!("\ndeleted {} packs ({})", p.packs_deleted, human_bytes(p.bytes_freed));
+    }
+    for r in &p.postponed {
+        t += &format!("\npostponed: {r}");
+    }
+    t
+}
+
+fn prune_cmd(g: &Global, a: PruneArgs) -> CliResult<i32> {
+    let max_unused = parse_percent("--max-unused", &a.max_unused, true)?;
+    let repo = open(g)?;
+    let report = bulwark_ops::prune::prune(
+        &repo,
+        &bulwark_ops::prune::PruneOptions { max_unused, dry_run: a.dry_run, show_progress: show_progress(g) },
+    )?;
+    emit(g, &report, || prune_text(&report));
+    Ok(0)
+}
+
+fn parse_until(s: &str) -> CliResult<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.to_utc());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        .map_err(|_| Failure::usage(format!("bad --until '{s}'"), "use YYYY-MM-DD or RFC 3339"))
+}
+
+fn hold_cmd(g: &Global, h: HoldCommand) -> CliResult<i32> {
+    let repo = open(g)?;
+    match h {
+        HoldCommand::Add { snapshot, until, reason } => {
+            let until = until.as_deref().map(parse_until).transpose()?;
+            let (id, _) = repo.find_snapshot(&snapshot, |_| true)?;
+            let record = bulwark_repo::holds::HoldRecord {
+                snapshot: id,
+                until,
+                reason,
+                created: chrono::Utc::now(),
+                by: format!("{}@{}", bulwark_repo::user_name(), bulwark_repo::host_name()),
+            };
+            repo.add_hold(&record)?;
+            emit(g, &record, || match until {
+                Some(u) => format!("held snapshot {} until {}", id.short(), u.format("%Y-%m-%d %H:%M:%S UTC")),
+                None => format!("held snapshot {} until the hold is removed", id.short()),
+            });
+        }
+        HoldCommand::Remove { snapshot } => {
+            let (id, _) = repo.find_snapshot(&snapshot, |_| true)?;
+            let n = repo.remove_holds(&id)?;
+            emit(g, &json!({ "snapshot": id, "removed": n }), || format!("removed {n} holds from {}", id.short()));
+        }
+        HoldCommand::List => {
+            let now = chrono::Utc::now();
+            let holds: Vec<_> = repo
+                .holds()?
+                .into_iter()
+                .map(|(_, h)| {
+                    let mut v = serde_json::to_value(&h).expect("holds serialise");
+                    v["active"] = json!(h.is_active(now));
+                    v
+                })
+                .collect();
+            emit(g, &holds, || {
+                holds
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{} until {} {} {}",
+                            &h["snapshot"].as_str().unwrap_or_default()[..8],
+                            h["until"].as_str().unwrap_or("removed"),
+                            if h["active"] == json!(true) { "active " } else { "expired" },
+                            h["reason"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(0)
 }
