@@ -132,15 +132,18 @@ fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Res
                 used.contains(&b.id) && index.lookup(&b.id).is_some_and(|l| l.pack.id == p.id)
             })
             .collect();
-        let used_bytes: u64 = live.iter().map(|&i| p.blobs[i].stored_len as u64).sum();
+        // Dead blobs are the waste; a live pack's header and directory are not.
+        let live_bytes: u64 = live.iter().map(|&i| p.blobs[i].stored_len as u64).sum();
+        let all_bytes: u64 = p.blobs.iter().map(|b| b.stored_len as u64).sum();
+        let unused = if live.is_empty() { p.size } else { all_bytes - live_bytes };
         report.bytes_total += p.size;
-        report.bytes_used += used_bytes;
+        report.bytes_used += p.size - unused;
         if live.is_empty() {
             condemn.push(p.id);
             report.packs_unused += 1;
             report.bytes_to_free += p.size;
-        } else if used_bytes < p.size {
-            candidates.push((p.size - used_bytes, p, live));
+        } else if unused > 0 {
+            candidates.push((unused, p, live));
         }
     }
     report.bytes_unused = report.bytes_total - report.bytes_used;
