@@ -12,9 +12,13 @@
 //! * [`duration`] — the `30d` / `12h` / `1y6m` duration syntax shared with the
 //!   configuration.
 
+pub mod commitments;
+pub mod compliance;
+pub mod config;
 pub mod duration;
 pub mod group;
 pub mod retention;
+pub mod schedule;
 
 pub use duration::{CalendarDuration, DurationError, parse_duration};
 pub use group::{Group, GroupBy, GroupKey, group_by};
