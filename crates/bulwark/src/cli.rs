@@ -65,6 +65,9 @@ pub enum Command {
     /// Legal or contract holds: a held snapshot is never forgotten
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// The policy file (bulwark.toml): can it keep every commitment?
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Copy snapshots to another repository (an off-site replica)
     Copy(CopyArgs),
     /// Compare a repository with its replica
@@ -304,4 +307,14 @@ pub enum HoldCommand {
     Remove { snapshot: String },
     /// List holds
     List,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Check, commitment by commitment, whether the configuration can keep the policy
+    Check {
+        /// The policy file
+        #[arg(long, short = 'c', env = "BULWARK_CONFIG", default_value = "bulwark.toml")]
+        config: PathBuf,
+    },
 }

@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> CliResult<i32> {
         Command::Repair(RepairCommand::Index) => repair_index(g),
         Command::Repair(RepairCommand::Packs { from, other }) => repair_packs(g, &from, &other),
         Command::Copy(a) => copy_cmd(g, a),
+        Command::Policy(PolicyCommand::Check { config }) => crate::policy_cmds::policy_check(g, &config),
         Command::Forget(a) => forget_cmd(g, a),
         Command::Prune(a) => prune_cmd(g, a),
         Command::Hold(h) => hold_cmd(g, h),
@@ -42,7 +43,7 @@ pub fn run(cli: Cli) -> CliResult<i32> {
 }
 
 /// Print `value` as JSON, or `text` for a person.
-fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
+pub fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
     if g.json {
         println!("{}", serde_json::to_string(value).expect("reports serialise"));
     } else if !g.quiet {

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod credentials;
 mod failure;
+mod policy_cmds;
 
 use std::io::IsTerminal;
 
