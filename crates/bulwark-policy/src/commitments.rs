@@ -39,7 +39,7 @@ pub const COMMITMENTS: [&str; 11] = [
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 {
+    if s % 86_400 == 0 && s >= 2 * 86_400 {
         format!("{}d", s / 86_400)
     } else if s % 3600 == 0 {
         format!("{}h", s / 3600)
@@ -76,21 +76,21 @@ pub fn check(config: &Config) -> Vec<Finding> {
         (value <= limit, format!("{what} is {} (the policy requires at most {})", human(value), human(limit)))
     };
 
-    let (ok, d) = at_most("policy RPO", t.rpo, policy::RPO);
+    let (ok, d) = at_most("the RPO target", t.rpo, policy::RPO);
     push("rpo", ok, "policy", d, loc("rpo"));
-    let (ok, d) = at_most("policy RTO", t.rto, policy::RTO);
+    let (ok, d) = at_most("the RTO target", t.rto, policy::RTO);
     push("rto", ok, "policy", d, loc("rto"));
     let retention = t.retention.approximate();
     let want = Duration::from_secs(policy::RETENTION_DAYS * 86_400);
     push("retention", retention >= want, "policy",
-        format!("policy retention is {} (the policy requires at least {}d)", t.retention, policy::RETENTION_DAYS), loc("retention"));
-    let (ok, d) = at_most("restore tests every", t.restore_test_every, policy::RESTORE_TEST_EVERY);
+        format!("the retention target is {} (the policy requires at least {}d)", t.retention, policy::RETENTION_DAYS), loc("retention"));
+    let (ok, d) = at_most("the restore-test interval", t.restore_test_every, policy::RESTORE_TEST_EVERY);
     push("restore_test", ok, "policy", d, loc("restore_test_every"));
-    let (ok, d) = at_most("DR drills every", t.drill_every, policy::DRILL_EVERY);
+    let (ok, d) = at_most("the DR drill interval", t.drill_every, policy::DRILL_EVERY);
     push("drill", ok, "policy", d, loc("drill_every"));
-    let (ok, d) = at_most("plan reviews every", t.review_every, policy::REVIEW_EVERY);
+    let (ok, d) = at_most("the plan review interval", t.review_every, policy::REVIEW_EVERY);
     push("review", ok, "policy", d, loc("review_every"));
-    let (ok, d) = at_most("SEV-1/SEV-2 status updates every", t.status_update_every, policy::STATUS_UPDATE_EVERY);
+    let (ok, d) = at_most("the SEV-1/SEV-2 status update interval", t.status_update_every, policy::STATUS_UPDATE_EVERY);
     push("incident_updates", ok, "policy", d, loc("status_update_every"));
     push("postmortem", t.postmortem_within_business_days <= policy::POSTMORTEM_BUSINESS_DAYS, "policy",
         format!("post-mortems within {} business days (the policy requires at most {})", t.postmortem_within_business_days, policy::POSTMORTEM_BUSINESS_DAYS),
