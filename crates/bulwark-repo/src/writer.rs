@@ -57,7 +57,8 @@ impl<'r> BlobWriter<'r> {
         uploaders: usize,
         work: impl FnOnce(&BlobWriter<'r>) -> Result<T>,
     ) -> Result<(T, WriteStats)> {
-        let (tx, rx) = bounded::<FinishedPack>(uploaders.max(1));
+        // Each uploader holds one pack; one more may wait. Finished packs are the bulk of memory.
+        let (tx, rx) = bounded::<FinishedPack>(1);
         let writer = BlobWriter {
             repo,
             index,
