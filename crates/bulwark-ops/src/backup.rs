@@ -24,6 +24,9 @@ pub enum BackupSource {
     Paths(Vec<PathBuf>),
     /// One stream stored as a file called `name` at the snapshot's root.
     Stream { name: String, reader: Box<dyn Read + Send> },
+    /// Several streams, read one after another, each stored as a file at the snapshot's root
+    /// (a database dump and its globals).
+    Streams(Vec<(String, Box<dyn Read + Send>)>),
 }
 
 pub struct BackupOptions {
@@ -102,6 +105,16 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
             }
             (vec![format!("/{name}")], Source::Stream(name, reader))
         }
+        BackupSource::Streams(streams) => {
+            let mut seen = std::collections::BTreeSet::new();
+            for (name, _) in &streams {
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." || !seen.insert(name.as_str()) {
+                    return Err(Error::Invalid(format!("'{name}' is not a valid stream name: give distinct plain file names")));
+                }
+            }
+            let paths = streams.iter().map(|(n, _)| format!("/{n}")).collect();
+            (paths, Source::Streams(streams))
+        }
     };
     let parent = find_parent(repo, opts.parent.as_deref(), opts.dataset.as_deref(), &host, &paths)?;
     let parent_tree = parent.as_ref().and_then(|(id, snap)| match repo.load_tree(&index, &snap.tree) {
@@ -123,6 +136,7 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
     let (root, stats) = BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| match source {
         Source::Tree(trie) => archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref()),
         Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
+        Source::Streams(streams) => archiver.archive_streams(writer, streams),
     })?;
     progress.finish();
     let c = &archiver.counters;
@@ -172,6 +186,7 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
 enum Source {
     Tree(PathTrie),
     Stream(String, Box<dyn Read + Send>),
+    Streams(Vec<(String, Box<dyn Read + Send>)>),
 }
 
 /// Absolute, lexically normalised targets (symlinks in them are not resolved, as the user named
@@ -399,6 +414,19 @@ impl Archiver<'_> {
     }
 
     fn archive_stream(&self, writer: &BlobWriter, name: &str, reader: Box<dyn Read + Send>) -> Result<Id> {
+        let node = self.stream_node(writer, name, reader)?;
+        self.save_tree(writer, vec![node])
+    }
+
+    fn archive_streams(&self, writer: &BlobWriter, streams: Vec<(String, Box<dyn Read + Send>)>) -> Result<Id> {
+        let mut nodes = Vec::new();
+        for (name, reader) in streams {
+            nodes.push(self.stream_node(writer, &name, reader)?);
+        }
+        self.save_tree(writer, nodes)
+    }
+
+    fn stream_node(&self, writer: &BlobWriter, name: &str, reader: Box<dyn Read + Send>) -> Result<Node> {
         let (content, size) = match self.save_stream(writer, reader) {
             Ok(r) => r,
             Err(EntryError::Source(e)) => {
@@ -416,6 +444,6 @@ impl Archiver<'_> {
         node.content = content;
         bump(&self.counters.files_new);
         self.counters.total_bytes.fetch_add(size, Ordering::Relaxed);
-        self.save_tree(writer, vec![node])
+        Ok(node)
     }
 }

@@ -5,11 +5,15 @@ pub mod backup;
 pub mod browse;
 pub mod check;
 pub mod copy;
+pub mod database;
 pub mod forget;
 pub mod progress;
 pub mod prune;
 pub mod repair;
 pub mod replica;
 pub mod restore;
+pub mod status;
+pub mod restore_test;
+pub mod run;
 
 pub use progress::Progress;

@@ -2,6 +2,7 @@
 //! stdin or a command.
 
 pub mod patterns;
+pub mod db;
 pub mod files;
 pub mod stream;
 

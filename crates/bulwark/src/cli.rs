@@ -47,6 +47,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Restore a snapshot, or a path inside one
     Restore(RestoreArgs),
+    /// Restore a database snapshot into a scratch target, check it, and time it
+    RestoreTest(crate::db::RestoreTestArgs),
     /// Verify the repository's structure and, optionally, its data
     Check(CheckArgs),
     /// Manage key slots
@@ -68,6 +70,16 @@ pub enum Command {
     /// The policy file (bulwark.toml): can it keep every commitment?
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run what the policy file asks: backup, off-site copy, retention, restore tests
+    Run(RunArgs),
+    /// Per dataset: is each commitment met, at risk or breached, and why
+    Status(StatusArgs),
+    /// The evidence ledger
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Remediation items opened by failed restore tests
+    #[command(subcommand)]
+    Remediation(RemediationCommand),
     /// Copy snapshots to another repository (an off-site replica)
     Copy(CopyArgs),
     /// Compare a repository with its replica
@@ -160,6 +172,8 @@ pub struct BackupArgs {
     /// The command for --stdin-from-command
     #[arg(last = true)]
     pub command: Vec<String>,
+    #[command(flatten)]
+    pub db: crate::db::DbBackupArgs,
 }
 
 #[derive(Args)]
@@ -188,14 +202,16 @@ pub struct RestoreArgs {
     /// Snapshot id (8+ hex digits), `latest`, or ID:PATH
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't')]
-    pub target: PathBuf,
+    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target"])]
+    pub target: Option<PathBuf>,
     /// Restore only paths matching a glob (repeatable)
     #[arg(long, short = 'i')]
     pub include: Vec<String>,
     /// Re-read every restored file and compare it with the snapshot
     #[arg(long)]
     pub verify: bool,
+    #[command(flatten)]
+    pub db: crate::db::DbRestoreArgs,
 }
 
 #[derive(Args)]
@@ -316,5 +332,68 @@ pub enum PolicyCommand {
         /// The policy file
         #[arg(long, short = 'c', env = "BULWARK_CONFIG", default_value = "bulwark.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct ConfigArg {
+    /// The policy file
+    #[arg(long, short = 'c', env = "BULWARK_CONFIG", default_value = "bulwark.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only what is due by the schedules (for cron or a systemd timer)
+    #[arg(long, conflicts_with = "datasets")]
+    pub due: bool,
+    /// Only these datasets (a restore test runs for each)
+    pub datasets: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Judge as of this time (RFC 3339) instead of now
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// Check the hash chain: any altered, removed or reordered event is named
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List events
+    Events {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this dataset
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RemediationCommand {
+    /// List remediation items (open ones unless --all)
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Close an item by hand, with a note
+    Close {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: String,
+        #[arg(long)]
+        note: String,
     },
 }

@@ -24,10 +24,13 @@ pub fn run(cli: Cli) -> CliResult<i32> {
     let g = &cli.global;
     match cli.command {
         Command::Init(a) => init(g, a),
+        Command::Backup(a) if a.db.wanted() => crate::db::backup_cmd(g, a),
         Command::Backup(a) => backup_cmd(g, a),
         Command::Snapshots(a) => snapshots(g, a),
         Command::Ls(a) => ls(g, a),
+        Command::Restore(a) if a.db.wanted() => crate::db::restore_cmd(g, a),
         Command::Restore(a) => restore_cmd(g, a),
+        Command::RestoreTest(a) => crate::db::restore_test_cmd(g, a),
         Command::Check(a) => check_cmd(g, a),
         Command::Key(k) => key(g, k),
         Command::Cat(c) => cat(g, c),
@@ -35,6 +38,10 @@ pub fn run(cli: Cli) -> CliResult<i32> {
         Command::Repair(RepairCommand::Packs { from, other }) => repair_packs(g, &from, &other),
         Command::Copy(a) => copy_cmd(g, a),
         Command::Policy(PolicyCommand::Check { config }) => crate::policy_cmds::policy_check(g, &config),
+        Command::Run(a) => crate::policy_cmds::run(g, a),
+        Command::Status(a) => crate::policy_cmds::status(g, a),
+        Command::Ledger(l) => crate::policy_cmds::ledger(g, l),
+        Command::Remediation(r) => crate::policy_cmds::remediation(g, r),
         Command::Forget(a) => forget_cmd(g, a),
         Command::Prune(a) => prune_cmd(g, a),
         Command::Hold(h) => hold_cmd(g, h),
@@ -190,7 +197,7 @@ fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -287,9 +294,10 @@ fn ls(g: &Global, a: LsArgs) -> CliResult<i32> {
 
 fn restore_cmd(g: &Global, a: RestoreArgs) -> CliResult<i32> {
     let include = Patterns::new(&a.include).map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let target = a.target.clone().ok_or_else(|| Failure::usage("no --target given", "name a directory to restore into"))?;
     let repo = open(g)?;
     let opts = RestoreOptions {
-        target: a.target.clone(),
+        target: target.clone(),
         include,
         verify: a.verify,
         show_progress: show_progress(g),
@@ -308,7 +316,7 @@ fn restore_cmd(g: &Global, a: RestoreArgs) -> CliResult<i32> {
             report.dirs,
             report.links,
             human_bytes(report.bytes),
-            a.target.display()
+            target.display()
         );
         if a.verify && report.verified {
             t += &format!("\nverified {} files: all match the snapshot", report.files_verified);

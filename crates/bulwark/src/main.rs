@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod credentials;
+mod db;
 mod failure;
 mod policy_cmds;
 

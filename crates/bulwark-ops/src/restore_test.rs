@@ -1,0 +1,516 @@
+//! Restore tests: restore a database snapshot into a scratch target the test creates and removes
+//! itself, then check integrity, fidelity (every table's row count and checksum as recorded at
+//! backup) and the dataset's own assertions, timing every phase. The measured restore time runs
+//! from the start of the fetch until the last check passes.
+//!
+//! PostgreSQL: a throwaway cluster (`initdb --data-checksums`, socket only, no archiving, no
+//! fsync) run by an unprivileged account, or a scratch database on a server given by the caller.
+//! SQLite: a temporary file. A failing test keeps the scratch cluster's logs (never its data).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bulwark_repo::{Error, Id, Repository, Result};
+use bulwark_source::Patterns;
+use bulwark_source::db::postgres::{self as pg, PgFacts, PgTools};
+use bulwark_source::db::scratch::ScratchCluster;
+use bulwark_source::db::sqlite::{self, SqliteFacts};
+use bulwark_source::db::{DbError, DbMeta};
+use serde::Serialize;
+
+use crate::database::find_db_snapshot;
+use crate::restore::{RestoreOptions, restore};
+
+pub struct RestoreTestOptions {
+    /// Snapshot id or `latest`.
+    pub spec: String,
+    pub dataset: Option<String>,
+    /// SQL that must return true on the restored database.
+    pub check_sql: Vec<String>,
+    /// Restore into a scratch database on this server instead of a throwaway cluster.
+    pub scratch_postgres: Option<String>,
+    pub show_progress: bool,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct CheckResult {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    /// The check could not run here (e.g. pg_amcheck missing); it does not fail the test.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+}
+
+#[derive(Serialize, Debug, Default)]
+pub struct RestoreTestReport {
+    pub passed: bool,
+    pub snapshot_id: String,
+    pub dataset: Option<String>,
+    pub kind: String,
+    pub snapshot_time: String,
+    /// From the start of the fetch until the last check finished: the measured restore time.
+    pub duration_s: f64,
+    /// Seconds per phase: fetch, prepare (scratch target, alongside the fetch), restore, checks.
+    pub phases: BTreeMap<String, f64>,
+    pub checks: Vec<CheckResult>,
+    /// Logs kept for a failed test (the scratch cluster's server log, psql's messages).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl RestoreTestReport {
+    fn check(&mut self, name: impl Into<String>, passed: bool, detail: impl Into<String>) {
+        self.checks.push(CheckResult {
+            name: name.into(),
+            passed,
+            detail: detail.into(),
+            skipped: false,
+        });
+    }
+
+    fn skipped(&mut self, name: &str, detail: impl Into<String>) {
+        self.checks.push(CheckResult {
+            name: name.into(),
+            passed: true,
+            detail: detail.into(),
+            skipped: true,
+        });
+    }
+
+    fn phase(&mut self, name: &str, d: Duration) {
+        self.phases.insert(name.into(), d.as_secs_f64());
+    }
+
+    pub fn failed_checks(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+/// Run a restore test. `Err` only when there is nothing to test (no such snapshot, not a
+/// database backup, repository trouble); everything that goes wrong while restoring and checking
+/// is a failed check in the report.
+pub fn restore_test(repo: &Repository, opts: &RestoreTestOptions) -> Result<RestoreTestReport> {
+    let (id, snap, meta) = find_db_snapshot(repo, &opts.spec, opts.dataset.as_deref())?;
+    let mut report = RestoreTestReport {
+        snapshot_id: id.to_hex(),
+        dataset: snap.dataset.clone(),
+        kind: meta.kind().into(),
+        snapshot_time: snap.time.to_rfc3339(),
+        ..Default::default()
+    };
+    let work = tempfile::Builder::new()
+        .prefix("bulwark-restore-test-")
+        .tempdir()
+        .map_err(|e| Error::io("cannot create a temporary directory", e))?;
+    let started = Instant::now();
+    match &meta {
+        DbMeta::Postgres(f) => postgres_test(repo, &id, f, opts, work.path(), started, &mut report),
+        DbMeta::Sqlite(f) => sqlite_test(repo, &id, f, opts, work.path(), &mut report),
+    }
+    report.duration_s = started.elapsed().as_secs_f64();
+    report.passed = !report.checks.is_empty() && report.checks.iter().all(|c| c.passed);
+    if !report.passed {
+        for c in report.failed_checks() {
+            tracing::info!("restore test check {} failed: {}", c.name, c.detail);
+        }
+    }
+    Ok(report)
+}
+
+/// Fetch the snapshot's files into `dir` (every chunk decrypted and authenticated).
+fn fetch(repo: &Repository, id: &Id, dir: &Path, show_progress: bool) -> std::result::Result<(), String> {
+    let opts = RestoreOptions {
+        target: dir.to_path_buf(),
+        include: Patterns::new(&[]).map_err(|e| e.to_string())?,
+        verify: false,
+        show_progress,
+    };
+    let r = restore(repo, &id.to_hex(), &opts).map_err(|e| e.to_string())?;
+    if !r.errors.is_empty() {
+        return Err(r.errors.join("; "));
+    }
+    Ok(())
+}
+
+/// Where the restore goes: a throwaway cluster, or a scratch database on a given server.
+enum Scratch {
+    Cluster(ScratchCluster),
+    Server { dsn: String, admin: pg::driver::Client, major: u32, log_dir: PathBuf },
+}
+
+impl Scratch {
+    fn dsn(&self, db: &str) -> String {
+        match self {
+            Scratch::Cluster(c) => c.dsn(db),
+            Scratch::Server { dsn, .. } => server_dsn(dsn, db),
+        }
+    }
+
+    fn major(&self) -> u32 {
+        match self {
+            Scratch::Cluster(c) => c.major(),
+            Scratch::Server { major, .. } => *major,
+        }
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        match self {
+            Scratch::Cluster(c) => c.root().to_path_buf(),
+            Scratch::Server { log_dir, .. } => log_dir.clone(),
+        }
+    }
+
+    fn admin(&mut self) -> std::result::Result<&mut pg::driver::Client, DbError> {
+        match self {
+            Scratch::Server { admin, .. } => Ok(admin),
+            Scratch::Cluster(_) => Err(DbError::new("no admin connection kept for a cluster")),
+        }
+    }
+}
+
+fn server_dsn(dsn: &str, db: &str) -> String {
+    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        let (base, query) = match dsn.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (dsn, String::new()),
+        };
+        let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+        let host_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
+        format!("{}/{db}{query}", &base[..host_end])
+    } else {
+        format!("{dsn} dbname={}", pg::quote_literal(db))
+    }
+}
+
+fn prepare(f: &PgFacts, scratch_server: Option<&str>) -> std::result::Result<Scratch, String> {
+    match scratch_server {
+        None => {
+            let tools = PgTools::locate();
+            let (version, major) = tools.version("postgres").map_err(|e| e.0)?;
+            if major != f.major {
+                return Err(format!(
+                    "incompatible: the backup is of PostgreSQL {} ({}), the local programs are {version}; \
+                     set BULWARK_PG_BINDIR to a PostgreSQL {} bin directory, or use --scratch-postgres",
+                    f.major, f.server_version, f.major
+                ));
+            }
+            ScratchCluster::start(&tools).map(Scratch::Cluster).map_err(|e| e.0)
+        }
+        Some(dsn) => {
+            let mut admin = pg::connect_other_db(dsn, "postgres")
+                .or_else(|_| pg::connect_other_db(dsn, "template1"))
+                .map_err(|e| e.0)?;
+            let major = pg::server_major(&mut admin).map_err(|e| e.0)?;
+            if major != f.major {
+                return Err(format!(
+                    "incompatible: the backup is of PostgreSQL {} ({}), the scratch server runs {major}",
+                    f.major, f.server_version
+                ));
+            }
+            let log_dir = tempfile::Builder::new()
+                .prefix("bulwark-restore-test-log-")
+                .tempdir()
+                .map_err(|e| format!("cannot create a temporary directory: {e}"))?
+                .keep();
+            Ok(Scratch::Server {
+                dsn: dsn.to_string(),
+                admin,
+                major,
+                log_dir,
+            })
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn postgres_test(
+    repo: &Repository,
+    id: &Id,
+    f: &PgFacts,
+    opts: &RestoreTestOptions,
+    work: &Path,
+    started: Instant,
+    report: &mut RestoreTestReport,
+) {
+    // The scratch target is prepared while the dump is fetched.
+    let (fetched, prepared) = std::thread::scope(|s| {
+        let prep = s.spawn(|| {
+            let t = Instant::now();
+            (prepare(f, opts.scratch_postgres.as_deref()), t.elapsed())
+        });
+        let fetched = fetch(repo, id, work, opts.show_progress);
+        report.phase("fetch", started.elapsed());
+        let prepared = prep.join().unwrap_or_else(|_| (Err("preparing the scratch target panicked".into()), Duration::ZERO));
+        (fetched, prepared)
+    });
+    report.phase("prepare", prepared.1);
+    let mut scratch = match prepared.0 {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let name = if e.starts_with("incompatible") { "compatibility" } else { "scratch" };
+            report.check(name, false, e);
+            None
+        }
+    };
+    if let Err(e) = &fetched {
+        report.check("fetch", false, format!("the snapshot could not be read back: {e}"));
+    }
+    let dump = work.join(&f.dump_file);
+    if fetched.is_ok() {
+        match pg::check_trailer(&dump) {
+            Ok(Ok(())) => report.check("dump-complete", true, "the dump ends with bulwark's completion line"),
+            Ok(Err(why)) => report.check("dump-complete", false, why),
+            Err(e) => report.check("dump-complete", false, e.0),
+        }
+    }
+    let Some(scratch_ref) = scratch.as_mut() else {
+        return;
+    };
+    if fetched.is_ok() {
+        let db = match scratch_ref {
+            Scratch::Cluster(_) => f.database.clone(),
+            Scratch::Server { .. } => format!("bulwark_restore_test_{}", &id.to_hex()[..12]),
+        };
+        run_postgres_checks(f, opts, work, &dump, scratch_ref, &db, report);
+        if let Scratch::Server { major, .. } = scratch_ref {
+            let major = *major;
+            if let Ok(admin) = scratch_ref.admin()
+                && let Err(e) = pg::drop_database(admin, &db, major)
+            {
+                report.warnings.push(format!("could not drop the scratch database {db}: {e}"));
+            }
+        }
+    }
+    let passed = report.checks.iter().all(|c| c.passed);
+    let log_dir = scratch_ref.log_dir();
+    match scratch.take() {
+        Some(Scratch::Cluster(mut c)) => {
+            if !passed {
+                c.keep_log();
+                report.logs.push(c.log_path().display().to_string());
+                let restore_log = c.root().join("restore.log");
+                if restore_log.exists() {
+                    report.logs.push(restore_log.display().to_string());
+                }
+            }
+            drop(c);
+        }
+        Some(Scratch::Server { .. }) => {
+            if passed {
+                let _ = std::fs::remove_dir_all(&log_dir);
+            } else {
+                report.logs.push(log_dir.join("restore.log").display().to_string());
+            }
+        }
+        None => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_postgres_checks(
+    f: &PgFacts,
+    opts: &RestoreTestOptions,
+    work: &Path,
+    dump: &Path,
+    scratch: &mut Scratch,
+    db: &str,
+    report: &mut RestoreTestReport,
+) {
+    let t_restore = Instant::now();
+    let tools = match scratch {
+        Scratch::Cluster(c) => c.tools().clone(),
+        Scratch::Server { .. } => PgTools::locate(),
+    };
+    let log = scratch.log_dir().join("restore.log");
+    // Compatibility: major version (checked when preparing), extensions, encoding and collation.
+    let compat = (|| -> std::result::Result<(), String> {
+        let admin_dsn = scratch.dsn("postgres");
+        let mut admin = pg::connect(&admin_dsn).map_err(|e| e.0)?;
+        let missing = pg::missing_extensions(&mut admin, &f.extensions).map_err(|e| e.0)?;
+        if !missing.is_empty() {
+            return Err(format!("incompatible: {}", missing.join("; ")));
+        }
+        pg::create_database(&mut admin, db, f).map_err(|e| format!("incompatible: {e}"))?;
+        Ok(())
+    })();
+    match compat {
+        Ok(()) => report.check(
+            "compatibility",
+            true,
+            format!(
+                "PostgreSQL {} as at backup; {} extensions available; encoding {}, collation {}",
+                scratch.major(),
+                f.extensions.len(),
+                f.encoding,
+                f.collate
+            ),
+        ),
+        Err(e) => {
+            report.check("compatibility", false, e);
+            return;
+        }
+    }
+    // Roles first: the dump's ownership and grants name them.
+    let admin_dsn = scratch.dsn("postgres");
+    if let Some(g) = &f.globals_file {
+        match std::fs::File::open(work.join(g)) {
+            Ok(mut file) => match pg::psql(&tools, &admin_dsn, &mut file, &log, false) {
+                Ok(msgs) => {
+                    for e in pg::unexpected_errors(&msgs) {
+                        report.warnings.push(format!("globals.sql: {e}"));
+                    }
+                }
+                Err(e) => report.warnings.push(format!("globals.sql: {e}")),
+            },
+            Err(e) => report.warnings.push(format!("globals.sql: {e}")),
+        }
+    }
+    let roles = pg::connect(&admin_dsn).and_then(|mut c| {
+        let missing = pg::missing_roles(&mut c, &f.roles)?;
+        pg::create_roles(&mut c, &missing)
+    });
+    if let Err(e) = roles {
+        report.warnings.push(format!("roles: {e}"));
+    }
+    let target = scratch.dsn(db);
+    let restored = std::fs::File::open(dump)
+        .map_err(|e| DbError::new(format!("cannot open the fetched dump: {e}")))
+        .and_then(|mut file| pg::psql(&tools, &target, &mut file, &log, true));
+    report.phase("restore", t_restore.elapsed());
+    let t_checks = Instant::now();
+    match restored {
+        Ok(_) => report.check(
+            "restore",
+            true,
+            format!("psql restored {} without error", f.dump_file),
+        ),
+        Err(e) => {
+            report.check("restore", false, e.0);
+            report.phase("checks", t_checks.elapsed());
+            return;
+        }
+    }
+    // Integrity: pg_amcheck over every heap and B-tree index.
+    if !tools.has("pg_amcheck") {
+        report.skipped("integrity", "pg_amcheck is not installed: heap and index checks skipped");
+    } else {
+        let amcheck_available = pg::connect(&target).and_then(|mut c| {
+            Ok(c.query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'", &[])?
+                .is_some())
+        });
+        match amcheck_available {
+            Ok(false) => report.skipped("integrity", "the amcheck extension is not available: heap and index checks skipped"),
+            Err(e) => report.check("integrity", false, e.0),
+            Ok(true) => match pg::amcheck(&tools, &target) {
+                Ok(None) => report.check(
+                    "integrity",
+                    true,
+                    "pg_amcheck --heapallindexed: every heap page and B-tree index is consistent",
+                ),
+                Ok(Some(found)) => report.check("integrity", false, format!("pg_amcheck found corruption: {found}")),
+                Err(e) if matches!(scratch, Scratch::Server { .. }) => {
+                    report.skipped("integrity", format!("pg_amcheck could not run on the scratch server: {e}"))
+                }
+                Err(e) => report.check("integrity", false, e.0),
+            },
+        }
+    }
+    // Fidelity: every table's exact row count, and checksum where recorded.
+    match pg::connect(&target).and_then(|mut c| pg::verify(&mut c, f)) {
+        Ok(diffs) if diffs.is_empty() => {
+            let sums = f.tables.values().filter(|t| t.checksum.is_some()).count();
+            let rows: u64 = f.tables.values().map(|t| t.rows).sum();
+            report.check(
+                "fidelity",
+                true,
+                format!(
+                    "{} tables, {rows} rows and {} large objects match the backup ({sums} tables by checksum)",
+                    f.tables.len(),
+                    f.large_objects.rows
+                ),
+            );
+        }
+        Ok(diffs) => report.check("fidelity", false, summarise(&diffs)),
+        Err(e) => report.check("fidelity", false, e.0),
+    }
+    // The dataset's assertions.
+    for sql in &opts.check_sql {
+        let r = pg::connect(&target).and_then(|mut c| pg::assertion(&mut c, sql));
+        match r {
+            Ok((ok, detail)) => report.check(format!("check-sql: {sql}"), ok, detail),
+            Err(e) => report.check(format!("check-sql: {sql}"), false, e.0),
+        }
+    }
+    report.phase("checks", t_checks.elapsed());
+}
+
+fn summarise(diffs: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut s = diffs.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    if diffs.len() > SHOWN {
+        s += &format!("; and {} more", diffs.len() - SHOWN);
+    }
+    s
+}
+
+fn sqlite_test(
+    repo: &Repository,
+    id: &Id,
+    f: &SqliteFacts,
+    opts: &RestoreTestOptions,
+    work: &Path,
+    report: &mut RestoreTestReport,
+) {
+    let t = Instant::now();
+    let fetched = fetch(repo, id, work, opts.show_progress);
+    report.phase("fetch", t.elapsed());
+    if let Err(e) = fetched {
+        report.check("fetch", false, format!("the snapshot could not be read back: {e}"));
+        return;
+    }
+    let t = Instant::now();
+    let path = work.join(&f.file);
+    let conn = sqlite::open(&path);
+    report.phase("restore", t.elapsed());
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            report.check("restore", false, e.0);
+            return;
+        }
+    };
+    report.check("restore", true, format!("{} restored to a temporary file", f.file));
+    let t = Instant::now();
+    match sqlite::integrity(&conn, false) {
+        Ok(s) if s == "ok" => report.check("integrity", true, "PRAGMA integrity_check: ok"),
+        Ok(s) => report.check("integrity", false, format!("PRAGMA integrity_check: {s}")),
+        Err(e) => report.check("integrity", false, e.0),
+    }
+    match sqlite::fingerprint(&conn) {
+        Ok(restored) => {
+            let diffs = bulwark_source::db::compare(&f.tables, &restored);
+            if diffs.is_empty() {
+                let rows: u64 = f.tables.values().map(|t| t.rows).sum();
+                report.check(
+                    "fidelity",
+                    true,
+                    format!("{} tables and {rows} rows match the backup, by count and checksum", f.tables.len()),
+                );
+            } else {
+                report.check("fidelity", false, summarise(&diffs));
+            }
+        }
+        Err(e) => report.check("fidelity", false, e.0),
+    }
+    for sql in &opts.check_sql {
+        match sqlite::assertion(&conn, sql) {
+            Ok((ok, detail)) => report.check(format!("check-sql: {sql}"), ok, detail),
+            Err(e) => report.check(format!("check-sql: {sql}"), false, e.0),
+        }
+    }
+    report.phase("checks", t.elapsed());
+}

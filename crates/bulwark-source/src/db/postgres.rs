@@ -1,0 +1,1074 @@
+//! PostgreSQL: a consistent logical backup, and the tools to restore and verify one.
+//!
+//! A backup opens a `REPEATABLE READ` transaction, exports its snapshot (`pg_export_snapshot()`),
+//! records the database's facts and fingerprint inside that snapshot, and keeps the transaction
+//! open while `pg_dump --snapshot=ID` and its own `COPY`s read the very same data. The dump is one
+//! plain SQL script, streamed and never staged on disk:
+//!
+//! 1. `pg_dump --section=pre-data` (schema);
+//! 2. the rows of every table with a primary key, `COPY (SELECT … ORDER BY pk) TO STDOUT`: in key
+//!    order rather than physical order, so an update does not move its row to the end of the dump
+//!    and tomorrow's dump shares almost all its chunks with today's;
+//! 3. `pg_dump --section=data` for everything else (tables without a key, sequences, large
+//!    objects), excluding the tables of step 2;
+//! 4. `pg_dump --section=post-data` (indexes, constraints, triggers);
+//! 5. [`DUMP_TRAILER`], written only when every step succeeded: a dump without it was cut short.
+//!
+//! The roles and tablespaces a restore needs come from `pg_dumpall --globals-only`, where the user
+//! may read them. PostgreSQL 12 or newer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::str::FromStr;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use ::postgres as driver;
+use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use serde::{Deserialize, Serialize};
+
+use super::{DbError, DbResult, Fingerprint, TableFingerprint, tail_lines, truthy};
+
+/// The last line of every complete dump bulwark writes.
+pub const DUMP_TRAILER: &str = "-- bulwark: dump complete\n";
+
+/// Settings that make every value's text form the same on any server and session, so that
+/// checksums taken at backup and after a restore agree (and `COPY` output is unambiguous).
+const SESSION: &str = "SET bytea_output = 'hex'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+     SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET lc_monetary = 'C'; SET search_path = pg_catalog; \
+     SET row_security = off; SET statement_timeout = 0; SET lock_timeout = 0; \
+     SET idle_in_transaction_session_timeout = 0";
+
+/// What a PostgreSQL backup records about the database, for compatibility and fidelity checks.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PgFacts {
+    pub database: String,
+    pub server_version: String,
+    pub server_version_num: u32,
+    pub major: u32,
+    /// `pg_database_size` at backup time, in bytes.
+    pub database_size: u64,
+    pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
+    /// `libc`, `icu` or `builtin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icu_locale: Option<String>,
+    /// Installed extensions: name -> version.
+    pub extensions: BTreeMap<String, String>,
+    /// Roles that own or were granted something in this database: a restore needs them.
+    pub roles: Vec<String>,
+    /// Every user table's exact row count, and a checksum for those up to `checksum_max_bytes`.
+    pub tables: Fingerprint,
+    /// Large objects: how many, and a checksum of their ids and contents where readable.
+    pub large_objects: TableFingerprint,
+    pub checksum_max_bytes: u64,
+    /// The dump's file name in the snapshot.
+    pub dump_file: String,
+    pub dump_format: String,
+    /// Tables whose rows are dumped in primary-key order.
+    pub ordered_tables: u64,
+    /// `globals.sql` (roles, tablespaces), when the user could dump them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals_file: Option<String>,
+    /// Why the globals are missing or partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals_note: Option<String>,
+    pub pg_dump_version: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Programs.
+
+/// Where the PostgreSQL programs are: `BULWARK_PG_BINDIR`, else `pg_config --bindir`, else the
+/// newest `/usr/lib/postgresql/*/bin`, else `PATH`.
+#[derive(Clone, Debug)]
+pub struct PgTools {
+    bindir: Option<PathBuf>,
+    origin: String,
+}
+
+impl PgTools {
+    pub fn locate() -> PgTools {
+        if let Some(dir) = std::env::var_os("BULWARK_PG_BINDIR").filter(|d| !d.is_empty()) {
+            return PgTools {
+                bindir: Some(dir.into()),
+                origin: "BULWARK_PG_BINDIR".into(),
+            };
+        }
+        if let Ok(out) = Command::new("pg_config").arg("--bindir").stderr(Stdio::null()).output()
+            && out.status.success()
+        {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if dir.join("pg_dump").exists() {
+                return PgTools {
+                    bindir: Some(dir),
+                    origin: "pg_config --bindir".into(),
+                };
+            }
+        }
+        let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let v: u32 = e.file_name().to_str()?.parse().ok()?;
+                let bin = e.path().join("bin");
+                bin.join("pg_dump").exists().then_some((v, bin))
+            })
+            .collect();
+        versions.sort();
+        if let Some((_, bin)) = versions.pop() {
+            return PgTools {
+                bindir: Some(bin),
+                origin: "/usr/lib/postgresql".into(),
+            };
+        }
+        PgTools {
+            bindir: None,
+            origin: "PATH".into(),
+        }
+    }
+
+    pub fn in_dir(dir: impl Into<PathBuf>) -> PgTools {
+        PgTools {
+            bindir: Some(dir.into()),
+            origin: "the given directory".into(),
+        }
+    }
+
+    pub fn bindir(&self) -> Option<&Path> {
+        self.bindir.as_deref()
+    }
+
+    /// The path of program `name`, or an error saying where it was looked for.
+    pub fn program(&self, name: &str) -> DbResult<PathBuf> {
+        match &self.bindir {
+            Some(dir) => {
+                let p = dir.join(name);
+                if is_executable(&p) {
+                    Ok(p)
+                } else {
+                    Err(DbError(format!(
+                        "{name} not found in {} (from {}): install the PostgreSQL programs there, \
+                         or set BULWARK_PG_BINDIR to the directory that holds {name}",
+                        dir.display(),
+                        self.origin
+                    )))
+                }
+            }
+            None => std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths)
+                .map(|d| d.join(name))
+                .find(|p| is_executable(p))
+                .ok_or_else(|| {
+                    DbError(format!(
+                        "{name} not found: no PostgreSQL bin directory (BULWARK_PG_BINDIR, pg_config --bindir) \
+                         and not on PATH; install PostgreSQL or set BULWARK_PG_BINDIR"
+                    ))
+                }),
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.program(name).is_ok()
+    }
+
+    /// `name --version`: the version text and its major number.
+    pub fn version(&self, name: &str) -> DbResult<(String, u32)> {
+        let prog = self.program(name)?;
+        let out = Command::new(&prog)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| DbError(format!("cannot run {}: {e}", prog.display())))?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // "pg_dump (PostgreSQL) 15.8 (Debian 15.8-1.pgdg120+1)"
+        let version = text
+            .split_whitespace()
+            .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+            .unwrap_or_default()
+            .to_string();
+        let major = version
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| DbError(format!("cannot tell the version of {}: '{text}'", prog.display())))?;
+        Ok((version, major))
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+/// A connection string (`postgres://user@host/db` or `host=… dbname=…`) with libpq's environment
+/// defaults filled in (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; the local socket).
+pub fn config(dsn: &str) -> DbResult<Config> {
+    let mut c = Config::from_str(dsn)
+        .map_err(|e| DbError(format!("bad PostgreSQL connection string '{}': {e}", redact(dsn))))?;
+    if c.get_hosts().is_empty() {
+        match std::env::var("PGHOST") {
+            Ok(hosts) if !hosts.is_empty() => {
+                for h in hosts.split(',') {
+                    c.host(h);
+                }
+            }
+            _ if Path::new("/var/run/postgresql").is_dir() => {
+                c.host_path("/var/run/postgresql");
+            }
+            _ => {
+                c.host("localhost");
+            }
+        }
+    }
+    if c.get_ports().is_empty()
+        && let Some(p) = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok())
+    {
+        c.port(p);
+    }
+    if c.get_user().is_none() {
+        c.user(&std::env::var("PGUSER").unwrap_or_else(|_| bulwark_repo::user_name()));
+    }
+    if c.get_password().is_none()
+        && let Ok(p) = std::env::var("PGPASSWORD")
+    {
+        c.password(p);
+    }
+    if c.get_dbname().is_none() {
+        let db = std::env::var("PGDATABASE").unwrap_or_else(|_| c.get_user().unwrap_or_default().to_string());
+        c.dbname(&db);
+    }
+    if c.get_application_name().is_none() {
+        c.application_name("bulwark");
+    }
+    if c.get_connect_timeout().is_none() {
+        c.connect_timeout(Duration::from_secs(30));
+    }
+    Ok(c)
+}
+
+pub fn connect(dsn: &str) -> DbResult<Client> {
+    config(dsn)?
+        .connect(NoTls)
+        .map_err(|e| DbError(format!("cannot connect to {}: {}", redact(dsn), describe_error(&e))))
+}
+
+/// The database a connection string names (after defaults).
+pub fn dbname(dsn: &str) -> DbResult<String> {
+    Ok(config(dsn)?.get_dbname().unwrap_or_default().to_string())
+}
+
+/// The same server and credentials, another database (for CREATE/DROP DATABASE).
+pub fn connect_other_db(dsn: &str, db: &str) -> DbResult<Client> {
+    let mut c = config(dsn)?;
+    c.dbname(db);
+    c.connect(NoTls)
+        .map_err(|e| DbError(format!("cannot connect to database {db} on {}: {}", redact(dsn), describe_error(&e))))
+}
+
+/// A connection string with its password blanked, for messages.
+pub fn redact(dsn: &str) -> String {
+    if let Some(rest) = dsn.strip_prefix("postgres://").or_else(|| dsn.strip_prefix("postgresql://")) {
+        let scheme = &dsn[..dsn.len() - rest.len()];
+        if let Some(at) = rest.find('@') {
+            let (auth, host) = rest.split_at(at);
+            if let Some(colon) = auth.find(':') {
+                return format!("{scheme}{}:***{host}", &auth[..colon]);
+            }
+        }
+        return dsn.to_string();
+    }
+    dsn.split_whitespace()
+        .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A driver error as one line: the server's message, detail and hint, or the connection problem.
+pub fn describe_error(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            s += &format!(" ({d})");
+        }
+        if let Some(h) = db.hint() {
+            s += &format!(" (hint: {h})");
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s += &format!(": {x}");
+        src = x.source();
+    }
+    s
+}
+
+/// `"name"` with inner quotes doubled: safe for any identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `'text'` with inner quotes doubled.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts and fingerprints.
+
+/// A user table, as the dump and the fingerprint see it.
+#[derive(Clone, Debug)]
+pub struct TableInfo {
+    /// `schema.table`, each part quoted where needed (`quote_ident`).
+    pub name: String,
+    pub size: u64,
+    /// Primary key columns, quoted, in key order (empty: no primary key).
+    pub pk: Vec<String>,
+    /// Columns that `COPY … FROM` takes (not dropped, not generated), quoted.
+    pub cols: Vec<String>,
+}
+
+/// Every ordinary user table (not system, temporary or extension-owned), by name.
+pub fn list_tables(client: &mut Client) -> DbResult<Vec<TableInfo>> {
+    let rows = client.query(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+                pg_total_relation_size(c.oid)::int8,
+                coalesce((SELECT array_agg(quote_ident(a.attname) ORDER BY array_position(i.indkey::int2[], a.attnum))
+                          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[])
+                          WHERE i.indrelid = c.oid AND i.indisprimary), '{}'::text[]),
+                coalesce((SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum) FROM pg_attribute a
+                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '{}'::text[])
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+         ORDER BY 1",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| TableInfo {
+            name: r.get(0),
+            size: r.get::<_, i64>(1).max(0) as u64,
+            pk: r.get(2),
+            cols: r.get(3),
+        })
+        .collect())
+}
+
+/// One table's exact row count and, if asked, an order-independent checksum of its rows: the
+/// sum of the first 64 bits of each row text's md5 (no sort, no collation involved).
+pub fn table_fingerprint(client: &mut Client, name: &str, checksum: bool) -> DbResult<TableFingerprint> {
+    if checksum {
+        let row = client.query_one(
+            &format!(
+                "SELECT count(*)::int8, coalesce(sum(('x' || substr(md5(ROW(t.*)::text), 1, 16))::bit(64)::int8::numeric), 0)::text \
+                 FROM ONLY {name} t"
+            ),
+            &[],
+        )?;
+        Ok(TableFingerprint {
+            rows: row.get::<_, i64>(0) as u64,
+            checksum: Some(row.get(1)),
+        })
+    } else {
+        let row = client.query_one(&format!("SELECT count(*)::int8 FROM ONLY {name}"), &[])?;
+        Ok(TableFingerprint {
+            rows: row.get::<_, i64>(0) as u64,
+            checksum: None,
+        })
+    }
+}
+
+/// Large objects: their number, and a checksum of ids and contents when they can be read. Must
+/// run inside a transaction (it uses a savepoint).
+pub fn large_objects(client: &mut Client, checksum: bool) -> DbResult<TableFingerprint> {
+    let count: i64 = client.query_one("SELECT count(*)::int8 FROM pg_largeobject_metadata", &[])?.get(0);
+    let mut fp = TableFingerprint {
+        rows: count as u64,
+        checksum: None,
+    };
+    if checksum {
+        client.batch_execute("SAVEPOINT bulwark_lo")?;
+        match client.query_one(
+            "SELECT coalesce(sum(('x' || substr(md5(m.oid::text || ':' || md5(lo_get(m.oid))), 1, 16))::bit(64)::int8::numeric), 0)::text \
+             FROM pg_largeobject_metadata m",
+            &[],
+        ) {
+            Ok(row) => {
+                fp.checksum = Some(row.get(0));
+                client.batch_execute("RELEASE SAVEPOINT bulwark_lo")?;
+            }
+            Err(e) => {
+                tracing::info!("large objects are not checksummed: {}", describe_error(&e));
+                client.batch_execute("ROLLBACK TO SAVEPOINT bulwark_lo")?;
+            }
+        }
+    }
+    Ok(fp)
+}
+
+struct DatabaseFacts {
+    database: String,
+    server_version: String,
+    server_version_num: u32,
+    size: u64,
+    encoding: String,
+    collate: String,
+    ctype: String,
+    provider: Option<String>,
+    icu_locale: Option<String>,
+}
+
+fn database_facts(client: &mut Client) -> DbResult<DatabaseFacts> {
+    let r = client.query_one(
+        "SELECT d.datname::text, pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text,
+                to_jsonb(d) ->> 'datlocprovider', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'),
+                pg_database_size(d.oid)::int8, current_setting('server_version'), current_setting('server_version_num')::int4
+         FROM pg_database d WHERE d.datname = current_database()",
+        &[],
+    )?;
+    let provider: Option<String> = r.get(4);
+    Ok(DatabaseFacts {
+        database: r.get(0),
+        encoding: r.get(1),
+        collate: r.get(2),
+        ctype: r.get(3),
+        provider: provider.map(|p| {
+            match p.as_str() {
+                "c" => "libc",
+                "i" => "icu",
+                "b" => "builtin",
+                other => other,
+            }
+            .to_string()
+        }),
+        icu_locale: r.get(5),
+        size: r.get::<_, i64>(6).max(0) as u64,
+        server_version: r.get(7),
+        server_version_num: r.get::<_, i32>(8) as u32,
+    })
+}
+
+/// Installed extensions: name -> version.
+pub fn extensions(client: &mut Client) -> DbResult<BTreeMap<String, String>> {
+    Ok(client
+        .query("SELECT extname::text, extversion FROM pg_extension ORDER BY 1", &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Roles that own something in this database or were granted something in it.
+fn referenced_roles(client: &mut Client) -> DbResult<Vec<String>> {
+    const USER_NS: &str = "nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_toast' AND nspname !~ '^pg_temp'";
+    let sql = format!(
+        "SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' AND oid IN (
+            SELECT nspowner FROM pg_namespace WHERE {USER_NS}
+            UNION SELECT relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_NS}
+            UNION SELECT proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_NS}
+            UNION SELECT typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {USER_NS}
+            UNION SELECT lomowner FROM pg_largeobject_metadata
+            UNION SELECT (aclexplode(relacl)).grantee FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE relacl IS NOT NULL AND {USER_NS}
+            UNION SELECT (aclexplode(nspacl)).grantee FROM pg_namespace WHERE nspacl IS NOT NULL AND {USER_NS}
+            UNION SELECT (aclexplode(proacl)).grantee FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                  WHERE proacl IS NOT NULL AND {USER_NS}
+            UNION SELECT (aclexplode(lomacl)).grantee FROM pg_largeobject_metadata WHERE lomacl IS NOT NULL
+            UNION SELECT defaclrole FROM pg_default_acl
+         ) ORDER BY 1"
+    );
+    Ok(client.query(&sql, &[])?.iter().map(|r| r.get(0)).collect())
+}
+
+/// The fingerprint of `tables`, with a checksum where `checksum` says so.
+pub fn fingerprint(
+    client: &mut Client,
+    tables: &[TableInfo],
+    checksum: impl Fn(&TableInfo) -> bool,
+) -> DbResult<Fingerprint> {
+    let mut out = Fingerprint::new();
+    for t in tables {
+        let fp = table_fingerprint(client, &t.name, checksum(t))
+            .map_err(|e| e.context(format!("fingerprinting {}", t.name)))?;
+        out.insert(t.name.clone(), fp);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup.
+
+pub struct PgBackupOptions {
+    pub dsn: String,
+    /// Tables up to this size (`pg_total_relation_size`) get a content checksum.
+    pub checksum_max_bytes: u64,
+    /// Also dump roles and tablespaces (`pg_dumpall --globals-only`) where permitted.
+    pub globals: bool,
+    pub tools: PgTools,
+}
+
+/// A dump under way: its facts (taken in the dump's snapshot), the globals, and the dump stream.
+pub struct PgDump {
+    pub facts: PgFacts,
+    pub globals: Option<Vec<u8>>,
+    pub dump: DumpReader,
+}
+
+/// Start a consistent dump: connect, export a snapshot, record the facts inside it, and return the
+/// stream (its producer keeps the snapshot's transaction open until the dump is read to the end).
+pub fn start_dump(opts: &PgBackupOptions) -> DbResult<PgDump> {
+    let pg_dump = opts.tools.program("pg_dump")?;
+    let (dump_version, dump_major) = opts.tools.version("pg_dump")?;
+    let mut client = connect(&opts.dsn)?;
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    client.batch_execute(SESSION)?;
+    let snapshot: String = client.query_one("SELECT pg_export_snapshot()", &[])?.get(0);
+    let db = database_facts(&mut client)?;
+    let major = db.server_version_num / 10000;
+    if major < 12 {
+        return Err(DbError(format!(
+            "PostgreSQL {} is not supported: bulwark backs up PostgreSQL 12 and newer",
+            db.server_version
+        )));
+    }
+    if dump_major < major {
+        return Err(DbError(format!(
+            "pg_dump {dump_version} cannot dump a PostgreSQL {} server: use pg_dump {major} or newer \
+             (set BULWARK_PG_BINDIR to its bin directory)",
+            db.server_version
+        )));
+    }
+    let extensions = extensions(&mut client)?;
+    let roles = referenced_roles(&mut client)?;
+    let tables = list_tables(&mut client)?;
+    let limit = opts.checksum_max_bytes;
+    let fp = fingerprint(&mut client, &tables, |t| t.size <= limit)?;
+    let los = large_objects(&mut client, true)?;
+    let (globals, globals_note) = if opts.globals {
+        dump_globals(&opts.tools, &opts.dsn)
+    } else {
+        (None, Some("not requested".to_string()))
+    };
+    let ordered: Vec<TableInfo> = tables.into_iter().filter(|t| !t.pk.is_empty() && !t.cols.is_empty()).collect();
+    let dump_file = format!("{}.sql", file_safe(&db.database));
+    let facts = PgFacts {
+        database: db.database,
+        server_version: db.server_version,
+        server_version_num: db.server_version_num,
+        major,
+        database_size: db.size,
+        encoding: db.encoding,
+        collate: db.collate,
+        ctype: db.ctype,
+        locale_provider: db.provider,
+        icu_locale: db.icu_locale,
+        extensions,
+        roles,
+        tables: fp,
+        large_objects: los,
+        checksum_max_bytes: limit,
+        dump_file,
+        dump_format: "plain SQL; rows of tables with a primary key in key order".into(),
+        ordered_tables: ordered.len() as u64,
+        globals_file: globals.as_ref().map(|_| "globals.sql".to_string()),
+        globals_note,
+        pg_dump_version: dump_version,
+    };
+    let job = DumpJob {
+        pg_dump,
+        dsn: opts.dsn.clone(),
+        snapshot,
+        ordered,
+    };
+    let dump = DumpReader::spawn(client, job);
+    Ok(PgDump { facts, globals, dump })
+}
+
+fn file_safe(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+        .collect();
+    if s.is_empty() || s == "." || s == ".." { "database".into() } else { s }
+}
+
+/// `pg_dumpall --globals-only`, falling back to `--no-role-passwords` for users who may not read
+/// `pg_authid`; `None` with the reason when neither works.
+fn dump_globals(tools: &PgTools, dsn: &str) -> (Option<Vec<u8>>, Option<String>) {
+    let prog = match tools.program("pg_dumpall") {
+        Ok(p) => p,
+        Err(e) => return (None, Some(e.0)),
+    };
+    let mut last = String::new();
+    for extra in [None, Some("--no-role-passwords")] {
+        let mut cmd = Command::new(&prog);
+        cmd.arg("--globals-only").arg("--no-password").arg(format!("--dbname={dsn}"));
+        cmd.args(extra);
+        match cmd.stdin(Stdio::null()).output() {
+            Ok(out) if out.status.success() => {
+                let note = extra.map(|_| "role passwords not included: the user may not read pg_authid".to_string());
+                return (Some(out.stdout), note);
+            }
+            Ok(out) => last = tail_lines(&String::from_utf8_lossy(&out.stderr), 2),
+            Err(e) => last = format!("cannot run {}: {e}", prog.display()),
+        }
+    }
+    tracing::warn!("roles and tablespaces are not backed up: {last}");
+    (None, Some(format!("pg_dumpall --globals-only failed: {last}")))
+}
+
+struct DumpJob {
+    pg_dump: PathBuf,
+    dsn: String,
+    snapshot: String,
+    ordered: Vec<TableInfo>,
+}
+
+enum Msg {
+    Data(Vec<u8>),
+    Done,
+    Failed(String),
+}
+
+/// The dump as a byte stream. Its producer thread holds the snapshot's transaction; an error
+/// anywhere (pg_dump, the server, the connection) is an error of this stream, and a stream that
+/// ends without it is reported as cut short: a partial dump is never stored as complete.
+pub struct DumpReader {
+    rx: Receiver<Msg>,
+    buf: Vec<u8>,
+    pos: usize,
+    state: Result<bool, String>,
+    _thread: Option<JoinHandle<()>>,
+}
+
+impl DumpReader {
+    fn spawn(mut client: Client, job: DumpJob) -> DumpReader {
+        let (tx, rx) = sync_channel::<Msg>(8);
+        let thread = std::thread::Builder::new()
+            .name("pg-dump".into())
+            .spawn(move || {
+                let mut out = ChunkSender {
+                    tx: tx.clone(),
+                    buf: Vec::with_capacity(CHUNK),
+                };
+                let result = produce(&mut client, &job, &mut out);
+                let _ = match result {
+                    Ok(()) => tx.send(Msg::Done),
+                    Err(e) => tx.send(Msg::Failed(e)),
+                };
+            })
+            .expect("spawn the dump thread");
+        DumpReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+            state: Ok(false),
+            _thread: Some(thread),
+        }
+    }
+}
+
+impl Read for DumpReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.buf.len() {
+                let n = out.len().min(self.buf.len() - self.pos);
+                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            match &self.state {
+                Ok(true) => return Ok(0),
+                Err(e) => return Err(io::Error::other(e.clone())),
+                Ok(false) => {}
+            }
+            match self.rx.recv() {
+                Ok(Msg::Data(b)) => (self.buf, self.pos) = (b, 0),
+                Ok(Msg::Done) => self.state = Ok(true),
+                Ok(Msg::Failed(e)) => self.state = Err(e),
+                Err(_) => self.state = Err("the dump stopped without finishing (its producer ended)".into()),
+            }
+        }
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+struct ChunkSender {
+    tx: SyncSender<Msg>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(Msg::Data(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the backup stopped reading the dump"))
+    }
+}
+
+fn produce(client: &mut Client, job: &DumpJob, out: &mut ChunkSender) -> Result<(), String> {
+    let w = |e: io::Error| e.to_string();
+    run_pg_dump(job, "pre-data", &[], out)?;
+    if !job.ordered.is_empty() {
+        out.write_all(
+            b"\n--\n-- Rows of tables with a primary key, in key order (bulwark), read in the dump's snapshot\n--\n\n\
+              SET client_encoding = 'UTF8';\n",
+        )
+        .map_err(w)?;
+    }
+    for t in &job.ordered {
+        let cols = t.cols.join(", ");
+        write!(out, "\nCOPY {} ({cols}) FROM stdin;\n", t.name).map_err(w)?;
+        let sql = format!("COPY (SELECT {cols} FROM ONLY {} ORDER BY {}) TO STDOUT", t.name, t.pk.join(", "));
+        let mut reader = client
+            .copy_out(sql.as_str())
+            .map_err(|e| format!("reading {}: {}", t.name, describe_error(&e)))?;
+        io::copy(&mut reader, out).map_err(|e| format!("reading {}: {e}", t.name))?;
+        drop(reader);
+        out.write_all(b"\\.\n").map_err(w)?;
+    }
+    let excluded: Vec<String> = job.ordered.iter().map(|t| format!("--exclude-table-data={}", t.name)).collect();
+    run_pg_dump(job, "data", &excluded, out)?;
+    run_pg_dump(job, "post-data", &[], out)?;
+    client
+        .batch_execute("COMMIT")
+        .map_err(|e| format!("closing the dump's snapshot: {}", describe_error(&e)))?;
+    out.write_all(DUMP_TRAILER.as_bytes()).map_err(w)?;
+    out.flush().map_err(w)
+}
+
+fn run_pg_dump(job: &DumpJob, section: &str, extra: &[String], out: &mut ChunkSender) -> Result<(), String> {
+    let mut child = Command::new(&job.pg_dump)
+        .arg(format!("--dbname={}", job.dsn))
+        .arg(format!("--snapshot={}", job.snapshot))
+        .arg(format!("--section={section}"))
+        .arg("--format=plain")
+        .arg("--no-password")
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", job.pg_dump.display()))?;
+    let stderr = collect(child.stderr.take().expect("piped"));
+    let mut stdout = child.stdout.take().expect("piped");
+    let copied = io::copy(&mut stdout, out);
+    if copied.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|e| format!("waiting for pg_dump: {e}"))?;
+    let errors = stderr.join().unwrap_or_default();
+    copied.map_err(|e| format!("pg_dump ({section}): {e}"))?;
+    if !status.success() {
+        return Err(format!("pg_dump ({section}) failed ({status}): {}", tail_lines(&errors, 3)));
+    }
+    Ok(())
+}
+
+fn collect(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = r.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+/// Whether a dump's end is [`DUMP_TRAILER`]; otherwise the last line found, for the message.
+pub fn check_trailer(path: &Path) -> DbResult<Result<(), String>> {
+    let mut f = File::open(path).map_err(|e| DbError(format!("cannot open {}: {e}", path.display())))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let tail_len = len.min(4096);
+    use std::io::Seek;
+    f.seek(io::SeekFrom::Start(len - tail_len))
+        .map_err(|e| DbError(format!("cannot read {}: {e}", path.display())))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)
+        .map_err(|e| DbError(format!("cannot read {}: {e}", path.display())))?;
+    if tail.ends_with(DUMP_TRAILER.as_bytes()) {
+        return Ok(Ok(()));
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let last: String = text.lines().last().unwrap_or("").chars().take(80).collect();
+    Ok(Err(format!(
+        "the dump ({len} bytes) does not end with bulwark's completion line: it was cut short (it ends with {last:?})"
+    )))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restore.
+
+/// Run `psql` on `dsn` with `input` as the script; psql's messages go to `log`. With `strict`, it
+/// stops at the first error (the restore); otherwise errors are reported but not fatal (the
+/// globals: some roles already exist). Returns psql's messages from this run.
+///
+/// Not `--single-transaction`: a plain dump writes its large objects inside its own
+/// `BEGIN; … COMMIT;`, whose COMMIT would end the outer transaction half-way. Callers restore into
+/// a new database and drop it when the restore fails.
+pub fn psql(tools: &PgTools, dsn: &str, input: &mut dyn Read, log: &Path, strict: bool) -> DbResult<String> {
+    let prog = tools.program("psql")?;
+    let start = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let logf = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| DbError(format!("cannot write {}: {e}", log.display())))?;
+    let mut cmd = Command::new(&prog);
+    cmd.args(["--no-psqlrc", "--quiet", "--no-password", "--file=-"])
+        .arg(format!("--dbname={dsn}"))
+        .arg(format!("--set=ON_ERROR_STOP={}", if strict { 1 } else { 0 }));
+    let mut child: Child = cmd
+        .env("PGAPPNAME", "bulwark-restore")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(logf))
+        .spawn()
+        .map_err(|e| DbError(format!("cannot run {}: {e}", prog.display())))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let fed = io::copy(input, &mut stdin);
+    drop(stdin);
+    let fed = match fed {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(DbError(format!("reading the dump: {e}")));
+        }
+        other => other,
+    };
+    let status: ExitStatus = child.wait().map_err(|e| DbError(format!("waiting for psql: {e}")))?;
+    let messages = read_from(log, start);
+    if !status.success() {
+        return Err(DbError(format!(
+            "psql failed ({status}): {}",
+            tail_lines(&error_lines(&messages), 3)
+        )));
+    }
+    if let Err(e) = fed {
+        return Err(DbError(format!("psql stopped reading the dump: {e}: {}", tail_lines(&messages, 3))));
+    }
+    Ok(messages)
+}
+
+fn read_from(path: &Path, start: u64) -> String {
+    let data = fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(data.get(start as usize..).unwrap_or_default()).into_owned()
+}
+
+/// psql's ERROR lines that matter when replaying globals: not "already exists".
+pub fn unexpected_errors(messages: &str) -> Vec<String> {
+    messages
+        .lines()
+        .filter(|l| l.contains("ERROR") && !l.contains("already exists"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// psql's ERROR lines (with their context), or everything when there are none.
+pub fn error_lines(messages: &str) -> String {
+    let errs: Vec<&str> = messages.lines().filter(|l| l.contains("ERROR") || l.contains("FATAL")).collect();
+    if errs.is_empty() { messages.to_string() } else { errs.join("\n") }
+}
+
+/// Create database `name` with the source's encoding and collation.
+pub fn create_database(admin: &mut Client, name: &str, f: &PgFacts) -> DbResult<()> {
+    let mut sql = format!(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+        quote_ident(name),
+        quote_literal(&f.encoding),
+        quote_literal(&f.collate),
+        quote_literal(&f.ctype)
+    );
+    if f.locale_provider.as_deref() == Some("icu") {
+        sql += &format!(" LOCALE_PROVIDER icu ICU_LOCALE {}", quote_literal(f.icu_locale.as_deref().unwrap_or("und")));
+    }
+    admin.batch_execute(&sql).map_err(|e| {
+        let msg = describe_error(&e);
+        if msg.contains("locale") || msg.contains("collation") || msg.contains("encoding") {
+            DbError(format!(
+                "the source database's encoding or collation is not available here (backed up with \
+                 ENCODING {}, LC_COLLATE {}, LC_CTYPE {}{}): {msg}",
+                f.encoding,
+                f.collate,
+                f.ctype,
+                f.icu_locale.as_deref().map(|l| format!(", ICU locale {l}")).unwrap_or_default()
+            ))
+        } else {
+            DbError(format!("cannot create database {name}: {msg}"))
+        }
+    })
+}
+
+/// Whether database `name` exists, and if so how many user tables it has.
+pub fn database_tables(admin: &mut Client, dsn_of_db: &str, name: &str) -> DbResult<Option<usize>> {
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    let mut c = connect(dsn_of_db)?;
+    Ok(Some(list_tables(&mut c)?.len()))
+}
+
+pub fn drop_database(admin: &mut Client, name: &str, server_major: u32) -> DbResult<()> {
+    let force = if server_major >= 13 { " WITH (FORCE)" } else { "" };
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}{force}", quote_ident(name)))?;
+    Ok(())
+}
+
+pub fn server_major(client: &mut Client) -> DbResult<u32> {
+    let v: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])?
+        .get(0);
+    Ok(v as u32 / 10000)
+}
+
+/// Of `roles`, those this server lacks.
+pub fn missing_roles(client: &mut Client, roles: &[String]) -> DbResult<Vec<String>> {
+    let have: BTreeSet<String> = client
+        .query("SELECT rolname::text FROM pg_roles", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(roles.iter().filter(|r| !have.contains(*r)).cloned().collect())
+}
+
+/// Create each role as NOLOGIN (ownership and grants only need it to exist).
+pub fn create_roles(client: &mut Client, roles: &[String]) -> DbResult<()> {
+    for r in roles {
+        client
+            .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(r)))
+            .map_err(|e| DbError(format!("cannot create role {r}: {}", describe_error(&e))))?;
+    }
+    Ok(())
+}
+
+/// The source's extensions this server cannot provide (at the recorded version), described.
+pub fn missing_extensions(client: &mut Client, wanted: &BTreeMap<String, String>) -> DbResult<Vec<String>> {
+    let mut avail: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in client.query("SELECT name::text, version FROM pg_available_extension_versions", &[])? {
+        avail.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    let mut out = Vec::new();
+    for (name, version) in wanted {
+        match avail.get(name) {
+            None => out.push(format!("extension {name} {version} is not available on this server")),
+            Some(vs) if !vs.contains(version) => out.push(format!(
+                "extension {name} {version} is not available on this server (it offers {})",
+                vs.join(", ")
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Compare a restored database with the facts recorded at backup: every table's row count and
+/// (where recorded) checksum, and the large objects. Returns the differences.
+pub fn verify(client: &mut Client, facts: &PgFacts) -> DbResult<Vec<String>> {
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    client.batch_execute(SESSION)?;
+    let tables = list_tables(client)?;
+    let restored = fingerprint(client, &tables, |t| {
+        facts.tables.get(&t.name).is_some_and(|f| f.checksum.is_some())
+    })?;
+    let los = large_objects(client, facts.large_objects.checksum.is_some())?;
+    client.batch_execute("COMMIT")?;
+    let mut diffs = super::compare(&facts.tables, &restored);
+    let want = &facts.large_objects;
+    if los.rows != want.rows {
+        diffs.push(format!("large objects: {} restored, {} recorded at backup", los.rows, want.rows));
+    } else if let (Some(a), Some(b)) = (&want.checksum, &los.checksum)
+        && a != b
+    {
+        diffs.push(format!("large objects: content checksum {b} differs from {a} recorded at backup"));
+    }
+    Ok(diffs)
+}
+
+/// Run an assertion: its first row's first column must be true.
+pub fn assertion(client: &mut Client, sql: &str) -> DbResult<(bool, String)> {
+    let msgs = client.simple_query(sql)?;
+    for m in msgs {
+        if let SimpleQueryMessage::Row(r) = m {
+            return Ok(match r.get(0) {
+                Some(v) if truthy(v) => (true, format!("returned {v}")),
+                Some(v) => (false, format!("returned {v}, not true")),
+                None => (false, "returned NULL, not true".to_string()),
+            });
+        }
+    }
+    Ok((false, "returned no rows".to_string()))
+}
+
+/// `pg_amcheck` (heap and B-tree checks, every index entry looked up) on one database of a server
+/// reached at `dsn`. `Ok(None)` when clean; `Ok(Some(report))` when corruption was found.
+pub fn amcheck(tools: &PgTools, dsn: &str) -> DbResult<Option<String>> {
+    let prog = tools.program("pg_amcheck")?;
+    let out = Command::new(&prog)
+        .args(["--install-missing", "--heapallindexed", "--no-password"])
+        .arg(dsn)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| DbError(format!("cannot run {}: {e}", prog.display())))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    match out.status.code() {
+        Some(0) => Ok(None),
+        Some(2) => Ok(Some(tail_lines(&text, 5))),
+        _ => Err(DbError(format!("pg_amcheck failed ({}): {}", out.status, tail_lines(&text, 3)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_passwords() {
+        assert_eq!(redact("postgres://app:s3cret@db1/orders"), "postgres://app:***@db1/orders");
+        assert_eq!(redact("postgres://app@db1/orders"), "postgres://app@db1/orders");
+        assert_eq!(redact("host=x password=y dbname=z"), "host=x password=*** dbname=z");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn missing_programs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let tools = PgTools::in_dir(dir.path());
+        let err = tools.program("pg_dump").unwrap_err().to_string();
+        assert!(err.contains("pg_dump not found in"), "{err}");
+        assert!(err.contains("BULWARK_PG_BINDIR"), "{err}");
+    }
+}
