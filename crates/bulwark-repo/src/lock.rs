@@ -190,7 +190,9 @@ fn refresh_until_stopped(
 ) {
     let (flag, signal) = &*stop;
     let mut stopped = flag.lock().expect("lock flag");
-    loop {
+    // The flag is checked before every wait: a stop signalled before this thread first waits
+    // must not be missed.
+    while !*stopped {
         let (guard, timeout) = signal
             .wait_timeout(stopped, REFRESH_EVERY)
             .expect("lock flag");
