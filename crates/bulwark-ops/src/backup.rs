@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
-use bulwark_repo::{BlobKind, Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, Summary, Tree};
+use bulwark_repo::{
+    BlobKind, Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, Summary, Tree,
+};
 use bulwark_source::Patterns;
 use bulwark_source::files::{node_from_metadata, unchanged};
 use chrono::{DateTime, FixedOffset, Local};
@@ -23,7 +25,10 @@ use crate::progress::Progress;
 pub enum BackupSource {
     Paths(Vec<PathBuf>),
     /// One stream stored as a file called `name` at the snapshot's root.
-    Stream { name: String, reader: Box<dyn Read + Send> },
+    Stream {
+        name: String,
+        reader: Box<dyn Read + Send>,
+    },
     /// Several streams, read one after another, each stored as a file at the snapshot's root
     /// (a database dump and its globals).
     Streams(Vec<(String, Box<dyn Read + Send>)>),
@@ -108,22 +113,41 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
         BackupSource::Streams(streams) => {
             let mut seen = std::collections::BTreeSet::new();
             for (name, _) in &streams {
-                if name.is_empty() || name.contains('/') || name == "." || name == ".." || !seen.insert(name.as_str()) {
-                    return Err(Error::Invalid(format!("'{name}' is not a valid stream name: give distinct plain file names")));
+                if name.is_empty()
+                    || name.contains('/')
+                    || name == "."
+                    || name == ".."
+                    || !seen.insert(name.as_str())
+                {
+                    return Err(Error::Invalid(format!(
+                        "'{name}' is not a valid stream name: give distinct plain file names"
+                    )));
                 }
             }
             let paths = streams.iter().map(|(n, _)| format!("/{n}")).collect();
             (paths, Source::Streams(streams))
         }
     };
-    let parent = find_parent(repo, opts.parent.as_deref(), opts.dataset.as_deref(), &host, &paths)?;
-    let parent_tree = parent.as_ref().and_then(|(id, snap)| match repo.load_tree(&index, &snap.tree) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            tracing::warn!("parent snapshot {} unusable, reading every file: {e}", id.short());
-            None
-        }
-    });
+    let parent = find_parent(
+        repo,
+        opts.parent.as_deref(),
+        opts.dataset.as_deref(),
+        &host,
+        &paths,
+    )?;
+    let parent_tree =
+        parent
+            .as_ref()
+            .and_then(|(id, snap)| match repo.load_tree(&index, &snap.tree) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(
+                        "parent snapshot {} unusable, reading every file: {e}",
+                        id.short()
+                    );
+                    None
+                }
+            });
     let archiver = Archiver {
         repo,
         index: &index,
@@ -133,11 +157,19 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
         buffers: Mutex::new(Vec::new()),
         progress,
     };
-    let (root, stats) = BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| match source {
-        Source::Tree(trie) => archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref()),
-        Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
-        Source::Streams(streams) => archiver.archive_streams(writer, streams),
-    })?;
+    let (root, stats) =
+        BlobWriter::run(
+            repo,
+            &index,
+            repo.backend().concurrency(),
+            |writer| match source {
+                Source::Tree(trie) => {
+                    archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref())
+                }
+                Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
+                Source::Streams(streams) => archiver.archive_streams(writer, streams),
+            },
+        )?;
     progress.finish();
     let c = &archiver.counters;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -193,7 +225,9 @@ enum Source {
 /// them); each must exist.
 fn absolute_targets(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
-        return Err(Error::Invalid("nothing to back up: give paths, or --stdin-name".into()));
+        return Err(Error::Invalid(
+            "nothing to back up: give paths, or --stdin-name".into(),
+        ));
     }
     let mut out = Vec::new();
     for p in paths {
@@ -208,7 +242,8 @@ fn absolute_targets(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 _ => {}
             }
         }
-        fs::symlink_metadata(&clean).map_err(|e| Error::io(format!("cannot back up {}", clean.display()), e))?;
+        fs::symlink_metadata(&clean)
+            .map_err(|e| Error::io(format!("cannot back up {}", clean.display()), e))?;
         out.push(clean);
     }
     Ok(out)
@@ -224,7 +259,9 @@ fn find_parent(
     if let Some(spec) = explicit {
         return repo.find_snapshot(spec, |_| true).map(Some);
     }
-    match repo.find_snapshot("latest", |s| s.same_source(host, paths) && s.dataset.as_deref() == dataset) {
+    match repo.find_snapshot("latest", |s| {
+        s.same_source(host, paths) && s.dataset.as_deref() == dataset
+    }) {
         Ok(found) => Ok(Some(found)),
         Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
@@ -297,7 +334,13 @@ impl Archiver<'_> {
     }
 
     /// The directories above the targets: their own metadata, and only the children on the way.
-    fn archive_virtual(&self, writer: &BlobWriter, dir: &Path, trie: &PathTrie, parent: Option<&Tree>) -> Result<Id> {
+    fn archive_virtual(
+        &self,
+        writer: &BlobWriter,
+        dir: &Path,
+        trie: &PathTrie,
+        parent: Option<&Tree>,
+    ) -> Result<Id> {
         let nodes: Vec<Option<Node>> = trie
             .children
             .par_iter()
@@ -317,14 +360,21 @@ impl Archiver<'_> {
                 let mut node = node_from_metadata(name, &meta);
                 node.kind = NodeKind::Dir;
                 let old_tree = self.parent_subtree(old);
-                node.subtree = Some(self.archive_virtual(writer, &path, child, old_tree.as_ref())?);
+                node.subtree =
+                    Some(self.archive_virtual(writer, &path, child, old_tree.as_ref())?);
                 Ok(Some(node))
             })
             .collect::<Result<_>>()?;
         self.save_tree(writer, nodes.into_iter().flatten().collect())
     }
 
-    fn archive_entry(&self, writer: &BlobWriter, path: &Path, name: &OsStr, old: Option<&Node>) -> Result<Option<Node>> {
+    fn archive_entry(
+        &self,
+        writer: &BlobWriter,
+        path: &Path,
+        name: &OsStr,
+        old: Option<&Node>,
+    ) -> Result<Option<Node>> {
         if self.excludes.matches(path) {
             return Ok(None);
         }
@@ -338,13 +388,21 @@ impl Archiver<'_> {
         }
     }
 
-    fn try_archive_entry(&self, writer: &BlobWriter, path: &Path, name: &OsStr, old: Option<&Node>) -> Result<Node, EntryError> {
+    fn try_archive_entry(
+        &self,
+        writer: &BlobWriter,
+        path: &Path,
+        name: &OsStr,
+        old: Option<&Node>,
+    ) -> Result<Node, EntryError> {
         let meta = fs::symlink_metadata(path)?;
         let mut node = node_from_metadata(name, &meta);
         let c = &self.counters;
         match node.kind {
             NodeKind::File => {
-                match old.filter(|o| unchanged(o, &node) && o.content.iter().all(|id| writer.has(id))) {
+                match old
+                    .filter(|o| unchanged(o, &node) && o.content.iter().all(|id| writer.has(id)))
+                {
                     Some(o) => {
                         node.content = o.content.clone();
                         bump(&c.files_unmodified);
@@ -353,7 +411,11 @@ impl Archiver<'_> {
                         let (content, size) = self.read_file(writer, path)?;
                         node.content = content;
                         node.size = size;
-                        bump(if old.is_some() { &c.files_changed } else { &c.files_new });
+                        bump(if old.is_some() {
+                            &c.files_changed
+                        } else {
+                            &c.files_new
+                        });
                     }
                 }
                 c.total_bytes.fetch_add(node.size, Ordering::Relaxed);
@@ -387,24 +449,36 @@ impl Archiver<'_> {
     }
 
     /// Chunk a stream and save its chunks; returns the content ids and the bytes read.
-    fn save_stream(&self, writer: &BlobWriter, reader: impl Read) -> Result<(Vec<Id>, u64), EntryError> {
-        let mut buf = self.buffers.lock().expect("buffer pool").pop().unwrap_or_default();
+    fn save_stream(
+        &self,
+        writer: &BlobWriter,
+        reader: impl Read,
+    ) -> Result<(Vec<Id>, u64), EntryError> {
+        let mut buf = self
+            .buffers
+            .lock()
+            .expect("buffer pool")
+            .pop()
+            .unwrap_or_default();
         let mut content = Vec::new();
         let chunker = self.repo.settings().chunker;
-        let result = chunker.chunk_stream(reader, &mut buf, |window, cuts| -> Result<(), EntryError> {
-            if let [only] = cuts {
-                content.push(writer.save(BlobKind::Data, &window[only.clone()])?);
-            } else {
-                let ids: Vec<Id> = cuts
-                    .par_iter()
-                    .map(|r| writer.save(BlobKind::Data, &window[r.clone()]))
-                    .collect::<Result<_>>()?;
-                content.extend(ids);
-            }
-            let n: usize = cuts.iter().map(|r| r.len()).sum();
-            self.counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-            Ok(())
-        });
+        let result =
+            chunker.chunk_stream(reader, &mut buf, |window, cuts| -> Result<(), EntryError> {
+                if let [only] = cuts {
+                    content.push(writer.save(BlobKind::Data, &window[only.clone()])?);
+                } else {
+                    let ids: Vec<Id> = cuts
+                        .par_iter()
+                        .map(|r| writer.save(BlobKind::Data, &window[r.clone()]))
+                        .collect::<Result<_>>()?;
+                    content.extend(ids);
+                }
+                let n: usize = cuts.iter().map(|r| r.len()).sum();
+                self.counters
+                    .bytes_read
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                Ok(())
+            });
         self.buffers.lock().expect("buffer pool").push(buf);
         Ok((content, result?))
     }
@@ -413,12 +487,21 @@ impl Archiver<'_> {
         self.save_stream(writer, File::open(path)?)
     }
 
-    fn archive_stream(&self, writer: &BlobWriter, name: &str, reader: Box<dyn Read + Send>) -> Result<Id> {
+    fn archive_stream(
+        &self,
+        writer: &BlobWriter,
+        name: &str,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Id> {
         let node = self.stream_node(writer, name, reader)?;
         self.save_tree(writer, vec![node])
     }
 
-    fn archive_streams(&self, writer: &BlobWriter, streams: Vec<(String, Box<dyn Read + Send>)>) -> Result<Id> {
+    fn archive_streams(
+        &self,
+        writer: &BlobWriter,
+        streams: Vec<(String, Box<dyn Read + Send>)>,
+    ) -> Result<Id> {
         let mut nodes = Vec::new();
         for (name, reader) in streams {
             nodes.push(self.stream_node(writer, &name, reader)?);
@@ -426,11 +509,18 @@ impl Archiver<'_> {
         self.save_tree(writer, nodes)
     }
 
-    fn stream_node(&self, writer: &BlobWriter, name: &str, reader: Box<dyn Read + Send>) -> Result<Node> {
+    fn stream_node(
+        &self,
+        writer: &BlobWriter,
+        name: &str,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Node> {
         let (content, size) = match self.save_stream(writer, reader) {
             Ok(r) => r,
             Err(EntryError::Source(e)) => {
-                return Err(Error::SourceFailed(format!("reading the stream for {name}: {e}")));
+                return Err(Error::SourceFailed(format!(
+                    "reading the stream for {name}: {e}"
+                )));
             }
             Err(EntryError::Repo(e)) => return Err(e),
         };

@@ -20,7 +20,12 @@ pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
-pub fn select(repo: &Repository, index: &MasterIndex, spec: &str, sub: Option<&str>) -> Result<Selection> {
+pub fn select(
+    repo: &Repository,
+    index: &MasterIndex,
+    spec: &str,
+    sub: Option<&str>,
+) -> Result<Selection> {
     let (snap_spec, inline) = split_spec(spec);
     let (id, snapshot) = repo.find_snapshot(snap_spec, |_| true)?;
     let path = PathBuf::from(inline.or(sub).unwrap_or("/"));
@@ -30,7 +35,12 @@ pub fn select(repo: &Repository, index: &MasterIndex, spec: &str, sub: Option<&s
         let name = match c {
             Component::Normal(n) => n,
             Component::RootDir | Component::CurDir => continue,
-            _ => return Err(Error::Invalid(format!("'{}' must be an absolute path without '..'", path.display()))),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "'{}' must be an absolute path without '..'",
+                    path.display()
+                )));
+            }
         };
         if let Some(n) = &node {
             tree = load_subtree(repo, index, n)?;
@@ -40,13 +50,21 @@ pub fn select(repo: &Repository, index: &MasterIndex, spec: &str, sub: Option<&s
         })?;
         node = Some(found);
     }
-    Ok(Selection { id, snapshot, path, node })
+    Ok(Selection {
+        id,
+        snapshot,
+        path,
+        node,
+    })
 }
 
 pub fn load_subtree(repo: &Repository, index: &MasterIndex, node: &Node) -> Result<Tree> {
     match (node.kind, node.subtree) {
         (NodeKind::Dir, Some(id)) => repo.load_tree(index, &id),
-        _ => Err(Error::Invalid(format!("'{}' is not a directory", node.name))),
+        _ => Err(Error::Invalid(format!(
+            "'{}' is not a directory",
+            node.name
+        ))),
     }
 }
 
@@ -55,7 +73,9 @@ pub fn selected_tree(repo: &Repository, index: &MasterIndex, sel: &Selection) ->
     match &sel.node {
         None => repo.load_tree(index, &sel.snapshot.tree),
         Some(n) if n.kind == NodeKind::Dir => load_subtree(repo, index, n),
-        Some(n) => Ok(Tree { nodes: vec![n.clone()] }),
+        Some(n) => Ok(Tree {
+            nodes: vec![n.clone()],
+        }),
     }
 }
 

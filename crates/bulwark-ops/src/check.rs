@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use bulwark_repo::lock::LockKind;
 use bulwark_repo::id::IdSet;
 use bulwark_repo::index::IndexPack;
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::pack::{self, PACK_PREFIX_LEN};
-use bulwark_repo::{BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Result, Tree};
+use bulwark_repo::{
+    BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Result, Tree,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -71,11 +73,16 @@ pub fn check(repo: &Repository, read_data: ReadData, show_progress: bool) -> Res
     for (id, pack) in &indexed_packs {
         match stored.get(id) {
             None => {
-                report.errors.push(format!("pack {id} is in the index but missing from storage"));
+                report.errors.push(format!(
+                    "pack {id} is in the index but missing from storage"
+                ));
                 damaged.insert(*id);
             }
             Some(&size) if size != pack.size => {
-                report.errors.push(format!("pack {id} is {size} bytes, the index says {} (truncated?)", pack.size));
+                report.errors.push(format!(
+                    "pack {id} is {size} bytes, the index says {} (truncated?)",
+                    pack.size
+                ));
                 damaged.insert(*id);
             }
             Some(_) => {}
@@ -109,7 +116,10 @@ pub fn check(repo: &Repository, read_data: ReadData, show_progress: bool) -> Res
                 .collect()
         }
     };
-    let selected: Vec<&IndexPack> = selected.into_iter().filter(|p| !damaged.contains(&p.id)).collect();
+    let selected: Vec<&IndexPack> = selected
+        .into_iter()
+        .filter(|p| !damaged.contains(&p.id))
+        .collect();
     report.packs_read = selected.len();
     let progress = Progress::items(show_progress, Some(selected.len() as u64), "check packs");
     let pack_errors: Vec<(Id, String)> = selected
@@ -146,7 +156,9 @@ pub fn check(repo: &Repository, read_data: ReadData, show_progress: bool) -> Res
     for (id, snap) in &snapshots {
         walker.tree(&snap.tree, Path::new("/"), &id.short(), true);
     }
-    report.errors.extend(walker.problems.into_inner().expect("problems"));
+    report
+        .errors
+        .extend(walker.problems.into_inner().expect("problems"));
     let mut affected = walker.affected.into_inner().expect("affected");
     affected.sort();
     affected.dedup();
@@ -166,7 +178,8 @@ fn read_pack(repo: &Repository, pack: &IndexPack) -> std::result::Result<(), Str
         return Err("content does not match its name (damaged in storage)".into());
     }
     let salt = pack::salt_of(&pack.id, &data).map_err(|e| e.to_string())?;
-    let dir = pack::parse_directory(repo.key(), &pack.id, &salt, data.len() as u64, &data).map_err(|e| e.to_string())?;
+    let dir = pack::parse_directory(repo.key(), &pack.id, &salt, data.len() as u64, &data)
+        .map_err(|e| e.to_string())?;
     if dir != pack.blobs {
         return Err("its directory disagrees with the index; run `bulwark repair index`".into());
     }
@@ -175,7 +188,8 @@ fn read_pack(repo: &Repository, pack: &IndexPack) -> std::result::Result<(), Str
         if range.start < PACK_PREFIX_LEN {
             return Err(format!("blob {} overlaps the pack header", b.id));
         }
-        b.open(repo.key(), &salt, &data[range]).map_err(|e| e.to_string())?;
+        b.open(repo.key(), &salt, &data[range])
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -192,7 +206,10 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn note(&self, snap: &str, path: &Path, problem: String) {
         self.problems.lock().expect("problems").insert(problem);
-        self.affected.lock().expect("affected").push(format!("{snap}:{}", path.display()));
+        self.affected
+            .lock()
+            .expect("affected")
+            .push(format!("{snap}:{}", path.display()));
     }
 
     /// Walk a tree. Trees already walked are skipped unless damage must be attributed to paths.
@@ -202,7 +219,13 @@ impl Walker<'_> {
             return;
         }
         let tree: Tree = match self.index.lookup(id) {
-            None => return self.note(snap, path, format!("tree {id} is referenced but not in the index")),
+            None => {
+                return self.note(
+                    snap,
+                    path,
+                    format!("tree {id} is referenced but not in the index"),
+                );
+            }
             Some(loc) if loc.blob.kind != BlobKind::Tree => {
                 return self.note(snap, path, format!("tree {id} is indexed as data"));
             }
@@ -219,12 +242,20 @@ impl Walker<'_> {
             match node.kind {
                 NodeKind::Dir => match node.subtree {
                     Some(sub) => self.tree(&sub, &child, snap, first_visit_only),
-                    None => self.note(snap, &child, format!("directory {} has no subtree", child.display())),
+                    None => self.note(
+                        snap,
+                        &child,
+                        format!("directory {} has no subtree", child.display()),
+                    ),
                 },
                 NodeKind::File => {
                     for blob in &node.content {
                         if !self.index.contains(blob) {
-                            self.note(snap, &child, format!("blob {blob} is referenced but not in the index"));
+                            self.note(
+                                snap,
+                                &child,
+                                format!("blob {blob} is referenced but not in the index"),
+                            );
                         } else if self.damaged_blobs.contains(blob) {
                             self.note(snap, &child, format!("blob {blob} is in a damaged pack"));
                         }

@@ -7,12 +7,14 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bulwark_repo::lock::{LockGuard, LockKind};
 use bulwark_repo::id::{IdMap, IdSet};
 use bulwark_repo::index::{IndexFile, IndexPack};
+use bulwark_repo::lock::{LockGuard, LockKind};
 use bulwark_repo::pack;
 use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
-use bulwark_repo::{BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Result, Snapshot, Tree};
+use bulwark_repo::{
+    BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Result, Snapshot, Tree,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -38,10 +40,18 @@ fn selected(src: &Repository, specs: &[String]) -> Result<Vec<(Id, Snapshot)>> {
         }
         return Ok(snaps);
     }
-    specs.iter().map(|s| src.find_snapshot(s, |_| true)).collect()
+    specs
+        .iter()
+        .map(|s| src.find_snapshot(s, |_| true))
+        .collect()
 }
 
-pub fn copy(src: &Repository, dst: &Repository, specs: &[String], show_progress: bool) -> Result<CopyReport> {
+pub fn copy(
+    src: &Repository,
+    dst: &Repository,
+    specs: &[String],
+    show_progress: bool,
+) -> Result<CopyReport> {
     let _src_lock = src.lock(LockKind::Shared)?;
     let dst_lock = dst.lock(LockKind::Shared)?;
     let src_index = src.load_index()?;
@@ -53,18 +63,30 @@ pub fn copy(src: &Repository, dst: &Repository, specs: &[String], show_progress:
     let snapshots = selected(src, specs)?;
     if dst.shares_key_with(src) {
         report.mode = "verbatim".into();
-        copy_verbatim(src, dst, &src_index, dst_index, snapshots, show_progress, &dst_lock, &mut report)?;
+        copy_verbatim(
+            src,
+            dst,
+            &src_index,
+            dst_index,
+            snapshots,
+            show_progress,
+            &dst_lock,
+            &mut report,
+        )?;
     } else {
         report.mode = "re-encrypted".into();
         let copies = copy_reencrypting(src, dst, &src_index, &dst_index, snapshots, &mut report)?;
         dst_lock.ensure_fresh()?;
         for snap in copies {
-            report.snapshots_copied.push(dst.save_snapshot(&snap)?.to_hex());
+            report
+                .snapshots_copied
+                .push(dst.save_snapshot(&snap)?.to_hex());
         }
     }
     Ok(report)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn copy_verbatim(
     src: &Repository,
     dst: &Repository,
@@ -89,14 +111,18 @@ fn copy_verbatim(
             if dst_index.contains(blob) {
                 continue;
             }
-            let loc = src_index
-                .lookup(blob)
-                .ok_or_else(|| Error::corrupt(format!("blob {blob}"), "referenced by the source but not in its index"))?;
+            let loc = src_index.lookup(blob).ok_or_else(|| {
+                Error::corrupt(
+                    format!("blob {blob}"),
+                    "referenced by the source but not in its index",
+                )
+            })?;
             if seen.insert(loc.pack.id) {
                 packs.push((loc.pack.id, loc.pack.size));
             }
         }
-        let progress = Progress::bytes(show_progress, Some(packs.iter().map(|p| p.1).sum()), "copy");
+        let progress =
+            Progress::bytes(show_progress, Some(packs.iter().map(|p| p.1).sum()), "copy");
         let copied = Mutex::new(Vec::new());
         let bytes = AtomicU64::new(0);
         let pool = rayon::ThreadPoolBuilder::new()
@@ -104,13 +130,15 @@ fn copy_verbatim(
             .build()
             .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
         pool.install(|| {
-            packs.par_iter().try_for_each(|(pack_id, size)| -> Result<()> {
-                let landed = copy_pack(src, dst, pack_id, *size)?;
-                bytes.fetch_add(*size, Ordering::Relaxed);
-                progress.inc(*size);
-                copied.lock().expect("copied packs").push(landed);
-                Ok(())
-            })
+            packs
+                .par_iter()
+                .try_for_each(|(pack_id, size)| -> Result<()> {
+                    let landed = copy_pack(src, dst, pack_id, *size)?;
+                    bytes.fetch_add(*size, Ordering::Relaxed);
+                    progress.inc(*size);
+                    copied.lock().expect("copied packs").push(landed);
+                    Ok(())
+                })
         })?;
         progress.finish();
         let copied = copied.into_inner().expect("copied packs");
@@ -130,10 +158,14 @@ fn copy_verbatim(
         // The snapshot object itself, byte for byte: same name on both sides.
         let stored = src.backend().read(FileKind::Snapshot, &id.to_hex())?;
         if Id::of_stored(&stored) != id {
-            return Err(Error::corrupt(format!("snapshot {}", id.short()), "content does not match its name"));
+            return Err(Error::corrupt(
+                format!("snapshot {}", id.short()),
+                "content does not match its name",
+            ));
         }
         dst_lock.ensure_fresh()?;
-        dst.backend().create(FileKind::Snapshot, &id.to_hex(), stored)?;
+        dst.backend()
+            .create(FileKind::Snapshot, &id.to_hex(), stored)?;
         report.snapshots_copied.push(id.to_hex());
     }
     Ok(())
@@ -158,7 +190,15 @@ pub fn fetch_pack(src: &Repository, id: &Id, size: u64) -> Result<(bytes::Bytes,
     }
     let salt = pack::salt_of(id, &data)?;
     let blobs = pack::parse_directory(src.key(), id, &salt, size, &data)?;
-    Ok((data, IndexPack { id: *id, salt, size, blobs }))
+    Ok((
+        data,
+        IndexPack {
+            id: *id,
+            salt,
+            size,
+            blobs,
+        },
+    ))
 }
 
 /// Store a verified pack and read it back to prove it landed intact.
@@ -176,7 +216,12 @@ pub fn land_pack(dst: &Repository, id: &Id, data: bytes::Bytes) -> Result<()> {
 }
 
 /// Every blob (trees and data) a tree reaches.
-pub fn collect_blobs(repo: &Repository, index: &MasterIndex, tree: &Id, out: &mut IdSet) -> Result<()> {
+pub fn collect_blobs(
+    repo: &Repository,
+    index: &MasterIndex,
+    tree: &Id,
+    out: &mut IdSet,
+) -> Result<()> {
     if !out.insert(*tree) {
         return Ok(());
     }
@@ -201,7 +246,12 @@ fn copy_reencrypting(
     let (existing, _) = dst.load_snapshots()?;
     let done: std::collections::HashSet<String> = existing
         .iter()
-        .filter_map(|(_, s)| s.meta.get("copied_from").and_then(|v| v.as_str()).map(str::to_string))
+        .filter_map(|(_, s)| {
+            s.meta
+                .get("copied_from")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .collect();
     let todo: Vec<_> = snapshots
         .into_iter()
@@ -213,19 +263,21 @@ fn copy_reencrypting(
             !skip
         })
         .collect();
-    let (new_snaps, stats) = BlobWriter::run(dst, dst_index, dst.backend().concurrency(), |writer| {
-        let mut rewritten: IdMap<Id> = IdMap::default();
-        let mut out = Vec::new();
-        for (id, snap) in todo {
-            let tree = rewrite_tree(src, src_index, writer, &snap.tree, &mut rewritten)?;
-            let mut copy = snap.clone();
-            copy.tree = tree;
-            copy.parent = None;
-            copy.meta.insert("copied_from".into(), serde_json::json!(id.to_hex()));
-            out.push(copy);
-        }
-        Ok(out)
-    })?;
+    let (new_snaps, stats) =
+        BlobWriter::run(dst, dst_index, dst.backend().concurrency(), |writer| {
+            let mut rewritten: IdMap<Id> = IdMap::default();
+            let mut out = Vec::new();
+            for (id, snap) in todo {
+                let tree = rewrite_tree(src, src_index, writer, &snap.tree, &mut rewritten)?;
+                let mut copy = snap.clone();
+                copy.tree = tree;
+                copy.parent = None;
+                copy.meta
+                    .insert("copied_from".into(), serde_json::json!(id.to_hex()));
+                out.push(copy);
+            }
+            Ok(out)
+        })?;
     report.bytes_copied = stats.bytes_stored;
     report.packs_copied = stats.packs_written;
     Ok(new_snaps)
@@ -248,9 +300,9 @@ fn rewrite_tree(
                 .content
                 .par_iter()
                 .map(|blob| {
-                    let loc = index
-                        .lookup(blob)
-                        .ok_or_else(|| Error::corrupt(format!("blob {blob}"), "not in the source index"))?;
+                    let loc = index.lookup(blob).ok_or_else(|| {
+                        Error::corrupt(format!("blob {blob}"), "not in the source index")
+                    })?;
                     writer.save(BlobKind::Data, &src.read_blob(&loc)?)
                 })
                 .collect();

@@ -48,7 +48,11 @@ pub struct DbBackupReport {
 }
 
 /// Back up a database: its consistent dump or copy, with its facts and fingerprint in `meta`.
-pub fn backup_database(repo: &Repository, opts: DbBackupOptions, progress: &Progress) -> Result<DbBackupReport> {
+pub fn backup_database(
+    repo: &Repository,
+    opts: DbBackupOptions,
+    progress: &Progress,
+) -> Result<DbBackupReport> {
     let mut streams: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
     // Held until the backup has read it: the SQLite copy lives in a temporary directory.
     let mut _copy = None;
@@ -63,7 +67,8 @@ pub fn backup_database(repo: &Repository, opts: DbBackupOptions, progress: &Prog
         }
         DbSource::Sqlite(path) => {
             let copy = sqlite::consistent_copy(&path).map_err(source_failed)?;
-            let file = File::open(&copy.path).map_err(|e| Error::io(format!("cannot read {}", copy.path.display()), e))?;
+            let file = File::open(&copy.path)
+                .map_err(|e| Error::io(format!("cannot read {}", copy.path.display()), e))?;
             streams.push((copy.facts.file.clone(), Box::new(file)));
             let meta = DbMeta::Sqlite(copy.facts.clone());
             _copy = Some(copy);
@@ -84,13 +89,22 @@ pub fn backup_database(repo: &Repository, opts: DbBackupOptions, progress: &Prog
         },
         progress,
     )?;
-    Ok(DbBackupReport { backup: report, meta })
+    Ok(DbBackupReport {
+        backup: report,
+        meta,
+    })
 }
 
 /// The snapshot `spec` (`latest` meaning the latest of `dataset`, if given) and its database facts.
-pub fn find_db_snapshot(repo: &Repository, spec: &str, dataset: Option<&str>) -> Result<(Id, Snapshot, DbMeta)> {
+pub fn find_db_snapshot(
+    repo: &Repository,
+    spec: &str,
+    dataset: Option<&str>,
+) -> Result<(Id, Snapshot, DbMeta)> {
     let (id, snap) = repo
-        .find_snapshot(spec, |s| dataset.is_none_or(|d| s.dataset.as_deref() == Some(d)))
+        .find_snapshot(spec, |s| {
+            dataset.is_none_or(|d| s.dataset.as_deref() == Some(d))
+        })
         .map_err(|e| match (e, dataset) {
             (Error::NotFound { .. }, Some(d)) if spec == "latest" => Error::NotFound {
                 what: format!("a snapshot of dataset '{d}'"),
@@ -118,7 +132,12 @@ pub fn find_db_snapshot(repo: &Repository, spec: &str, dataset: Option<&str>) ->
 }
 
 /// The file node `name` at the root of a snapshot.
-pub fn snapshot_file(repo: &Repository, index: &MasterIndex, snap: &Snapshot, name: &str) -> Result<Node> {
+pub fn snapshot_file(
+    repo: &Repository,
+    index: &MasterIndex,
+    snap: &Snapshot,
+    name: &str,
+) -> Result<Node> {
     let tree = repo.load_tree(index, &snap.tree)?;
     tree.find(OsStr::new(name))
         .filter(|n| n.kind == NodeKind::File)
@@ -143,7 +162,11 @@ pub struct SnapshotFileReader<'a> {
 const PREFETCH: usize = 8;
 
 impl<'a> SnapshotFileReader<'a> {
-    pub fn new(repo: &'a Repository, index: &'a MasterIndex, node: &Node) -> SnapshotFileReader<'a> {
+    pub fn new(
+        repo: &'a Repository,
+        index: &'a MasterIndex,
+        node: &Node,
+    ) -> SnapshotFileReader<'a> {
         SnapshotFileReader {
             repo,
             index,
@@ -217,11 +240,24 @@ pub struct DbRestoreReport {
     pub warnings: Vec<String>,
 }
 
-pub fn restore_database(repo: &Repository, spec: &str, dataset: Option<&str>, target: &DbTarget) -> Result<DbRestoreReport> {
+pub fn restore_database(
+    repo: &Repository,
+    spec: &str,
+    dataset: Option<&str>,
+    target: &DbTarget,
+) -> Result<DbRestoreReport> {
     let started = Instant::now();
+    let (id, snap, meta) = find_db_snapshot(repo, spec, dataset)?;
+    if let DbTarget::Sqlite { path } = target
+        && fs::symlink_metadata(path).is_ok()
+    {
+        return Err(Error::Invalid(format!(
+            "{} exists: give a new path for --sqlite-target",
+            path.display()
+        )));
+    }
     let _lock = repo.lock(LockKind::Shared)?;
     let index = repo.load_index()?;
-    let (id, snap, meta) = find_db_snapshot(repo, spec, dataset)?;
     let mut report = DbRestoreReport {
         snapshot_id: id.to_hex(),
         dataset: snap.dataset.clone(),
@@ -276,11 +312,17 @@ fn restore_postgres(
         )));
     }
     if major > f.major {
-        report.warnings.push(format!("restoring a PostgreSQL {} dump into PostgreSQL {major}", f.major));
+        report.warnings.push(format!(
+            "restoring a PostgreSQL {} dump into PostgreSQL {major}",
+            f.major
+        ));
     }
     let missing_ext = pg::missing_extensions(&mut admin, &f.extensions).map_err(source_failed)?;
     if !missing_ext.is_empty() {
-        return Err(Error::Invalid(format!("the target cannot restore this backup: {}", missing_ext.join("; "))));
+        return Err(Error::Invalid(format!(
+            "the target cannot restore this backup: {}",
+            missing_ext.join("; ")
+        )));
     }
     let log_dir = tempfile::Builder::new()
         .prefix("bulwark-restore-")
@@ -324,7 +366,8 @@ fn restore_postgres(
     let mut reader = SnapshotFileReader::new(repo, index, &dump);
     if let Err(e) = pg::psql(&tools, dsn, &mut reader, &log, true) {
         let kept = log_dir.keep();
-        let state = if report.created_database && pg::drop_database(&mut admin, &db, major).is_ok() {
+        let state = if report.created_database && pg::drop_database(&mut admin, &db, major).is_ok()
+        {
             format!("the new database {db} was dropped again")
         } else {
             format!("database {db} is left partly restored")
@@ -347,7 +390,10 @@ fn with_dbname(dsn: &str, db: &str) -> String {
             None => (dsn, String::new()),
         };
         let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-        let host_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map(|i| scheme_end + i)
+            .unwrap_or(base.len());
         format!("{}/{db}{query}", &base[..host_end])
     } else {
         format!("{dsn} dbname={}", pg::quote_literal(db))
@@ -363,25 +409,39 @@ fn restore_sqlite(
     report: &mut DbRestoreReport,
 ) -> Result<()> {
     if fs::symlink_metadata(path).is_ok() {
-        return Err(Error::Invalid(format!("{} exists: give a new path for --sqlite-target", path.display())));
+        return Err(Error::Invalid(format!(
+            "{} exists: give a new path for --sqlite-target",
+            path.display()
+        )));
     }
     let node = snapshot_file(repo, index, snap, &f.file)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.bulwark-restore"));
     let result = (|| -> Result<()> {
-        let mut out = File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+        let mut out = File::create(&tmp)
+            .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
         let mut reader = SnapshotFileReader::new(repo, index, &node);
-        io::copy(&mut reader, &mut out).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
-        out.flush().and_then(|_| out.sync_all()).map_err(|e| Error::io("cannot sync", e))?;
+        io::copy(&mut reader, &mut out)
+            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+        out.flush()
+            .and_then(|_| out.sync_all())
+            .map_err(|e| Error::io("cannot sync", e))?;
         let conn = sqlite::open(&tmp).map_err(source_failed)?;
         let integrity = sqlite::integrity(&conn, false).map_err(source_failed)?;
         if integrity != "ok" {
-            return Err(Error::corrupt("the restored database", format!("integrity_check: {integrity}")));
+            return Err(Error::corrupt(
+                "the restored database",
+                format!("integrity_check: {integrity}"),
+            ));
         }
         let restored = sqlite::fingerprint(&conn).map_err(source_failed)?;
         report.differences = bulwark_source::db::compare(&f.tables, &restored);
         drop(conn);
-        fs::rename(&tmp, path).map_err(|e| Error::io(format!("cannot move the restore to {}", path.display()), e))
+        fs::rename(&tmp, path)
+            .map_err(|e| Error::io(format!("cannot move the restore to {}", path.display()), e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -395,8 +455,17 @@ mod tests {
 
     #[test]
     fn dbname_rewrites() {
-        assert_eq!(with_dbname("postgres://a@h:5/x?sslmode=disable", "postgres"), "postgres://a@h:5/postgres?sslmode=disable");
-        assert_eq!(with_dbname("postgres://a@h", "postgres"), "postgres://a@h/postgres");
-        assert_eq!(with_dbname("host=/tmp dbname=x", "postgres"), "host=/tmp dbname=x dbname='postgres'");
+        assert_eq!(
+            with_dbname("postgres://a@h:5/x?sslmode=disable", "postgres"),
+            "postgres://a@h:5/postgres?sslmode=disable"
+        );
+        assert_eq!(
+            with_dbname("postgres://a@h", "postgres"),
+            "postgres://a@h/postgres"
+        );
+        assert_eq!(
+            with_dbname("host=/tmp dbname=x", "postgres"),
+            "host=/tmp dbname=x dbname='postgres'"
+        );
     }
 }

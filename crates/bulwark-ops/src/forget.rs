@@ -90,7 +90,8 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
             .filter(|(_, s)| opts.dataset.is_none() || s.dataset == opts.dataset)
             .collect();
         let groups = group_by(snapshots, |(_, s)| {
-            opts.group_by.key(&s.hostname, &s.paths, &s.tags, s.dataset.as_deref())
+            opts.group_by
+                .key(&s.hostname, &s.paths, &s.tags, s.dataset.as_deref())
         });
         for group in groups {
             let candidates: Vec<Candidate> = group

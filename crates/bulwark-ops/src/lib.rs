@@ -12,8 +12,8 @@ pub mod prune;
 pub mod repair;
 pub mod replica;
 pub mod restore;
-pub mod status;
 pub mod restore_test;
 pub mod run;
+pub mod status;
 
 pub use progress::Progress;

@@ -16,7 +16,13 @@ impl Progress {
 
     /// A byte counter with an optional known total.
     pub fn bytes(enabled: bool, total: Option<u64>, label: &str) -> Progress {
-        Self::make(enabled, total, label, "{bytes}/{total_bytes} ({bytes_per_sec}, {eta})", "{bytes} ({bytes_per_sec}) {msg}")
+        Self::make(
+            enabled,
+            total,
+            label,
+            "{bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            "{bytes} ({bytes_per_sec}) {msg}",
+        )
     }
 
     /// A count of items with an optional known total.
@@ -24,16 +30,23 @@ impl Progress {
         Self::make(enabled, total, label, "{pos}/{len} ({eta})", "{pos} {msg}")
     }
 
-    fn make(enabled: bool, total: Option<u64>, label: &str, with_total: &str, without: &str) -> Progress {
+    fn make(
+        enabled: bool,
+        total: Option<u64>,
+        label: &str,
+        with_total: &str,
+        without: &str,
+    ) -> Progress {
         if !enabled {
             return Progress::hidden();
         }
         let bar = match total {
-            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template(&format!("{label} [{{bar:30}}] {with_total}"))
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            ),
+            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr())
+                .with_style(
+                    ProgressStyle::with_template(&format!("{label} [{{bar:30}}] {with_total}"))
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                ),
             None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
                 ProgressStyle::with_template(&format!("{{spinner}} {label} {without}"))
                     .expect("valid template"),

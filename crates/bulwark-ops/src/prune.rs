@@ -73,7 +73,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     }
     if !plan.condemn.is_empty() {
         repack(repo, &plan, opts.show_progress)?;
-        condemn(repo, plan.condemn.iter().copied().collect(), lock.holder())?;
+        condemn(repo, plan.condemn.to_vec(), lock.holder())?;
         report.packs_condemned = plan.condemn.len();
     }
     sweep(repo, lock.holder(), &mut report)?;
@@ -120,7 +120,10 @@ fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Res
     let condemned = repo.condemned_packs()?;
     let (used, snapshots) = used_blobs(repo, &index)?;
     report.snapshots = snapshots;
-    let packs: Vec<IndexPack> = index_packs(repo)?.into_values().filter(|p| !condemned.contains(&p.id)).collect();
+    let packs: Vec<IndexPack> = index_packs(repo)?
+        .into_values()
+        .filter(|p| !condemned.contains(&p.id))
+        .collect();
     report.packs = packs.len();
     // A blob counts as used in the one pack lookups resolve it to.
     let mut candidates = Vec::new();
@@ -135,7 +138,11 @@ fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Res
         // Dead blobs are the waste; a live pack's header and directory are not.
         let live_bytes: u64 = live.iter().map(|&i| p.blobs[i].stored_len as u64).sum();
         let all_bytes: u64 = p.blobs.iter().map(|b| b.stored_len as u64).sum();
-        let unused = if live.is_empty() { p.size } else { all_bytes - live_bytes };
+        let unused = if live.is_empty() {
+            p.size
+        } else {
+            all_bytes - live_bytes
+        };
         report.bytes_total += p.size;
         report.bytes_used += p.size - unused;
         if live.is_empty() {
@@ -150,7 +157,7 @@ fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Res
     // Repack the most wasteful packs until what stays unused is within the allowance.
     let allowance = (opts.max_unused * report.bytes_total as f64) as u64;
     let mut remaining: u64 = candidates.iter().map(|c| c.0).sum();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut repack = Vec::new();
     for (unused, p, live) in candidates {
         if remaining <= allowance {
@@ -183,22 +190,32 @@ fn repack(repo: &Repository, plan: &Plan, show_progress: bool) -> Result<()> {
         return Ok(());
     }
     let progress = Progress::items(show_progress, Some(plan.repack.len() as u64), "repack");
-    BlobWriter::run(repo, &plan.keep_index, repo.backend().concurrency(), |writer| {
-        plan.repack.par_iter().try_for_each(|(p, live)| -> Result<()> {
-            let data = repo.backend().read(FileKind::Pack, &p.id.to_hex())?;
-            if Id::of_stored(&data) != p.id {
-                return Err(Error::corrupt(format!("pack {}", p.id), "damaged; run `bulwark check --read-data` before pruning"));
-            }
-            for &i in live {
-                let b = &p.blobs[i];
-                let range = b.offset as usize..(b.offset + b.stored_len) as usize;
-                let plain = b.open(repo.key(), &p.salt, &data[range])?;
-                writer.save_with_id(b.kind, b.id, &plain)?;
-            }
-            progress.inc(1);
-            Ok(())
-        })
-    })?;
+    BlobWriter::run(
+        repo,
+        &plan.keep_index,
+        repo.backend().concurrency(),
+        |writer| {
+            plan.repack
+                .par_iter()
+                .try_for_each(|(p, live)| -> Result<()> {
+                    let data = repo.backend().read(FileKind::Pack, &p.id.to_hex())?;
+                    if Id::of_stored(&data) != p.id {
+                        return Err(Error::corrupt(
+                            format!("pack {}", p.id),
+                            "damaged; run `bulwark check --read-data` before pruning",
+                        ));
+                    }
+                    for &i in live {
+                        let b = &p.blobs[i];
+                        let range = b.offset as usize..(b.offset + b.stored_len) as usize;
+                        let plain = b.open(repo.key(), &p.salt, &data[range])?;
+                        writer.save_with_id(b.kind, b.id, &plain)?;
+                    }
+                    progress.inc(1);
+                    Ok(())
+                })
+        },
+    )?;
     progress.finish();
     Ok(())
 }
@@ -215,7 +232,12 @@ fn condemn(repo: &Repository, packs: Vec<Id>, me: Id) -> Result<()> {
 }
 
 /// Replace a record that has no holder list with one listing every live holder but us.
-fn complete_holders(repo: &Repository, name: String, mut record: Condemnation, me: Id) -> Result<()> {
+fn complete_holders(
+    repo: &Repository,
+    name: String,
+    mut record: Condemnation,
+    me: Id,
+) -> Result<()> {
     record.holders = live_locks(repo.backend().as_ref(), repo.key())?
         .into_iter()
         .map(|(_, l)| l.holder)
@@ -244,7 +266,9 @@ fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
         if record.holders.is_empty() {
             // Left by a prune killed between its two writes: complete it now, sweep it later.
             complete_holders(repo, name, record, me)?;
-            report.postponed.push("a condemnation was completed; it is swept by the next prune".into());
+            report
+                .postponed
+                .push("a condemnation was completed; it is swept by the next prune".into());
         } else if let Some(h) = record.holders.iter().find(|h| live.contains(h)) {
             report.postponed.push(format!(
                 "{} packs wait for a process that was running when they were marked (lock holder {})",
@@ -258,7 +282,10 @@ fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
     if due.is_empty() {
         return Ok(());
     }
-    let doomed: IdSet = due.iter().flat_map(|(_, r)| r.packs.iter().copied()).collect();
+    let doomed: IdSet = due
+        .iter()
+        .flat_map(|(_, r)| r.packs.iter().copied())
+        .collect();
     let stored: BTreeMap<Id, u64> = repo
         .backend()
         .list(FileKind::Pack)?
@@ -278,18 +305,27 @@ fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
     let (used, _) = used_blobs(repo, &full_index)?;
     let mut rescued: Vec<IndexPack> = Vec::new();
     for id in &doomed {
-        let Some(&size) = stored.get(id) else { continue };
+        let Some(&size) = stored.get(id) else {
+            continue;
+        };
         let p = match indexed.get(id) {
             Some(p) => p.clone(),
             None => repo.read_pack_directory(id, size)?,
         };
-        if p.blobs.iter().any(|b| used.contains(&b.id) && !live_index.contains(&b.id)) {
+        if p.blobs
+            .iter()
+            .any(|b| used.contains(&b.id) && !live_index.contains(&b.id))
+        {
             rescued.push(p);
         }
     }
     report.packs_rescued = rescued.len();
     let rescued_ids: IdSet = rescued.iter().map(|p| p.id).collect();
-    let delete: Vec<Id> = doomed.iter().filter(|id| !rescued_ids.contains(id)).copied().collect();
+    let delete: Vec<Id> = doomed
+        .iter()
+        .filter(|id| !rescued_ids.contains(id))
+        .copied()
+        .collect();
     let delete_set: IdSet = delete.iter().copied().collect();
 
     // The index stops pointing at the packs before any of them goes.
@@ -298,7 +334,11 @@ fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
     for name in repo.list_index_files()? {
         let file = repo.read_index_file(&name)?;
         if file.packs.iter().any(|p| delete_set.contains(&p.id)) {
-            rewritten.packs.extend(file.packs.into_iter().filter(|p| !delete_set.contains(&p.id)));
+            rewritten.packs.extend(
+                file.packs
+                    .into_iter()
+                    .filter(|p| !delete_set.contains(&p.id)),
+            );
             affected.push(name);
         }
     }

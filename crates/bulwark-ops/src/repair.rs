@@ -2,8 +2,8 @@
 //! files. The new index is stored before any old one is removed, so a crash at any point leaves a
 //! usable repository.
 
-use bulwark_repo::lock::LockKind;
 use bulwark_repo::index::IndexFile;
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::{FileKind, Id, Repository, Result};
 use rayon::prelude::*;
 use serde::Serialize;

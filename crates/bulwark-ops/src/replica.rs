@@ -32,10 +32,22 @@ pub fn status(primary: &Repository, replica: &Repository) -> Result<ReplicaStatu
         ..Default::default()
     };
     if st.shares_key {
-        st.missing_on_replica = p.iter().filter(|id| !r.contains(id)).map(Id::to_hex).collect();
-        st.missing_on_primary = r.iter().filter(|id| !p.contains(id)).map(Id::to_hex).collect();
-        let stored: std::collections::HashSet<String> =
-            replica.backend().list(FileKind::Pack)?.into_iter().map(|(n, _)| n).collect();
+        st.missing_on_replica = p
+            .iter()
+            .filter(|id| !r.contains(id))
+            .map(Id::to_hex)
+            .collect();
+        st.missing_on_primary = r
+            .iter()
+            .filter(|id| !p.contains(id))
+            .map(Id::to_hex)
+            .collect();
+        let stored: std::collections::HashSet<String> = replica
+            .backend()
+            .list(FileKind::Pack)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         for pack in primary.load_index()?.packs() {
             if !stored.contains(&pack.id.to_hex()) {
                 st.packs_missing_on_replica += 1;
@@ -47,9 +59,18 @@ pub fn status(primary: &Repository, replica: &Repository) -> Result<ReplicaStatu
         let (copies, _) = replica.load_snapshots()?;
         let origins: std::collections::HashSet<String> = copies
             .iter()
-            .filter_map(|(_, s)| s.meta.get("copied_from").and_then(|v| v.as_str()).map(str::to_string))
+            .filter_map(|(_, s)| {
+                s.meta
+                    .get("copied_from")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
             .collect();
-        st.missing_on_replica = p.iter().map(Id::to_hex).filter(|h| !origins.contains(h)).collect();
+        st.missing_on_replica = p
+            .iter()
+            .map(Id::to_hex)
+            .filter(|h| !origins.contains(h))
+            .collect();
     }
     st.in_sync = st.missing_on_replica.is_empty();
     Ok(st)
@@ -68,13 +89,18 @@ pub struct RepairPacksReport {
 pub fn repair_packs(primary: &Repository, replica: &Repository) -> Result<RepairPacksReport> {
     let _lock = primary.lock(LockKind::Exclusive)?;
     let index = primary.load_index()?;
-    let stored: BTreeMap<String, u64> = primary.backend().list(FileKind::Pack)?.into_iter().collect();
+    let stored: BTreeMap<String, u64> = primary
+        .backend()
+        .list(FileKind::Pack)?
+        .into_iter()
+        .collect();
     let mut report = RepairPacksReport::default();
     for pack in index.packs() {
         report.packs_checked += 1;
         let name = pack.id.to_hex();
         let healthy = match stored.get(&name) {
-            Some(&size) if size == pack.size => match primary.backend().read(FileKind::Pack, &name) {
+            Some(&size) if size == pack.size => match primary.backend().read(FileKind::Pack, &name)
+            {
                 Ok(data) => Id::of_stored(&data) == pack.id,
                 Err(_) => false,
             },
@@ -90,7 +116,9 @@ pub fn repair_packs(primary: &Repository, replica: &Repository) -> Result<Repair
                 land_pack(primary, &pack.id, data)?;
                 report.replaced.push(name);
             }
-            Err(Error::NotFound { .. }) | Err(Error::Corrupt { .. }) => report.unrecoverable.push(name),
+            Err(Error::NotFound { .. }) | Err(Error::Corrupt { .. }) => {
+                report.unrecoverable.push(name)
+            }
             Err(e) => return Err(e),
         }
     }

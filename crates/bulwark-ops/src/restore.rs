@@ -9,8 +9,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use bulwark_repo::lock::LockKind;
 use bulwark_repo::index::BlobLocation;
+use bulwark_repo::lock::LockKind;
 use bulwark_repo::{Error, FileKind, Id, MasterIndex, Node, NodeKind, Repository, Result, Tree};
 use bulwark_source::Patterns;
 use bulwark_source::files::{apply_metadata, make_special, running_as_root};
@@ -71,7 +71,9 @@ pub fn restore(repo: &Repository, spec: &str, opts: &RestoreOptions) -> Result<R
     let as_root = running_as_root();
     for (path, node) in &plan.metadata {
         if let Err(e) = apply_metadata(path, node, as_root) {
-            report.warnings.push(format!("{}: metadata: {e}", path.display()));
+            report
+                .warnings
+                .push(format!("{}: metadata: {e}", path.display()));
         }
     }
     report.files = plan.files.len() as u64;
@@ -112,11 +114,23 @@ fn lay_out(
     };
     let tree = browse::selected_tree(repo, index, sel)?;
     let snap_base = match &sel.node {
-        Some(n) if n.kind != NodeKind::Dir => sel.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        Some(n) if n.kind != NodeKind::Dir => {
+            sel.path.parent().map(Path::to_path_buf).unwrap_or_default()
+        }
         _ => sel.path.clone(),
     };
     let everything = opts.include.patterns().is_empty();
-    lay_out_tree(repo, index, &tree, &opts.target, &snap_base, everything, opts, &mut plan, report)?;
+    lay_out_tree(
+        repo,
+        index,
+        &tree,
+        &opts.target,
+        &snap_base,
+        everything,
+        opts,
+        &mut plan,
+        report,
+    )?;
     Ok(plan)
 }
 
@@ -134,7 +148,10 @@ fn lay_out_tree(
 ) -> Result<()> {
     for node in &tree.nodes {
         if !node.has_safe_name() {
-            return Err(Error::corrupt("tree", format!("unsafe file name {:?}", node.name)));
+            return Err(Error::corrupt(
+                "tree",
+                format!("unsafe file name {:?}", node.name),
+            ));
         }
         let name = node.os_name()?;
         let (path, snap_path) = (dir.join(&name), snap_dir.join(&name));
@@ -142,9 +159,12 @@ fn lay_out_tree(
         if node.kind == NodeKind::Dir {
             let sub = browse::load_subtree(repo, index, node)?;
             if included {
-                fs::create_dir_all(&path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                fs::create_dir_all(&path)
+                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
             }
-            lay_out_tree(repo, index, &sub, &path, &snap_path, included, opts, plan, report)?;
+            lay_out_tree(
+                repo, index, &sub, &path, &snap_path, included, opts, plan, report,
+            )?;
             if included || path.exists() {
                 plan.dirs += 1;
                 plan.metadata.push((path, node.clone()));
@@ -154,11 +174,13 @@ fn lay_out_tree(
         if !included {
             continue;
         }
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         remove_existing(&path)?;
         let made = match node.kind {
             NodeKind::File => {
-                let file = File::create(&path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                let file = File::create(&path)
+                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
                 // Pre-sizing leaves holes wherever zero chunks are skipped: sparse files stay sparse.
                 file.set_len(node.size)
                     .map_err(|e| Error::io(format!("cannot size {}", path.display()), e))?;
@@ -169,7 +191,9 @@ fn lay_out_tree(
                 plan.links += 1;
                 std::os::unix::fs::symlink(node.link_target()?, &path)
             }
-            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => make_special(&path, node),
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                make_special(&path, node)
+            }
             NodeKind::Socket | NodeKind::Dir => continue,
         };
         match made {
@@ -187,7 +211,8 @@ fn remove_existing(path: &Path) -> Result<()> {
             path.display()
         ))),
         // Replace rather than overwrite in place: the old file may be hard-linked elsewhere.
-        Ok(_) => fs::remove_file(path).map_err(|e| Error::io(format!("cannot replace {}", path.display()), e)),
+        Ok(_) => fs::remove_file(path)
+            .map_err(|e| Error::io(format!("cannot replace {}", path.display()), e)),
         Err(_) => Ok(()),
     }
 }
@@ -210,7 +235,10 @@ fn write_contents(
         let mut offset = 0u64;
         for id in &node.content {
             let loc = index.lookup(id).ok_or_else(|| {
-                Error::corrupt(format!("blob {id}"), format!("needed by {} but not in the index", path.display()))
+                Error::corrupt(
+                    format!("blob {id}"),
+                    format!("needed by {} but not in the index", path.display()),
+                )
             })?;
             by_pack
                 .entry(loc.pack.id)
@@ -223,44 +251,61 @@ fn write_contents(
         }
     }
     let failures = Mutex::new(Vec::new());
-    by_pack.into_par_iter().try_for_each(|(pack, blobs)| -> Result<()> {
-        let blobs: Vec<_> = blobs.into_values().collect();
-        for group in read_groups(&blobs) {
-            let first = &blobs[group.start].0.blob;
-            let last = &blobs[group.end - 1].0.blob;
-            let (start, end) = (first.offset as u64, last.offset as u64 + last.stored_len as u64);
-            let data = repo.backend().read_range(FileKind::Pack, &pack.to_hex(), start..end)?;
-            let mut open: BTreeMap<usize, File> = BTreeMap::new();
-            for (loc, targets) in &blobs[group] {
-                let at = (loc.blob.offset as u64 - start) as usize;
-                let plain = loc.blob.open(repo.key(), &loc.pack.salt, &data[at..at + loc.blob.stored_len as usize])?;
-                let zeros = plain.iter().all(|&b| b == 0);
-                for t in targets {
-                    progress.inc(plain.len() as u64);
-                    if zeros {
-                        continue;
-                    }
-                    let path = &files[t.file].0;
-                    let file = match open.entry(t.file) {
-                        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            match OpenOptions::new().write(true).open(path) {
-                                Ok(f) => v.insert(f),
-                                Err(e) => {
-                                    failures.lock().expect("failures").push(format!("{}: {e}", path.display()));
-                                    continue;
+    by_pack
+        .into_par_iter()
+        .try_for_each(|(pack, blobs)| -> Result<()> {
+            let blobs: Vec<_> = blobs.into_values().collect();
+            for group in read_groups(&blobs) {
+                let first = &blobs[group.start].0.blob;
+                let last = &blobs[group.end - 1].0.blob;
+                let (start, end) = (
+                    first.offset as u64,
+                    last.offset as u64 + last.stored_len as u64,
+                );
+                let data = repo
+                    .backend()
+                    .read_range(FileKind::Pack, &pack.to_hex(), start..end)?;
+                let mut open: BTreeMap<usize, File> = BTreeMap::new();
+                for (loc, targets) in &blobs[group] {
+                    let at = (loc.blob.offset as u64 - start) as usize;
+                    let plain = loc.blob.open(
+                        repo.key(),
+                        &loc.pack.salt,
+                        &data[at..at + loc.blob.stored_len as usize],
+                    )?;
+                    let zeros = plain.iter().all(|&b| b == 0);
+                    for t in targets {
+                        progress.inc(plain.len() as u64);
+                        if zeros {
+                            continue;
+                        }
+                        let path = &files[t.file].0;
+                        let file = match open.entry(t.file) {
+                            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(v) => {
+                                match OpenOptions::new().write(true).open(path) {
+                                    Ok(f) => v.insert(f),
+                                    Err(e) => {
+                                        failures
+                                            .lock()
+                                            .expect("failures")
+                                            .push(format!("{}: {e}", path.display()));
+                                        continue;
+                                    }
                                 }
                             }
-                        }
-                    };
-                    file.write_all_at(&plain, t.offset)
-                        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+                        };
+                        file.write_all_at(&plain, t.offset).map_err(|e| {
+                            Error::io(format!("cannot write {}", path.display()), e)
+                        })?;
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
-    report.errors.extend(failures.into_inner().expect("failures"));
+            Ok(())
+        })?;
+    report
+        .errors
+        .extend(failures.into_inner().expect("failures"));
     Ok(())
 }
 
@@ -294,14 +339,19 @@ pub fn verify_file(repo: &Repository, index: &MasterIndex, path: &Path, node: &N
         file.read_exact(&mut buf)
             .map_err(|e| Error::corrupt("restored file", format!("chunk {n}: {e}")))?;
         if repo.key().blob_id(&buf) != *id {
-            return Err(Error::corrupt("restored file", format!("chunk {n} differs from the snapshot")));
+            return Err(Error::corrupt(
+                "restored file",
+                format!("chunk {n} differs from the snapshot"),
+            ));
         }
     }
     let mut rest = [0u8; 1];
     match file.read(&mut rest) {
         Ok(0) => Ok(()),
-        Ok(_) => Err(Error::corrupt("restored file", "longer than in the snapshot")),
+        Ok(_) => Err(Error::corrupt(
+            "restored file",
+            "longer than in the snapshot",
+        )),
         Err(e) => Err(Error::io("cannot reread", e)),
     }
 }
-

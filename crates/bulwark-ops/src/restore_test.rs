@@ -11,16 +11,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bulwark_repo::{Error, Id, Repository, Result};
-use bulwark_source::Patterns;
+use bulwark_repo::lock::LockKind;
+use bulwark_repo::{Error, Id, MasterIndex, Repository, Result, Snapshot};
 use bulwark_source::db::postgres::{self as pg, PgFacts, PgTools};
 use bulwark_source::db::scratch::ScratchCluster;
 use bulwark_source::db::sqlite::{self, SqliteFacts};
 use bulwark_source::db::{DbError, DbMeta};
 use serde::Serialize;
 
-use crate::database::find_db_snapshot;
-use crate::restore::{RestoreOptions, restore};
+use crate::database::{SnapshotFileReader, find_db_snapshot, snapshot_file};
+use crate::progress::Progress;
 
 pub struct RestoreTestOptions {
     /// Snapshot id or `latest`.
@@ -107,11 +107,24 @@ pub fn restore_test(repo: &Repository, opts: &RestoreTestOptions) -> Result<Rest
         .tempdir()
         .map_err(|e| Error::io("cannot create a temporary directory", e))?;
     let started = Instant::now();
+    // Held throughout: nothing the test reads may be pruned meanwhile.
+    let _lock = repo.lock(LockKind::Shared)?;
+    let index = repo.load_index()?;
+    let source = Fetch {
+        repo,
+        index: &index,
+        snap: &snap,
+        show_progress: opts.show_progress,
+    };
     match &meta {
-        DbMeta::Postgres(f) => postgres_test(repo, &id, f, opts, work.path(), started, &mut report),
-        DbMeta::Sqlite(f) => sqlite_test(repo, &id, f, opts, work.path(), &mut report),
+        DbMeta::Postgres(f) => {
+            postgres_test(&source, &id, f, opts, work.path(), started, &mut report)
+        }
+        DbMeta::Sqlite(f) => sqlite_test(&source, f, opts, work.path(), started, &mut report),
     }
-    report.duration_s = started.elapsed().as_secs_f64();
+    if report.duration_s == 0.0 {
+        report.duration_s = started.elapsed().as_secs_f64();
+    }
     report.passed = !report.checks.is_empty() && report.checks.iter().all(|c| c.passed);
     if !report.passed {
         for c in report.failed_checks() {
@@ -121,25 +134,51 @@ pub fn restore_test(repo: &Repository, opts: &RestoreTestOptions) -> Result<Rest
     Ok(report)
 }
 
-/// Fetch the snapshot's files into `dir` (every chunk decrypted and authenticated).
-fn fetch(repo: &Repository, id: &Id, dir: &Path, show_progress: bool) -> std::result::Result<(), String> {
-    let opts = RestoreOptions {
-        target: dir.to_path_buf(),
-        include: Patterns::new(&[]).map_err(|e| e.to_string())?,
-        verify: false,
-        show_progress,
-    };
-    let r = restore(repo, &id.to_hex(), &opts).map_err(|e| e.to_string())?;
-    if !r.errors.is_empty() {
-        return Err(r.errors.join("; "));
+/// Where the snapshot's files come from.
+struct Fetch<'a> {
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    snap: &'a Snapshot,
+    show_progress: bool,
+}
+
+impl Fetch<'_> {
+    /// Copy the snapshot's files `names` into `dir` (every chunk decrypted and authenticated).
+    fn files(&self, names: &[&str], dir: &Path) -> std::result::Result<(), String> {
+        let nodes = names
+            .iter()
+            .map(|n| snapshot_file(self.repo, self.index, self.snap, n).map_err(|e| e.to_string()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let total = nodes.iter().map(|n| n.size).sum();
+        let progress = Progress::bytes(self.show_progress, Some(total), "fetch");
+        for (name, node) in names.iter().zip(&nodes) {
+            let path = dir.join(name);
+            let mut out = std::fs::File::create(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut reader = SnapshotFileReader::new(self.repo, self.index, node);
+            let n = std::io::copy(&mut reader, &mut out).map_err(|e| format!("{name}: {e}"))?;
+            if n != node.size {
+                return Err(format!(
+                    "{name}: {n} bytes read back, {} in the snapshot",
+                    node.size
+                ));
+            }
+            progress.inc(n);
+        }
+        progress.finish();
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where the restore goes: a throwaway cluster, or a scratch database on a given server.
 enum Scratch {
     Cluster(ScratchCluster),
-    Server { dsn: String, admin: pg::driver::Client, major: u32, log_dir: PathBuf },
+    Server {
+        dsn: String,
+        admin: pg::driver::Client,
+        major: u32,
+        log_dir: PathBuf,
+    },
 }
 
 impl Scratch {
@@ -179,7 +218,10 @@ fn server_dsn(dsn: &str, db: &str) -> String {
             None => (dsn, String::new()),
         };
         let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-        let host_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map(|i| scheme_end + i)
+            .unwrap_or(base.len());
         format!("{}/{db}{query}", &base[..host_end])
     } else {
         format!("{dsn} dbname={}", pg::quote_literal(db))
@@ -198,7 +240,9 @@ fn prepare(f: &PgFacts, scratch_server: Option<&str>) -> std::result::Result<Scr
                     f.major, f.server_version, f.major
                 ));
             }
-            ScratchCluster::start(&tools).map(Scratch::Cluster).map_err(|e| e.0)
+            ScratchCluster::start(&tools)
+                .map(Scratch::Cluster)
+                .map_err(|e| e.0)
         }
         Some(dsn) => {
             let mut admin = pg::connect_other_db(dsn, "postgres")
@@ -228,7 +272,7 @@ fn prepare(f: &PgFacts, scratch_server: Option<&str>) -> std::result::Result<Scr
 
 #[allow(clippy::too_many_arguments)]
 fn postgres_test(
-    repo: &Repository,
+    source: &Fetch,
     id: &Id,
     f: &PgFacts,
     opts: &RestoreTestOptions,
@@ -242,27 +286,46 @@ fn postgres_test(
             let t = Instant::now();
             (prepare(f, opts.scratch_postgres.as_deref()), t.elapsed())
         });
-        let fetched = fetch(repo, id, work, opts.show_progress);
+        let mut names = vec![f.dump_file.as_str()];
+        names.extend(f.globals_file.as_deref());
+        let fetched = source.files(&names, work);
         report.phase("fetch", started.elapsed());
-        let prepared = prep.join().unwrap_or_else(|_| (Err("preparing the scratch target panicked".into()), Duration::ZERO));
+        let prepared = prep.join().unwrap_or_else(|_| {
+            (
+                Err("preparing the scratch target panicked".into()),
+                Duration::ZERO,
+            )
+        });
         (fetched, prepared)
     });
     report.phase("prepare", prepared.1);
     let mut scratch = match prepared.0 {
         Ok(s) => Some(s),
         Err(e) => {
-            let name = if e.starts_with("incompatible") { "compatibility" } else { "scratch" };
+            let name = if e.starts_with("incompatible") {
+                "compatibility"
+            } else {
+                "scratch"
+            };
             report.check(name, false, e);
             None
         }
     };
     if let Err(e) = &fetched {
-        report.check("fetch", false, format!("the snapshot could not be read back: {e}"));
+        report.check(
+            "fetch",
+            false,
+            format!("the snapshot could not be read back: {e}"),
+        );
     }
     let dump = work.join(&f.dump_file);
     if fetched.is_ok() {
         match pg::check_trailer(&dump) {
-            Ok(Ok(())) => report.check("dump-complete", true, "the dump ends with bulwark's completion line"),
+            Ok(Ok(())) => report.check(
+                "dump-complete",
+                true,
+                "the dump ends with bulwark's completion line",
+            ),
             Ok(Err(why)) => report.check("dump-complete", false, why),
             Err(e) => report.check("dump-complete", false, e.0),
         }
@@ -276,12 +339,16 @@ fn postgres_test(
             Scratch::Server { .. } => format!("bulwark_restore_test_{}", &id.to_hex()[..12]),
         };
         run_postgres_checks(f, opts, work, &dump, scratch_ref, &db, report);
+        // The measured restore time ends with the last check, before any clean-up.
+        report.duration_s = started.elapsed().as_secs_f64();
         if let Scratch::Server { major, .. } = scratch_ref {
             let major = *major;
             if let Ok(admin) = scratch_ref.admin()
                 && let Err(e) = pg::drop_database(admin, &db, major)
             {
-                report.warnings.push(format!("could not drop the scratch database {db}: {e}"));
+                report
+                    .warnings
+                    .push(format!("could not drop the scratch database {db}: {e}"));
             }
         }
     }
@@ -303,7 +370,9 @@ fn postgres_test(
             if passed {
                 let _ = std::fs::remove_dir_all(&log_dir);
             } else {
-                report.logs.push(log_dir.join("restore.log").display().to_string());
+                report
+                    .logs
+                    .push(log_dir.join("restore.log").display().to_string());
             }
         }
         None => {}
@@ -326,6 +395,7 @@ fn run_postgres_checks(
         Scratch::Server { .. } => PgTools::locate(),
     };
     let log = scratch.log_dir().join("restore.log");
+    let shared_server = matches!(scratch, Scratch::Server { .. });
     // Compatibility: major version (checked when preparing), extensions, encoding and collation.
     let compat = (|| -> std::result::Result<(), String> {
         let admin_dsn = scratch.dsn("postgres");
@@ -333,6 +403,10 @@ fn run_postgres_checks(
         let missing = pg::missing_extensions(&mut admin, &f.extensions).map_err(|e| e.0)?;
         if !missing.is_empty() {
             return Err(format!("incompatible: {}", missing.join("; ")));
+        }
+        if shared_server {
+            // Left over by an interrupted test: ours, by its name.
+            pg::drop_database(&mut admin, db, scratch.major()).map_err(|e| e.0)?;
         }
         pg::create_database(&mut admin, db, f).map_err(|e| format!("incompatible: {e}"))?;
         Ok(())
@@ -354,9 +428,10 @@ fn run_postgres_checks(
             return;
         }
     }
-    // Roles first: the dump's ownership and grants name them.
+    // Roles first: the dump's ownership and grants name them. On a throwaway cluster, the backup's own globals.sql; on a shared server, only
+    // the missing roles, as NOLOGIN (replaying globals.sql there could change its passwords).
     let admin_dsn = scratch.dsn("postgres");
-    if let Some(g) = &f.globals_file {
+    if let Some(g) = f.globals_file.as_ref().filter(|_| !shared_server) {
         match std::fs::File::open(work.join(g)) {
             Ok(mut file) => match pg::psql(&tools, &admin_dsn, &mut file, &log, false) {
                 Ok(msgs) => {
@@ -396,14 +471,23 @@ fn run_postgres_checks(
     }
     // Integrity: pg_amcheck over every heap and B-tree index.
     if !tools.has("pg_amcheck") {
-        report.skipped("integrity", "pg_amcheck is not installed: heap and index checks skipped");
+        report.skipped(
+            "integrity",
+            "pg_amcheck is not installed: heap and index checks skipped",
+        );
     } else {
         let amcheck_available = pg::connect(&target).and_then(|mut c| {
-            Ok(c.query_opt("SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'", &[])?
-                .is_some())
+            Ok(c.query_opt(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'",
+                &[],
+            )?
+            .is_some())
         });
         match amcheck_available {
-            Ok(false) => report.skipped("integrity", "the amcheck extension is not available: heap and index checks skipped"),
+            Ok(false) => report.skipped(
+                "integrity",
+                "the amcheck extension is not available: heap and index checks skipped",
+            ),
             Err(e) => report.check("integrity", false, e.0),
             Ok(true) => match pg::amcheck(&tools, &target) {
                 Ok(None) => report.check(
@@ -411,10 +495,15 @@ fn run_postgres_checks(
                     true,
                     "pg_amcheck --heapallindexed: every heap page and B-tree index is consistent",
                 ),
-                Ok(Some(found)) => report.check("integrity", false, format!("pg_amcheck found corruption: {found}")),
-                Err(e) if matches!(scratch, Scratch::Server { .. }) => {
-                    report.skipped("integrity", format!("pg_amcheck could not run on the scratch server: {e}"))
-                }
+                Ok(Some(found)) => report.check(
+                    "integrity",
+                    false,
+                    format!("pg_amcheck found corruption: {found}"),
+                ),
+                Err(e) if matches!(scratch, Scratch::Server { .. }) => report.skipped(
+                    "integrity",
+                    format!("pg_amcheck could not run on the scratch server: {e}"),
+                ),
                 Err(e) => report.check("integrity", false, e.0),
             },
         }
@@ -450,7 +539,12 @@ fn run_postgres_checks(
 
 fn summarise(diffs: &[String]) -> String {
     const SHOWN: usize = 10;
-    let mut s = diffs.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    let mut s = diffs
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
     if diffs.len() > SHOWN {
         s += &format!("; and {} more", diffs.len() - SHOWN);
     }
@@ -458,18 +552,21 @@ fn summarise(diffs: &[String]) -> String {
 }
 
 fn sqlite_test(
-    repo: &Repository,
-    id: &Id,
+    source: &Fetch,
     f: &SqliteFacts,
     opts: &RestoreTestOptions,
     work: &Path,
+    started: Instant,
     report: &mut RestoreTestReport,
 ) {
-    let t = Instant::now();
-    let fetched = fetch(repo, id, work, opts.show_progress);
-    report.phase("fetch", t.elapsed());
+    let fetched = source.files(&[f.file.as_str()], work);
+    report.phase("fetch", started.elapsed());
     if let Err(e) = fetched {
-        report.check("fetch", false, format!("the snapshot could not be read back: {e}"));
+        report.check(
+            "fetch",
+            false,
+            format!("the snapshot could not be read back: {e}"),
+        );
         return;
     }
     let t = Instant::now();
@@ -483,7 +580,11 @@ fn sqlite_test(
             return;
         }
     };
-    report.check("restore", true, format!("{} restored to a temporary file", f.file));
+    report.check(
+        "restore",
+        true,
+        format!("{} restored to a temporary file", f.file),
+    );
     let t = Instant::now();
     match sqlite::integrity(&conn, false) {
         Ok(s) if s == "ok" => report.check("integrity", true, "PRAGMA integrity_check: ok"),
@@ -498,7 +599,10 @@ fn sqlite_test(
                 report.check(
                     "fidelity",
                     true,
-                    format!("{} tables and {rows} rows match the backup, by count and checksum", f.tables.len()),
+                    format!(
+                        "{} tables and {rows} rows match the backup, by count and checksum",
+                        f.tables.len()
+                    ),
                 );
             } else {
                 report.check("fidelity", false, summarise(&diffs));

@@ -74,11 +74,22 @@ pub const LEDGER_DATASET: &str = "bulwark-ledger";
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
-pub fn run(ctx: &RunContext, ledger: &mut dyn Ledger, selection: &Selection) -> std::result::Result<RunReport, bulwark_ledger::Error> {
-    let mut report = RunReport { ok: true, ..Default::default() };
+pub fn run(
+    ctx: &RunContext,
+    ledger: &mut dyn Ledger,
+    selection: &Selection,
+) -> std::result::Result<RunReport, bulwark_ledger::Error> {
+    let mut report = RunReport {
+        ok: true,
+        ..Default::default()
+    };
     let selected: Vec<&Dataset> = ctx
         .config
         .datasets
@@ -91,25 +102,47 @@ pub fn run(ctx: &RunContext, ledger: &mut dyn Ledger, selection: &Selection) -> 
     // Each repository is opened once; one that cannot be opened fails the datasets that need it.
     let mut repos: BTreeMap<String, std::result::Result<Repository, String>> = BTreeMap::new();
     for d in &selected {
-        for name in std::iter::once(d.repository.clone()).chain(ctx.config.replicas_of(&d.repository).map(|r| r.name.clone())) {
-            repos
-                .entry(name.clone())
-                .or_insert_with(|| (ctx.open)(&name).map_err(|e| format!("repository '{name}': {e}")));
+        for name in std::iter::once(d.repository.clone()).chain(
+            ctx.config
+                .replicas_of(&d.repository)
+                .map(|r| r.name.clone()),
+        ) {
+            repos.entry(name.clone()).or_insert_with(|| {
+                (ctx.open)(&name).map_err(|e| format!("repository '{name}': {e}"))
+            });
         }
     }
     let mut touched: Vec<String> = Vec::new();
     for d in selected {
-        let mut run = DatasetRun { dataset: d.name.clone(), ok: true, steps: Vec::new() };
-        for name in std::iter::once(d.repository.clone()).chain(ctx.config.replicas_of(&d.repository).map(|r| r.name.clone())) {
+        let mut run = DatasetRun {
+            dataset: d.name.clone(),
+            ok: true,
+            steps: Vec::new(),
+        };
+        for name in std::iter::once(d.repository.clone()).chain(
+            ctx.config
+                .replicas_of(&d.repository)
+                .map(|r| r.name.clone()),
+        ) {
             if let Err(e) = &repos[&name] {
-                run.steps.push(Step { step: format!("open {name}"), ok: false, summary: e.clone(), duration_s: 0.0 });
+                run.steps.push(Step {
+                    step: format!("open {name}"),
+                    ok: false,
+                    summary: e.clone(),
+                    duration_s: 0.0,
+                });
             }
         }
         if let Ok(primary) = &repos[&d.repository] {
             let replicas: Vec<(&str, &Repository)> = ctx
                 .config
                 .replicas_of(&d.repository)
-                .filter_map(|r| repos.get(&r.name).and_then(|x| x.as_ref().ok()).map(|x| (r.name.as_str(), x)))
+                .filter_map(|r| {
+                    repos
+                        .get(&r.name)
+                        .and_then(|x| x.as_ref().ok())
+                        .map(|x| (r.name.as_str(), x))
+                })
                 .collect();
             run_dataset(ctx, ledger, d, primary, &replicas, selection, &mut run)?;
             if !touched.contains(&d.repository) {
@@ -123,30 +156,53 @@ pub fn run(ctx: &RunContext, ledger: &mut dyn Ledger, selection: &Selection) -> 
     for name in touched {
         let Ok(repo) = &repos[&name] else { continue };
         let step = timed("prune", || {
-            let r = prune(repo, &PruneOptions { max_unused: 0.05, dry_run: false, show_progress: ctx.show_progress })?;
-            Ok((format!("deleted {} packs ({} bytes)", r.packs_deleted, r.bytes_freed), json!(r)))
+            let r = prune(
+                repo,
+                &PruneOptions {
+                    max_unused: 0.05,
+                    dry_run: false,
+                    show_progress: ctx.show_progress,
+                },
+            )?;
+            Ok((
+                format!(
+                    "deleted {} packs ({} bytes)",
+                    r.packs_deleted, r.bytes_freed
+                ),
+                json!(r),
+            ))
         });
         record(ctx, ledger, EventKind::Prune, None, Some(&name), &step)?;
         report.maintenance.push(step.0);
         // The evidence travels with the data: the ledger is backed up into the repository and its replicas.
         let export = ledger.export_jsonl()?;
         let step = timed("ledger copy", || {
-            let b = backup(repo, BackupOptions {
-                source: BackupSource::Stream { name: "ledger.jsonl".into(), reader: Box::new(std::io::Cursor::new(export)) },
-                excludes: Patterns::default(),
-                tags: vec!["ledger".into()],
-                host: None,
-                time: None,
-                parent: None,
-                dataset: Some(LEDGER_DATASET.into()),
-                meta: BTreeMap::new(),
-            }, &Progress::hidden())?;
+            let b = backup(
+                repo,
+                BackupOptions {
+                    source: BackupSource::Stream {
+                        name: "ledger.jsonl".into(),
+                        reader: Box::new(std::io::Cursor::new(export)),
+                    },
+                    excludes: Patterns::default(),
+                    tags: vec!["ledger".into()],
+                    host: None,
+                    time: None,
+                    parent: None,
+                    dataset: Some(LEDGER_DATASET.into()),
+                    meta: BTreeMap::new(),
+                },
+                &Progress::hidden(),
+            )?;
             for replica in ctx.config.replicas_of(&name) {
                 if let Some(Ok(dst)) = repos.get(&replica.name) {
                     crate::copy::copy(repo, dst, &[b.snapshot_id.to_hex()], false)?;
                 }
             }
-            Ok((format!("ledger stored as snapshot {}", b.snapshot_id.short()), json!({ "snapshot_id": b.snapshot_id })))
+            Ok((
+                format!("ledger stored as snapshot {}", b.snapshot_id.short()),
+                json!({ "snapshot_id": b.snapshot_id }),
+            ))
         });
         report.ok &= step.0.ok;
         report.maintenance.push(step.0);
@@ -155,13 +211,21 @@ pub fn run(ctx: &RunContext, ledger: &mut dyn Ledger, selection: &Selection) -> 
 }
 
 /// Run `f`, timing it; failures become a failed step rather than an error.
-fn timed(step: &str, f: impl FnOnce() -> Result<(String, serde_json::Value)>) -> (Step, serde_json::Value, DateTime<Utc>, DateTime<Utc>) {
+fn timed(
+    step: &str,
+    f: impl FnOnce() -> Result<(String, serde_json::Value)>,
+) -> (Step, serde_json::Value, DateTime<Utc>, DateTime<Utc>) {
     let (started, clock) = (Utc::now(), Instant::now());
     let (ok, summary, details) = match f() {
         Ok((s, d)) => (true, s, d),
         Err(e) => (false, e.to_string(), json!({ "error": e.to_string() })),
     };
-    let step = Step { step: step.to_string(), ok, summary, duration_s: clock.elapsed().as_secs_f64() };
+    let step = Step {
+        step: step.to_string(),
+        ok,
+        summary,
+        duration_s: clock.elapsed().as_secs_f64(),
+    };
     (step, details, started, Utc::now())
 }
 
@@ -187,65 +251,116 @@ fn record(
     ledger.append(e)
 }
 
-fn backup_dataset(ctx: &RunContext, d: &Dataset, repo: &Repository) -> Result<(String, serde_json::Value)> {
+fn backup_dataset(
+    ctx: &RunContext,
+    d: &Dataset,
+    repo: &Repository,
+) -> Result<(String, serde_json::Value)> {
     let dataset = Some(d.name.clone());
     let progress = Progress::bytes(ctx.show_progress, None, &d.name);
-    let source = d.source.as_deref().map(|s| s.to_string()).unwrap_or_default();
+    let source = d
+        .source
+        .as_deref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     let report = match d.kind {
         DatasetKind::Files | DatasetKind::Command => {
             let source = if d.kind == DatasetKind::Files {
                 BackupSource::Paths(d.paths.iter().map(|p| resolve(&ctx.base, p)).collect())
             } else {
-                let stream = CommandStream::spawn(&d.command).map_err(|e| Error::SourceFailed(e.to_string()))?;
-                BackupSource::Stream { name: format!("{}.out", d.name), reader: Box::new(stream) }
+                let stream = CommandStream::spawn(&d.command)
+                    .map_err(|e| Error::SourceFailed(e.to_string()))?;
+                BackupSource::Stream {
+                    name: format!("{}.out", d.name),
+                    reader: Box::new(stream),
+                }
             };
-            backup(repo, BackupOptions {
-                source,
-                excludes: Patterns::new(&d.exclude).map_err(Error::Invalid)?,
-                tags: Vec::new(),
-                host: None,
-                time: None,
-                parent: None,
-                dataset,
-                meta: BTreeMap::new(),
-            }, &progress)?
+            backup(
+                repo,
+                BackupOptions {
+                    source,
+                    excludes: Patterns::new(&d.exclude).map_err(Error::Invalid)?,
+                    tags: Vec::new(),
+                    host: None,
+                    time: None,
+                    parent: None,
+                    dataset,
+                    meta: BTreeMap::new(),
+                },
+                &progress,
+            )?
         }
         DatasetKind::Sqlite | DatasetKind::Postgres => {
             let source = if d.kind == DatasetKind::Sqlite {
                 DbSource::Sqlite(resolve(&ctx.base, &source))
             } else {
-                DbSource::Postgres(PgBackupOptions { dsn: source, checksum_max_bytes: 256 << 20, globals: true, tools: PgTools::locate() })
+                DbSource::Postgres(PgBackupOptions {
+                    dsn: source,
+                    checksum_max_bytes: 256 << 20,
+                    globals: true,
+                    tools: PgTools::locate(),
+                })
             };
-            backup_database(repo, DbBackupOptions { source, tags: Vec::new(), host: None, time: None, dataset }, &progress)?.backup
+            backup_database(
+                repo,
+                DbBackupOptions {
+                    source,
+                    tags: Vec::new(),
+                    host: None,
+                    time: None,
+                    dataset,
+                },
+                &progress,
+            )?
+            .backup
         }
     };
     progress.finish();
     let s = &report.summary;
     Ok((
-        format!("snapshot {}: {} files, {} bytes added", report.snapshot_id.short(), s.total_files, s.bytes_added_stored),
+        format!(
+            "snapshot {}: {} files, {} bytes added",
+            report.snapshot_id.short(),
+            s.total_files,
+            s.bytes_added_stored
+        ),
         json!({ "snapshot_id": report.snapshot_id, "summary": s, "unreadable": report.unreadable }),
     ))
 }
 
 /// Restore a file dataset's latest snapshot into a scratch directory and verify every byte.
-fn restore_test_files(ctx: &RunContext, d: &Dataset, repo: &Repository) -> Result<(bool, serde_json::Value)> {
+fn restore_test_files(
+    ctx: &RunContext,
+    d: &Dataset,
+    repo: &Repository,
+) -> Result<(bool, serde_json::Value)> {
     let started = Instant::now();
     let (id, snap) = repo.find_snapshot("latest", |s| s.dataset.as_deref() == Some(&d.name))?;
     let scratch = tempfile::tempdir().map_err(|e| Error::io("scratch directory", e))?;
-    let r = restore(repo, &id.to_hex(), &RestoreOptions {
-        target: scratch.path().to_path_buf(),
-        include: Patterns::default(),
-        verify: true,
-        show_progress: ctx.show_progress,
-    })?;
-    let expected = snap.summary.as_ref().map(|s| (s.total_files, s.total_bytes));
+    let r = restore(
+        repo,
+        &id.to_hex(),
+        &RestoreOptions {
+            target: scratch.path().to_path_buf(),
+            include: Patterns::default(),
+            verify: true,
+            show_progress: ctx.show_progress,
+        },
+    )?;
+    let expected = snap
+        .summary
+        .as_ref()
+        .map(|s| (s.total_files, s.total_bytes));
     let fidelity = expected.is_none_or(|(f, b)| f == r.files && b == r.bytes);
     let checks = json!([
         { "name": "integrity", "passed": r.verified, "detail": format!("{} files re-read and matched chunk by chunk", r.files_verified) },
         { "name": "fidelity", "passed": fidelity, "detail": format!("restored {} files, {} bytes; snapshot recorded {:?}", r.files, r.bytes, expected) },
     ]);
     let passed = r.verified && fidelity;
-    Ok((passed, json!({ "passed": passed, "snapshot_id": id, "duration_s": started.elapsed().as_secs_f64(), "checks": checks })))
+    Ok((
+        passed,
+        json!({ "passed": passed, "snapshot_id": id, "duration_s": started.elapsed().as_secs_f64(), "checks": checks }),
+    ))
 }
 
 fn run_dataset(
@@ -258,10 +373,12 @@ fn run_dataset(
     run: &mut DatasetRun,
 ) -> std::result::Result<(), bulwark_ledger::Error> {
     let name = d.name.as_str();
-    let newest = primary
-        .load_snapshots()
-        .ok()
-        .and_then(|(s, _)| s.into_iter().rev().find(|(_, s)| s.dataset.as_deref() == Some(name)).map(|(_, s)| s.time.to_utc()));
+    let newest = primary.load_snapshots().ok().and_then(|(s, _)| {
+        s.into_iter()
+            .rev()
+            .find(|(_, s)| s.dataset.as_deref() == Some(name))
+            .map(|(_, s)| s.time.to_utc())
+    });
     let backup_due = match selection {
         Selection::Due => match (newest, d.schedule.last_at_or_before(ctx.now)) {
             (None, _) => true,
@@ -272,7 +389,14 @@ fn run_dataset(
     };
     if backup_due {
         let step = timed("backup", || backup_dataset(ctx, d, primary));
-        record(ctx, ledger, EventKind::Backup, Some(name), Some(&d.repository), &step)?;
+        record(
+            ctx,
+            ledger,
+            EventKind::Backup,
+            Some(name),
+            Some(&d.repository),
+            &step,
+        )?;
         let failed = !step.0.ok;
         run.steps.push(step.0);
         if failed {
@@ -281,28 +405,65 @@ fn run_dataset(
     }
     let ids: Vec<String> = primary
         .load_snapshots()
-        .map(|(s, _)| s.into_iter().filter(|(_, s)| s.dataset.as_deref() == Some(name)).map(|(id, _)| id.to_hex()).collect())
+        .map(|(s, _)| {
+            s.into_iter()
+                .filter(|(_, s)| s.dataset.as_deref() == Some(name))
+                .map(|(id, _)| id.to_hex())
+                .collect()
+        })
         .unwrap_or_default();
     for (replica_name, replica) in replicas {
         let step = timed(&format!("copy to {replica_name}"), || {
             let r = crate::copy::copy(primary, replica, &ids, false)?;
-            Ok((format!("{} snapshots, {} packs copied", r.snapshots_copied.len(), r.packs_copied), json!(r)))
+            Ok((
+                format!(
+                    "{} snapshots, {} packs copied",
+                    r.snapshots_copied.len(),
+                    r.packs_copied
+                ),
+                json!(r),
+            ))
         });
-        record(ctx, ledger, EventKind::Copy, Some(name), Some(replica_name), &step)?;
+        record(
+            ctx,
+            ledger,
+            EventKind::Copy,
+            Some(name),
+            Some(replica_name),
+            &step,
+        )?;
         run.steps.push(step.0);
     }
     let step = timed("forget", || {
-        let r = forget(primary, &ForgetOptions {
-            rules: d.retention.clone(),
-            group_by: GroupBy { host: true, paths: true, tags: false, dataset: true },
-            dataset: Some(name.to_string()),
-            explicit: Vec::new(),
-            dry_run: false,
-            now: ctx.now,
-        })?;
-        Ok((format!("kept {}, removed {}", r.kept, r.removed.len()), json!({ "kept": r.kept, "removed": r.removed })))
+        let r = forget(
+            primary,
+            &ForgetOptions {
+                rules: d.retention.clone(),
+                group_by: GroupBy {
+                    host: true,
+                    paths: true,
+                    tags: false,
+                    dataset: true,
+                },
+                dataset: Some(name.to_string()),
+                explicit: Vec::new(),
+                dry_run: false,
+                now: ctx.now,
+            },
+        )?;
+        Ok((
+            format!("kept {}, removed {}", r.kept, r.removed.len()),
+            json!({ "kept": r.kept, "removed": r.removed }),
+        ))
     });
-    record(ctx, ledger, EventKind::Forget, Some(name), Some(&d.repository), &step)?;
+    record(
+        ctx,
+        ledger,
+        EventKind::Forget,
+        Some(name),
+        Some(&d.repository),
+        &step,
+    )?;
     run.steps.push(step.0);
 
     // A restore test when the last pass is too old, or the last test failed (re-test until it passes).
@@ -319,34 +480,71 @@ fn run_dataset(
         let (passed, details) = match d.kind {
             DatasetKind::Files | DatasetKind::Command => restore_test_files(ctx, d, primary)?,
             DatasetKind::Sqlite | DatasetKind::Postgres => {
-                let r = restore_test(primary, &RestoreTestOptions {
-                    spec: "latest".into(),
-                    dataset: Some(name.to_string()),
-                    check_sql: d.restore_test.checks.clone(),
-                    scratch_postgres: None,
-                    show_progress: ctx.show_progress,
-                })?;
+                let r = restore_test(
+                    primary,
+                    &RestoreTestOptions {
+                        spec: "latest".into(),
+                        dataset: Some(name.to_string()),
+                        check_sql: d.restore_test.checks.clone(),
+                        scratch_postgres: None,
+                        show_progress: ctx.show_progress,
+                    },
+                )?;
                 (r.passed, json!(r))
             }
         };
         if !passed {
             let failed: Vec<String> = details["checks"]
                 .as_array()
-                .map(|c| c.iter().filter(|c| c["passed"] == false).map(|c| format!("{}: {}", c["name"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""))).collect())
+                .map(|c| {
+                    c.iter()
+                        .filter(|c| c["passed"] == false)
+                        .map(|c| {
+                            format!(
+                                "{}: {}",
+                                c["name"].as_str().unwrap_or(""),
+                                c["detail"].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
-            return Err(Error::Invalid(format!("restore test failed: {}", failed.join("; "))));
+            return Err(Error::Invalid(format!(
+                "restore test failed: {}",
+                failed.join("; ")
+            )));
         }
-        Ok((format!("passed in {:.1}s", details["duration_s"].as_f64().unwrap_or_default()), details))
+        Ok((
+            format!(
+                "passed in {:.1}s",
+                details["duration_s"].as_f64().unwrap_or_default()
+            ),
+            details,
+        ))
     });
-    let event = record(ctx, ledger, EventKind::RestoreTest, Some(name), Some(&d.repository), &step)?;
-    let open: Vec<_> = ledger.remediations(true)?.into_iter().filter(|r| r.dataset == name).collect();
+    let event = record(
+        ctx,
+        ledger,
+        EventKind::RestoreTest,
+        Some(name),
+        Some(&d.repository),
+        &step,
+    )?;
+    let open: Vec<_> = ledger
+        .remediations(true)?
+        .into_iter()
+        .filter(|r| r.dataset == name)
+        .collect();
     if step.0.ok {
         for r in open {
             ledger.close_remediation(&r.id, Some(&event.id), "a restore test passed")?;
         }
     } else if open.is_empty() {
         ledger.open_remediation(name, &step.0.summary, Some(&event.id))?;
-        notify(ctx.config, &format!("bulwark: restore test of {name} failed: {}", step.0.summary));
+        notify(
+            ctx.config,
+            &format!("bulwark: restore test of {name} failed: {}", step.0.summary),
+        );
     }
     run.steps.push(step.0);
     Ok(())

@@ -32,7 +32,9 @@ pub fn restore_test_fact(e: &bulwark_ledger::Event) -> RestoreTestFact {
     RestoreTestFact {
         time: e.finished,
         passed: e.ok,
-        duration_s: e.details["duration_s"].as_f64().unwrap_or_else(|| (e.finished - e.started).num_milliseconds() as f64 / 1000.0),
+        duration_s: e.details["duration_s"]
+            .as_f64()
+            .unwrap_or_else(|| (e.finished - e.started).num_milliseconds() as f64 / 1000.0),
     }
 }
 
@@ -49,12 +51,19 @@ pub fn facts(
         .map(|r| ReplicaFact {
             repository: r.name.clone(),
             region: r.region.clone(),
-            newest: times.get(&r.name).and_then(|t| t.get(&d.name)).and_then(|v| v.last().copied()),
+            newest: times
+                .get(&r.name)
+                .and_then(|t| t.get(&d.name))
+                .and_then(|v| v.last().copied()),
         })
         .collect();
     let last = ledger.last(&EventKind::RestoreTest, Some(&d.name), false)?;
     let passed = ledger.last(&EventKind::RestoreTest, Some(&d.name), true)?;
-    let open = ledger.remediations(true)?.into_iter().filter(|r| r.dataset == d.name).count();
+    let open = ledger
+        .remediations(true)?
+        .into_iter()
+        .filter(|r| r.dataset == d.name)
+        .count();
     Ok(DatasetFacts {
         last_backup: primary.and_then(|v| v.last().copied()),
         oldest_backup: primary.and_then(|v| v.first().copied()),

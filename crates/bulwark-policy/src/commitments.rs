@@ -34,14 +34,24 @@ pub struct Finding {
 }
 
 pub const COMMITMENTS: [&str; 11] = [
-    "rpo", "rto", "retention", "encryption", "offsite", "restore_test", "drill", "incident_updates", "postmortem", "roles", "review",
+    "rpo",
+    "rto",
+    "retention",
+    "encryption",
+    "offsite",
+    "restore_test",
+    "drill",
+    "incident_updates",
+    "postmortem",
+    "roles",
+    "review",
 ];
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 && s >= 2 * 86_400 {
+    if s.is_multiple_of(86_400) && s >= 2 * 86_400 {
         format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
     } else {
         format!("{}m", s / 60)
@@ -70,10 +80,23 @@ pub fn check(config: &Config) -> Vec<Finding> {
     let loc = |key: &str| t.locations.get(key).copied();
     let mut out = Vec::new();
     let mut push = |commitment, ok, subject: &str, detail: String, location| {
-        out.push(Finding { commitment, ok, subject: subject.to_string(), detail, location })
+        out.push(Finding {
+            commitment,
+            ok,
+            subject: subject.to_string(),
+            detail,
+            location,
+        })
     };
     let at_most = |what: &str, value: Duration, limit: Duration| {
-        (value <= limit, format!("{what} is {} (the policy requires at most {})", human(value), human(limit)))
+        (
+            value <= limit,
+            format!(
+                "{what} is {} (the policy requires at most {})",
+                human(value),
+                human(limit)
+            ),
+        )
     };
 
     let (ok, d) = at_most("the RPO target", t.rpo, policy::RPO);
@@ -82,37 +105,111 @@ pub fn check(config: &Config) -> Vec<Finding> {
     push("rto", ok, "policy", d, loc("rto"));
     let retention = t.retention.approximate();
     let want = Duration::from_secs(policy::RETENTION_DAYS * 86_400);
-    push("retention", retention >= want, "policy",
-        format!("the retention target is {} (the policy requires at least {}d)", t.retention, policy::RETENTION_DAYS), loc("retention"));
-    let (ok, d) = at_most("the restore-test interval", t.restore_test_every, policy::RESTORE_TEST_EVERY);
+    push(
+        "retention",
+        retention >= want,
+        "policy",
+        format!(
+            "the retention target is {} (the policy requires at least {}d)",
+            t.retention,
+            policy::RETENTION_DAYS
+        ),
+        loc("retention"),
+    );
+    let (ok, d) = at_most(
+        "the restore-test interval",
+        t.restore_test_every,
+        policy::RESTORE_TEST_EVERY,
+    );
     push("restore_test", ok, "policy", d, loc("restore_test_every"));
     let (ok, d) = at_most("the DR drill interval", t.drill_every, policy::DRILL_EVERY);
     push("drill", ok, "policy", d, loc("drill_every"));
-    let (ok, d) = at_most("the plan review interval", t.review_every, policy::REVIEW_EVERY);
+    let (ok, d) = at_most(
+        "the plan review interval",
+        t.review_every,
+        policy::REVIEW_EVERY,
+    );
     push("review", ok, "policy", d, loc("review_every"));
-    let (ok, d) = at_most("the SEV-1/SEV-2 status update interval", t.status_update_every, policy::STATUS_UPDATE_EVERY);
-    push("incident_updates", ok, "policy", d, loc("status_update_every"));
-    push("postmortem", t.postmortem_within_business_days <= policy::POSTMORTEM_BUSINESS_DAYS, "policy",
-        format!("post-mortems within {} business days (the policy requires at most {})", t.postmortem_within_business_days, policy::POSTMORTEM_BUSINESS_DAYS),
-        loc("postmortem_within_business_days"));
-    push("offsite", t.offsite_required_for.contains(&crate::config::Tier::Critical), "policy",
-        "off-site copies are required for critical data".into(), loc("offsite_required_for"));
-    push("encryption", true, "policy", "every repository is encrypted with AES-256-GCM by design".into(), None);
+    let (ok, d) = at_most(
+        "the SEV-1/SEV-2 status update interval",
+        t.status_update_every,
+        policy::STATUS_UPDATE_EVERY,
+    );
+    push(
+        "incident_updates",
+        ok,
+        "policy",
+        d,
+        loc("status_update_every"),
+    );
+    push(
+        "postmortem",
+        t.postmortem_within_business_days <= policy::POSTMORTEM_BUSINESS_DAYS,
+        "policy",
+        format!(
+            "post-mortems within {} business days (the policy requires at most {})",
+            t.postmortem_within_business_days,
+            policy::POSTMORTEM_BUSINESS_DAYS
+        ),
+        loc("postmortem_within_business_days"),
+    );
+    push(
+        "offsite",
+        t.offsite_required_for
+            .contains(&crate::config::Tier::Critical),
+        "policy",
+        "off-site copies are required for critical data".into(),
+        loc("offsite_required_for"),
+    );
+    push(
+        "encryption",
+        true,
+        "policy",
+        "every repository is encrypted with AES-256-GCM by design".into(),
+        None,
+    );
 
     for d in config.datasets.values() {
         let interval = d.schedule.max_interval();
-        push("rpo", interval <= t.rpo, &d.name,
-            format!("schedule '{}' leaves up to {} between backups (RPO {})", d.schedule, human(interval), human(t.rpo)),
-            Some(d.schedule_location));
+        push(
+            "rpo",
+            interval <= t.rpo,
+            &d.name,
+            format!(
+                "schedule '{}' leaves up to {} between backups (RPO {})",
+                d.schedule,
+                human(interval),
+                human(t.rpo)
+            ),
+            Some(d.schedule_location),
+        );
         let history = daily_history(d);
-        push("retention", history >= retention, &d.name,
-            if history == Duration::MAX { "keeps every daily snapshot".into() } else {
-                format!("keeps daily history for {} (retention {})", human(history), t.retention)
+        push(
+            "retention",
+            history >= retention,
+            &d.name,
+            if history == Duration::MAX {
+                "keeps every daily snapshot".into()
+            } else {
+                format!(
+                    "keeps daily history for {} (retention {})",
+                    human(history),
+                    t.retention
+                )
             },
-            d.retention_location.or(Some(d.location)));
-        push("restore_test", d.restore_test.every <= t.restore_test_every, &d.name,
-            format!("restore tests every {} (at most {})", human(d.restore_test.every), human(t.restore_test_every)),
-            d.restore_test_location.or(Some(d.location)));
+            d.retention_location.or(Some(d.location)),
+        );
+        push(
+            "restore_test",
+            d.restore_test.every <= t.restore_test_every,
+            &d.name,
+            format!(
+                "restore tests every {} (at most {})",
+                human(d.restore_test.every),
+                human(t.restore_test_every)
+            ),
+            d.restore_test_location.or(Some(d.location)),
+        );
         if t.offsite_required_for.contains(&d.tier) {
             let primary = config.repositories.get(&d.repository);
             let region = primary.and_then(|p| p.region.clone());
@@ -123,34 +220,71 @@ pub fn check(config: &Config) -> Vec<Finding> {
                 .collect();
             let ok = region.is_some() && !elsewhere.is_empty();
             let detail = if ok {
-                format!("{:?} data in '{}' ({}) is copied to {}", d.tier, d.repository, region.unwrap_or_default(), elsewhere.join(", ")).to_lowercase()
+                format!(
+                    "{:?} data in '{}' ({}) is copied to {}",
+                    d.tier,
+                    d.repository,
+                    region.unwrap_or_default(),
+                    elsewhere.join(", ")
+                )
+                .to_lowercase()
             } else if region.is_none() {
-                format!("repository '{}' declares no region, so an off-site copy cannot be shown to be elsewhere", d.repository)
+                format!(
+                    "repository '{}' declares no region, so an off-site copy cannot be shown to be elsewhere",
+                    d.repository
+                )
             } else {
-                format!("critical data in '{}' has no replica in another region (add a repository with replica_of = \"{}\" and a different region)", d.repository, d.repository)
+                format!(
+                    "critical data in '{}' has no replica in another region (add a repository with replica_of = \"{}\" and a different region)",
+                    d.repository, d.repository
+                )
             };
             push("offsite", ok, &d.name, detail, Some(d.location));
         }
     }
     for r in config.repositories.values() {
         if let Some(of) = &r.replica_of {
-            let same = config.repositories.get(of).and_then(|p| p.region.clone()) == r.region && r.region.is_some();
+            let same = config.repositories.get(of).and_then(|p| p.region.clone()) == r.region
+                && r.region.is_some();
             if same {
-                push("offsite", false, &r.name, format!("replica '{}' is in the same region as '{of}'", r.name), Some(r.location));
+                push(
+                    "offsite",
+                    false,
+                    &r.name,
+                    format!("replica '{}' is in the same region as '{of}'", r.name),
+                    Some(r.location),
+                );
             }
         }
     }
     let critical: Vec<_> = config.roles.values().filter(|r| r.critical).collect();
     if critical.is_empty() {
-        push("roles", false, "roles", "no critical roles are declared; list them under [roles.NAME] with alternates".into(), None);
+        push(
+            "roles",
+            false,
+            "roles",
+            "no critical roles are declared; list them under [roles.NAME] with alternates".into(),
+            None,
+        );
     }
     for r in critical {
         let alternates: Vec<_> = r.alternates.iter().filter(|a| **a != r.owner).collect();
-        push("roles", !alternates.is_empty(), &r.name,
-            if alternates.is_empty() { format!("role '{}' (owner {}) has no alternate", r.name, r.owner) } else {
-                format!("role '{}': owner {}, alternates {}", r.name, r.owner, r.alternates.join(", "))
+        push(
+            "roles",
+            !alternates.is_empty(),
+            &r.name,
+            if alternates.is_empty() {
+                format!("role '{}' (owner {}) has no alternate", r.name, r.owner)
+            } else {
+                format!(
+                    "role '{}': owner {}, alternates {}",
+                    r.name,
+                    r.owner,
+                    r.alternates.join(", ")
+                )
             },
-            Some(r.location));
+            Some(r.location),
+        );
     }
     out
 }

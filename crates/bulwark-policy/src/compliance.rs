@@ -70,55 +70,134 @@ fn std_h(d: Duration) -> String {
     format!("{:.1}h", d.as_secs_f64() / 3600.0)
 }
 
-fn aspect(name: &'static str, verdict: Verdict, target: String, actual: String, reason: String) -> Aspect {
-    Aspect { name, verdict, target, actual, reason }
+fn aspect(
+    name: &'static str,
+    verdict: Verdict,
+    target: String,
+    actual: String,
+    reason: String,
+) -> Aspect {
+    Aspect {
+        name,
+        verdict,
+        target,
+        actual,
+        reason,
+    }
 }
 
 /// Recovery-point exposure for data whose newest copy is from `newest`.
-fn exposure(name: &'static str, what: &str, d: &Dataset, rpo: Duration, newest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Aspect {
+fn exposure(
+    name: &'static str,
+    what: &str,
+    d: &Dataset,
+    rpo: Duration,
+    newest: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Aspect {
     let target = format!("≤ {}", std_h(rpo));
     let rpo_c = chrono::Duration::from_std(rpo).unwrap_or(chrono::Duration::MAX);
     let Some(newest) = newest else {
-        return aspect(name, Verdict::Breached, target, "none".into(), format!("no {what} on record"));
+        return aspect(
+            name,
+            Verdict::Breached,
+            target,
+            "none".into(),
+            format!("no {what} on record"),
+        );
     };
     let age = now - newest;
     let actual = format!("{} old", hours(age));
     if age > rpo_c {
-        return aspect(name, Verdict::Breached, target, actual, format!("the newest {what} is {} old, past the RPO of {}", hours(age), std_h(rpo)));
+        return aspect(
+            name,
+            Verdict::Breached,
+            target,
+            actual,
+            format!(
+                "the newest {what} is {} old, past the RPO of {}",
+                hours(age),
+                std_h(rpo)
+            ),
+        );
     }
     // A scheduled run that has not produced a copy within the grace allowed for it to finish.
     let grace = chrono::Duration::hours(1);
-    if let Some(last_run) = d.schedule.last_at_or_before(now) {
-        if last_run > newest + grace && now - last_run > grace {
-            return aspect(name, Verdict::AtRisk, target, actual,
-                format!("the run scheduled for {} has not produced a {what}", last_run.format("%Y-%m-%d %H:%M UTC")));
-        }
+    if let Some(last_run) = d.schedule.last_at_or_before(now)
+        && last_run > newest + grace
+        && now - last_run > grace
+    {
+        return aspect(
+            name,
+            Verdict::AtRisk,
+            target,
+            actual,
+            format!(
+                "the run scheduled for {} has not produced a {what}",
+                last_run.format("%Y-%m-%d %H:%M UTC")
+            ),
+        );
     }
-    if let Some(next) = d.schedule.next_after(now) {
-        if next - newest > rpo_c {
-            return aspect(name, Verdict::AtRisk, target, actual,
-                format!("the next scheduled run ({}) comes after the RPO expires at {}", next.format("%Y-%m-%d %H:%M UTC"), (newest + rpo_c).format("%Y-%m-%d %H:%M UTC")));
-        }
+    if let Some(next) = d.schedule.next_after(now)
+        && next - newest > rpo_c
+    {
+        return aspect(
+            name,
+            Verdict::AtRisk,
+            target,
+            actual,
+            format!(
+                "the next scheduled run ({}) comes after the RPO expires at {}",
+                next.format("%Y-%m-%d %H:%M UTC"),
+                (newest + rpo_c).format("%Y-%m-%d %H:%M UTC")
+            ),
+        );
     }
-    aspect(name, Verdict::Met, target, actual, format!("newest {what} {} old", hours(age)))
+    aspect(
+        name,
+        Verdict::Met,
+        target,
+        actual,
+        format!("newest {what} {} old", hours(age)),
+    )
 }
 
-pub fn evaluate(config: &Config, d: &Dataset, facts: &DatasetFacts, now: DateTime<Utc>) -> DatasetStatus {
+pub fn evaluate(
+    config: &Config,
+    d: &Dataset,
+    facts: &DatasetFacts,
+    now: DateTime<Utc>,
+) -> DatasetStatus {
     let t = &config.targets;
     let mut aspects = vec![exposure("rpo", "backup", d, t.rpo, facts.last_backup, now)];
 
     if t.offsite_required_for.contains(&d.tier) {
-        let primary_region = config.repositories.get(&d.repository).and_then(|r| r.region.clone());
+        let primary_region = config
+            .repositories
+            .get(&d.repository)
+            .and_then(|r| r.region.clone());
         let best = facts
             .replicas
             .iter()
             .filter(|r| r.region.is_some() && r.region != primary_region)
             .max_by_key(|r| r.newest);
         let a = match best {
-            None => aspect("offsite", Verdict::Breached, "a copy in another region".into(), "none".into(),
-                "no replica in another region is configured".into()),
+            None => aspect(
+                "offsite",
+                Verdict::Breached,
+                "a copy in another region".into(),
+                "none".into(),
+                "no replica in another region is configured".into(),
+            ),
             Some(r) => {
-                let mut a = exposure("offsite", &format!("off-site copy in '{}'", r.repository), d, t.rpo, r.newest, now);
+                let mut a = exposure(
+                    "offsite",
+                    &format!("off-site copy in '{}'", r.repository),
+                    d,
+                    t.rpo,
+                    r.newest,
+                    now,
+                );
                 if let (Some(p), Some(c)) = (facts.last_backup, r.newest) {
                     a.actual = format!("{}, {} behind the primary", a.actual, hours(p - c));
                 }
@@ -128,26 +207,82 @@ pub fn evaluate(config: &Config, d: &Dataset, facts: &DatasetFacts, now: DateTim
         aspects.push(a);
     }
 
-    let rto_target = format!("restore ≤ {}, tested every {}", std_h(t.rto), std_h(d.restore_test.every));
+    let rto_target = format!(
+        "restore ≤ {}, tested every {}",
+        std_h(t.rto),
+        std_h(d.restore_test.every)
+    );
     let every = chrono::Duration::from_std(d.restore_test.every).unwrap_or(chrono::Duration::MAX);
     let rto = match (&facts.last_restore_test, &facts.last_passed_restore_test) {
-        (None, _) => aspect("rto", Verdict::Breached, rto_target, "none".into(), "no restore test on record".into()),
-        (Some(last), _) if !last.passed => aspect("rto", Verdict::Breached, rto_target, format!("failed at {}", last.time.format("%Y-%m-%d %H:%M UTC")),
-            format!("the last restore test failed ({} open remediation items); the next run re-tests", facts.open_remediations)),
-        (Some(_), None) => aspect("rto", Verdict::Breached, rto_target, "never passed".into(), "no restore test has passed".into()),
+        (None, _) => aspect(
+            "rto",
+            Verdict::Breached,
+            rto_target,
+            "none".into(),
+            "no restore test on record".into(),
+        ),
+        (Some(last), _) if !last.passed => aspect(
+            "rto",
+            Verdict::Breached,
+            rto_target,
+            format!("failed at {}", last.time.format("%Y-%m-%d %H:%M UTC")),
+            format!(
+                "the last restore test failed ({} open remediation items); the next run re-tests",
+                facts.open_remediations
+            ),
+        ),
+        (Some(_), None) => aspect(
+            "rto",
+            Verdict::Breached,
+            rto_target,
+            "never passed".into(),
+            "no restore test has passed".into(),
+        ),
         (Some(_), Some(pass)) => {
             let measured = Duration::from_secs_f64(pass.duration_s.max(0.0));
             let age = now - pass.time;
             let actual = format!("{:.1}s measured {} ago", pass.duration_s, hours(age));
-            let interval = chrono::Duration::from_std(d.schedule.max_interval()).unwrap_or(chrono::Duration::zero());
+            let interval = chrono::Duration::from_std(d.schedule.max_interval())
+                .unwrap_or(chrono::Duration::zero());
             if measured > t.rto {
-                aspect("rto", Verdict::Breached, rto_target, actual, format!("the measured restore took {:.0}s, over the RTO of {}", pass.duration_s, std_h(t.rto)))
+                aspect(
+                    "rto",
+                    Verdict::Breached,
+                    rto_target,
+                    actual,
+                    format!(
+                        "the measured restore took {:.0}s, over the RTO of {}",
+                        pass.duration_s,
+                        std_h(t.rto)
+                    ),
+                )
             } else if age > every {
-                aspect("rto", Verdict::Breached, rto_target, actual, format!("the last passed restore test is {} old, overdue", hours(age)))
+                aspect(
+                    "rto",
+                    Verdict::Breached,
+                    rto_target,
+                    actual,
+                    format!(
+                        "the last passed restore test is {} old, overdue",
+                        hours(age)
+                    ),
+                )
             } else if age + interval > every {
-                aspect("rto", Verdict::AtRisk, rto_target, actual, "a restore test falls due before the next scheduled run".into())
+                aspect(
+                    "rto",
+                    Verdict::AtRisk,
+                    rto_target,
+                    actual,
+                    "a restore test falls due before the next scheduled run".into(),
+                )
             } else {
-                aspect("rto", Verdict::Met, rto_target, actual, format!("restore test passed in {:.1}s", pass.duration_s))
+                aspect(
+                    "rto",
+                    Verdict::Met,
+                    rto_target,
+                    actual,
+                    format!("restore test passed in {:.1}s", pass.duration_s),
+                )
             }
         }
     };
@@ -156,24 +291,57 @@ pub fn evaluate(config: &Config, d: &Dataset, facts: &DatasetFacts, now: DateTim
     let history = daily_history(d);
     let want = t.retention.approximate();
     let actual = match facts.oldest_backup {
-        Some(o) => format!("{} snapshots, oldest {} days", facts.snapshots, (now - o).num_days()),
+        Some(o) => format!(
+            "{} snapshots, oldest {} days",
+            facts.snapshots,
+            (now - o).num_days()
+        ),
         None => "no snapshots".into(),
     };
     aspects.push(if history >= want {
-        aspect("retention", Verdict::Met, format!("≥ {}", t.retention), actual, format!("the rules ({}) keep {} days of daily history", d.retention, history.as_secs() / 86_400))
+        aspect(
+            "retention",
+            Verdict::Met,
+            format!("≥ {}", t.retention),
+            actual,
+            format!(
+                "the rules ({}) keep {} days of daily history",
+                d.retention,
+                history.as_secs() / 86_400
+            ),
+        )
     } else {
-        aspect("retention", Verdict::Breached, format!("≥ {}", t.retention), actual, format!("rules keep less than {} of daily history", t.retention))
+        aspect(
+            "retention",
+            Verdict::Breached,
+            format!("≥ {}", t.retention),
+            actual,
+            format!("rules keep less than {} of daily history", t.retention),
+        )
     });
-    aspects.push(aspect("encryption", Verdict::Met, "AES-256 at rest".into(), "AES-256-GCM".into(), "every stored object is AES-256-GCM encrypted".into()));
+    aspects.push(aspect(
+        "encryption",
+        Verdict::Met,
+        "AES-256 at rest".into(),
+        "AES-256-GCM".into(),
+        "every stored object is AES-256-GCM encrypted".into(),
+    ));
 
     // The first of the worst aspects speaks for the dataset: RPO before off-site before RTO.
     let verdict = aspects.iter().map(|a| a.verdict).max().expect("aspects");
-    let worst = aspects.iter().find(|a| a.verdict == verdict).expect("aspects");
+    let worst = aspects
+        .iter()
+        .find(|a| a.verdict == verdict)
+        .expect("aspects");
     DatasetStatus {
         dataset: d.name.clone(),
         tier: d.tier,
         verdict: worst.verdict,
-        reason: if worst.verdict == Verdict::Met { "all commitments met".into() } else { format!("{}: {}", worst.name, worst.reason) },
+        reason: if worst.verdict == Verdict::Met {
+            "all commitments met".into()
+        } else {
+            format!("{}: {}", worst.name, worst.reason)
+        },
         aspects,
     }
 }

@@ -248,7 +248,12 @@ impl Config {
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let fail = |offset: usize, message: String| {
             let at = locate(text, offset);
-            ConfigError { file: file.to_string(), line: at.line, column: at.column, message }
+            ConfigError {
+                file: file.to_string(),
+                line: at.line,
+                column: at.column,
+                message,
+            }
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
@@ -257,9 +262,13 @@ impl Config {
 
         let mut targets = Targets::default();
         let p = &raw.policy;
-        let dur = |v: &Option<Spanned<String>>, key: &'static str, into: &mut Duration, locs: &mut BTreeMap<&'static str, Location>| {
+        let dur = |v: &Option<Spanned<String>>,
+                   key: &'static str,
+                   into: &mut Duration,
+                   locs: &mut BTreeMap<&'static str, Location>| {
             if let Some(v) = v {
-                *into = parse_duration(v.get_ref()).map_err(|e| fail(v.span().start, format!("policy.{key}: {e}")))?;
+                *into = parse_duration(v.get_ref())
+                    .map_err(|e| fail(v.span().start, format!("policy.{key}: {e}")))?;
                 locs.insert(key, locate(text, v.span().start));
             }
             Ok::<(), ConfigError>(())
@@ -267,10 +276,30 @@ impl Config {
         let mut locs = BTreeMap::new();
         dur(&p.rpo, "rpo", &mut targets.rpo, &mut locs)?;
         dur(&p.rto, "rto", &mut targets.rto, &mut locs)?;
-        dur(&p.restore_test_every, "restore_test_every", &mut targets.restore_test_every, &mut locs)?;
-        dur(&p.drill_every, "drill_every", &mut targets.drill_every, &mut locs)?;
-        dur(&p.review_every, "review_every", &mut targets.review_every, &mut locs)?;
-        dur(&p.status_update_every, "status_update_every", &mut targets.status_update_every, &mut locs)?;
+        dur(
+            &p.restore_test_every,
+            "restore_test_every",
+            &mut targets.restore_test_every,
+            &mut locs,
+        )?;
+        dur(
+            &p.drill_every,
+            "drill_every",
+            &mut targets.drill_every,
+            &mut locs,
+        )?;
+        dur(
+            &p.review_every,
+            "review_every",
+            &mut targets.review_every,
+            &mut locs,
+        )?;
+        dur(
+            &p.status_update_every,
+            "status_update_every",
+            &mut targets.status_update_every,
+            &mut locs,
+        )?;
         if let Some(r) = &p.retention {
             targets.retention = CalendarDuration::parse(r.get_ref())
                 .map_err(|e| fail(r.span().start, format!("policy.retention: {e}")))?;
@@ -278,7 +307,10 @@ impl Config {
         }
         if let Some(d) = &p.postmortem_within_business_days {
             targets.postmortem_within_business_days = *d.get_ref();
-            locs.insert("postmortem_within_business_days", locate(text, d.span().start));
+            locs.insert(
+                "postmortem_within_business_days",
+                locate(text, d.span().start),
+            );
         }
         if let Some(o) = &p.offsite_required_for {
             targets.offsite_required_for = o.get_ref().clone();
@@ -290,10 +322,16 @@ impl Config {
         for (name, r) in &raw.repositories {
             let span = r.span();
             let r = r.get_ref();
-            if let Some(of) = &r.replica_of {
-                if !raw.repositories.contains_key(of.get_ref()) {
-                    return Err(fail(of.span().start, format!("repositories.{name}.replica_of: no repository named '{}'", of.get_ref())));
-                }
+            if let Some(of) = &r.replica_of
+                && !raw.repositories.contains_key(of.get_ref())
+            {
+                return Err(fail(
+                    of.span().start,
+                    format!(
+                        "repositories.{name}.replica_of: no repository named '{}'",
+                        of.get_ref()
+                    ),
+                ));
             }
             repositories.insert(
                 name.clone(),
@@ -308,53 +346,117 @@ impl Config {
                 },
             );
         }
-        let primaries: Vec<&String> = repositories.values().filter(|r| r.replica_of.is_none()).map(|r| &r.name).collect();
+        let primaries: Vec<&String> = repositories
+            .values()
+            .filter(|r| r.replica_of.is_none())
+            .map(|r| &r.name)
+            .collect();
 
         let mut datasets = BTreeMap::new();
         for (name, d) in &raw.datasets {
             let at = d.span().start;
             let d = d.get_ref();
-            let schedule: Schedule = d
-                .schedule
-                .get_ref()
-                .parse()
-                .map_err(|e: crate::schedule::ScheduleError| fail(d.schedule.span().start, format!("datasets.{name}.schedule: {e}")))?;
+            let schedule: Schedule =
+                d.schedule
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: crate::schedule::ScheduleError| {
+                        fail(
+                            d.schedule.span().start,
+                            format!("datasets.{name}.schedule: {e}"),
+                        )
+                    })?;
             let repository = match &d.repository {
                 Some(r) if repositories.contains_key(r.get_ref()) => r.get_ref().clone(),
-                Some(r) => return Err(fail(r.span().start, format!("datasets.{name}.repository: no repository named '{}'", r.get_ref()))),
+                Some(r) => {
+                    return Err(fail(
+                        r.span().start,
+                        format!(
+                            "datasets.{name}.repository: no repository named '{}'",
+                            r.get_ref()
+                        ),
+                    ));
+                }
                 None => match primaries.as_slice() {
                     [only] => (*only).clone(),
-                    [] => return Err(fail(at, format!("datasets.{name}: no repository is declared"))),
-                    _ => return Err(fail(at, format!("datasets.{name}: several primary repositories; say which with `repository = \"...\"`"))),
+                    [] => {
+                        return Err(fail(
+                            at,
+                            format!("datasets.{name}: no repository is declared"),
+                        ));
+                    }
+                    _ => {
+                        return Err(fail(
+                            at,
+                            format!(
+                                "datasets.{name}: several primary repositories; say which with `repository = \"...\"`"
+                            ),
+                        ));
+                    }
                 },
             };
             match d.kind {
                 DatasetKind::Postgres | DatasetKind::Sqlite if d.source.is_none() => {
-                    return Err(fail(at, format!("datasets.{name}: a {:?} dataset needs `source`", d.kind).to_lowercase()));
+                    return Err(fail(
+                        at,
+                        format!("datasets.{name}: a {:?} dataset needs `source`", d.kind)
+                            .to_lowercase(),
+                    ));
                 }
                 DatasetKind::Files if d.paths.is_empty() => {
-                    return Err(fail(at, format!("datasets.{name}: a files dataset needs `paths = [...]`")));
+                    return Err(fail(
+                        at,
+                        format!("datasets.{name}: a files dataset needs `paths = [...]`"),
+                    ));
                 }
                 DatasetKind::Command if d.command.is_empty() => {
-                    return Err(fail(at, format!("datasets.{name}: a command dataset needs `command = [...]`")));
+                    return Err(fail(
+                        at,
+                        format!("datasets.{name}: a command dataset needs `command = [...]`"),
+                    ));
                 }
                 _ => {}
             }
             let (retention, retention_location) = match &d.retention {
-                None => (KeepRules { within: Some(targets.retention), ..Default::default() }, None),
+                None => (
+                    KeepRules {
+                        within: Some(targets.retention),
+                        ..Default::default()
+                    },
+                    None,
+                ),
                 Some(r) => (
-                    keep_rules(r.get_ref()).map_err(|e| fail(r.span().start, format!("datasets.{name}.retention: {e}")))?,
+                    keep_rules(r.get_ref()).map_err(|e| {
+                        fail(r.span().start, format!("datasets.{name}.retention: {e}"))
+                    })?,
                     Some(locate(text, r.span().start)),
                 ),
             };
             let (restore_test, restore_test_location) = match &d.restore_test {
-                None => (RestoreTest { every: targets.restore_test_every, checks: Vec::new() }, None),
+                None => (
+                    RestoreTest {
+                        every: targets.restore_test_every,
+                        checks: Vec::new(),
+                    },
+                    None,
+                ),
                 Some(t) => {
                     let every = match &t.get_ref().every {
-                        Some(e) => parse_duration(e).map_err(|err| fail(t.span().start, format!("datasets.{name}.restore_test.every: {err}")))?,
+                        Some(e) => parse_duration(e).map_err(|err| {
+                            fail(
+                                t.span().start,
+                                format!("datasets.{name}.restore_test.every: {err}"),
+                            )
+                        })?,
                         None => targets.restore_test_every,
                     };
-                    (RestoreTest { every, checks: t.get_ref().checks.clone() }, Some(locate(text, t.span().start)))
+                    (
+                        RestoreTest {
+                            every,
+                            checks: t.get_ref().checks.clone(),
+                        },
+                        Some(locate(text, t.span().start)),
+                    )
                 }
             };
             datasets.insert(
@@ -384,15 +486,36 @@ impl Config {
             .map(|(name, r)| {
                 let loc = locate(text, r.span().start);
                 let r = r.get_ref();
-                (name.clone(), Role { name: name.clone(), owner: r.owner.clone(), alternates: r.alternates.clone(), critical: r.critical, location: loc })
+                (
+                    name.clone(),
+                    Role {
+                        name: name.clone(),
+                        owner: r.owner.clone(),
+                        alternates: r.alternates.clone(),
+                        critical: r.critical,
+                        location: loc,
+                    },
+                )
             })
             .collect();
-        Ok(Config { targets, ledger: raw.ledger, repositories, datasets, roles, notifications: raw.notifications })
+        Ok(Config {
+            targets,
+            ledger: raw.ledger,
+            repositories,
+            datasets,
+            roles,
+            notifications: raw.notifications,
+        })
     }
 
     /// Replicas of a repository.
-    pub fn replicas_of<'a>(&'a self, repository: &'a str) -> impl Iterator<Item = &'a Repository> + 'a {
-        self.repositories.values().filter(move |r| r.replica_of.as_deref() == Some(repository))
+    pub fn replicas_of<'a>(
+        &'a self,
+        repository: &'a str,
+    ) -> impl Iterator<Item = &'a Repository> + 'a {
+        self.repositories
+            .values()
+            .filter(move |r| r.replica_of.as_deref() == Some(repository))
     }
 }
 
@@ -401,13 +524,24 @@ fn keep_rules(r: &RawRetention) -> Result<KeepRules, String> {
         match v {
             None => Ok(None),
             Some(toml::Value::Integer(-1)) => Ok(Some(crate::retention::UNLIMITED)),
-            Some(toml::Value::Integer(n)) if *n >= 0 => u32::try_from(*n).map(Some).map_err(|_| format!("{key} is too large")),
-            Some(toml::Value::String(s)) => parse_keep_count(s).map(Some).map_err(|e| format!("{key}: {e}")),
-            Some(other) => Err(format!("{key} must be a count or \"unlimited\", not {other}")),
+            Some(toml::Value::Integer(n)) if *n >= 0 => u32::try_from(*n)
+                .map(Some)
+                .map_err(|_| format!("{key} is too large")),
+            Some(toml::Value::String(s)) => parse_keep_count(s)
+                .map(Some)
+                .map_err(|e| format!("{key}: {e}")),
+            Some(other) => Err(format!(
+                "{key} must be a count or \"unlimited\", not {other}"
+            )),
         }
     };
     let rules = KeepRules {
-        within: r.keep_within.as_deref().map(CalendarDuration::parse).transpose().map_err(|e| format!("keep_within: {e}"))?,
+        within: r
+            .keep_within
+            .as_deref()
+            .map(CalendarDuration::parse)
+            .transpose()
+            .map_err(|e| format!("keep_within: {e}"))?,
         last: count(&r.keep_last, "keep_last")?,
         hourly: count(&r.keep_hourly, "keep_hourly")?,
         daily: count(&r.keep_daily, "keep_daily")?,

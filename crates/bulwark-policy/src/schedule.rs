@@ -15,7 +15,9 @@ pub struct Schedule {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid schedule '{text}': {reason} (use e.g. `daily at 02:00`, `every 6h` or a cron expression like `0 2 * * *`)")]
+#[error(
+    "invalid schedule '{text}': {reason} (use e.g. `daily at 02:00`, `every 6h` or a cron expression like `0 2 * * *`)"
+)]
 pub struct ScheduleError {
     pub text: String,
     pub reason: String,
@@ -27,7 +29,15 @@ fn hh_mm(s: &str) -> Option<(u32, u32)> {
     (h < 24 && m < 60).then_some((h, m))
 }
 
-const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+const DAYS: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
 
 /// Translate the friendly forms to cron; anything else is taken as cron as it is.
 fn to_cron(text: &str) -> Result<String, String> {
@@ -55,16 +65,26 @@ fn to_cron(text: &str) -> Result<String, String> {
             format!("{m} {h} * * {d}")
         }
         ["monthly", "on", day, rest @ ..] => {
-            let d: u32 = day.parse().ok().filter(|d| (1..=28).contains(d)).ok_or("day of month must be 1 to 28")?;
+            let d: u32 = day
+                .parse()
+                .ok()
+                .filter(|d| (1..=28).contains(d))
+                .ok_or("day of month must be 1 to 28")?;
             let (h, m) = at(rest)?;
             format!("{m} {h} {d} * *")
         }
         ["every", n] if n.ends_with('h') => {
-            let h: u32 = n[..n.len() - 1].parse().map_err(|_| format!("bad interval '{n}'"))?;
+            let h: u32 = n[..n.len() - 1]
+                .parse()
+                .map_err(|_| format!("bad interval '{n}'"))?;
             if h == 0 || 24 % h != 0 {
                 return Err("hours must divide 24 (1, 2, 3, 4, 6, 8, 12, 24)".into());
             }
-            if h == 24 { "0 0 * * *".into() } else { format!("0 */{h} * * *") }
+            if h == 24 {
+                "0 0 * * *".into()
+            } else {
+                format!("0 */{h} * * *")
+            }
         }
         _ => text.trim().to_string(),
     })
@@ -73,13 +93,21 @@ fn to_cron(text: &str) -> Result<String, String> {
 impl FromStr for Schedule {
     type Err = ScheduleError;
     fn from_str(text: &str) -> Result<Schedule, ScheduleError> {
-        let err = |reason: String| ScheduleError { text: text.to_string(), reason };
+        let err = |reason: String| ScheduleError {
+            text: text.to_string(),
+            reason,
+        };
         let expr = to_cron(text).map_err(err)?;
         if expr.split_whitespace().count() != 5 {
-            return Err(err("a cron expression has five fields: minute hour day month weekday".into()));
+            return Err(err(
+                "a cron expression has five fields: minute hour day month weekday".into(),
+            ));
         }
         let cron = Cron::from_str(&expr).map_err(|e| err(e.to_string()))?;
-        Ok(Schedule { text: text.to_string(), cron })
+        Ok(Schedule {
+            text: text.to_string(),
+            cron,
+        })
     }
 }
 
@@ -103,7 +131,10 @@ impl Schedule {
     /// The longest gap between two consecutive runs, over a year of runs: what the schedule
     /// alone costs in recovery point.
     pub fn max_interval(&self) -> Duration {
-        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date");
+        let start = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid date");
         let end = start + chrono::Duration::days(400);
         let mut prev = match self.next_after(start) {
             Some(t) => t,
@@ -111,7 +142,9 @@ impl Schedule {
         };
         let mut max = chrono::Duration::zero();
         for _ in 0..5000 {
-            let Some(next) = self.next_after(prev) else { return Duration::MAX };
+            let Some(next) = self.next_after(prev) else {
+                return Duration::MAX;
+            };
             max = max.max(next - prev);
             if next > end {
                 break;
@@ -143,9 +176,21 @@ mod tests {
         }
         let s: Schedule = "daily at 02:00".parse().unwrap();
         let t = Utc.with_ymd_and_hms(2026, 11, 27, 1, 0, 0).unwrap();
-        assert_eq!(s.next_after(t).unwrap(), Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).unwrap());
-        assert_eq!(s.last_at_or_before(t).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap());
-        for bad in ["daily at 25:00", "every 5h", "weekly on funday", "1 2 3", "banana"] {
+        assert_eq!(
+            s.next_after(t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).unwrap()
+        );
+        assert_eq!(
+            s.last_at_or_before(t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap()
+        );
+        for bad in [
+            "daily at 25:00",
+            "every 5h",
+            "weekly on funday",
+            "1 2 3",
+            "banana",
+        ] {
             assert!(bad.parse::<Schedule>().is_err(), "{bad}");
         }
     }

@@ -82,7 +82,10 @@ pub fn open_location(location: &str, create: bool) -> Result<Arc<dyn Backend>> {
         )));
     }
     let path = location.strip_prefix("file://").unwrap_or(location);
-    Ok(Arc::new(StoreBackend::local(std::path::Path::new(path), create)?))
+    Ok(Arc::new(StoreBackend::local(
+        std::path::Path::new(path),
+        create,
+    )?))
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -140,7 +143,9 @@ impl StoreBackend {
         let (path, query) = spec.split_once('?').unwrap_or((spec, ""));
         let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
         if bucket.is_empty() {
-            return Err(Error::Invalid("s3:// location without a bucket name".into()));
+            return Err(Error::Invalid(
+                "s3:// location without a bucket name".into(),
+            ));
         }
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -156,7 +161,9 @@ impl StoreBackend {
                 "region" => builder.with_region(v),
                 "endpoint" => {
                     endpoint = Some(v.to_string());
-                    builder.with_endpoint(v).with_virtual_hosted_style_request(false)
+                    builder
+                        .with_endpoint(v)
+                        .with_virtual_hosted_style_request(false)
                 }
                 "allow_http" => builder.with_allow_http(v == "true" || v == "1"),
                 other => {
@@ -166,12 +173,14 @@ impl StoreBackend {
                 }
             };
         }
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            if let Some((id, secret, token)) = shared_credentials() {
-                builder = builder.with_access_key_id(id).with_secret_access_key(secret);
-                if let Some(t) = token {
-                    builder = builder.with_token(t);
-                }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+            && let Some((id, secret, token)) = shared_credentials()
+        {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+            if let Some(t) = token {
+                builder = builder.with_token(t);
             }
         }
         let store = builder
@@ -212,7 +221,11 @@ impl StoreBackend {
         let mut upload = self.store.put_multipart(path).await?;
         let parts: Vec<_> = (0..data.len())
             .step_by(PART_SIZE)
-            .map(|start| upload.put_part(PutPayload::from(data.slice(start..(start + PART_SIZE).min(data.len())))))
+            .map(|start| {
+                upload.put_part(PutPayload::from(
+                    data.slice(start..(start + PART_SIZE).min(data.len())),
+                ))
+            })
             .collect();
         match futures::future::try_join_all(parts).await {
             Ok(_) => upload.complete().await.map(|_| ()),
@@ -243,14 +256,24 @@ fn one_line(e: &dyn std::error::Error) -> String {
     let all = chain.join(" ");
     let cause = if all.contains("NoSuchBucket") {
         "the bucket does not exist"
-    } else if ["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403 Forbidden"]
-        .iter()
-        .any(|m| all.contains(m))
+    } else if [
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "403 Forbidden",
+    ]
+    .iter()
+    .any(|m| all.contains(m))
     {
         "access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy"
-    } else if ["Connection refused", "dns error", "tcp connect", "connection error"]
-        .iter()
-        .any(|m| all.contains(m))
+    } else if [
+        "Connection refused",
+        "dns error",
+        "tcp connect",
+        "connection error",
+    ]
+    .iter()
+    .any(|m| all.contains(m))
     {
         "cannot reach the storage endpoint"
     } else {
@@ -259,9 +282,20 @@ fn one_line(e: &dyn std::error::Error) -> String {
     // The innermost message is the specific one; outer layers repeat it with context.
     let detail: String = chain
         .last()
-        .map(|s| s.lines().next().unwrap_or_default().chars().take(200).collect())
+        .map(|s| {
+            s.lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect()
+        })
         .unwrap_or_default();
-    if cause.is_empty() { detail } else { format!("{cause} ({detail})") }
+    if cause.is_empty() {
+        detail
+    } else {
+        format!("{cause} ({detail})")
+    }
 }
 
 /// Keys from `~/.aws/credentials` (or `AWS_SHARED_CREDENTIALS_FILE`), profile `AWS_PROFILE` or
@@ -269,22 +303,22 @@ fn one_line(e: &dyn std::error::Error) -> String {
 fn shared_credentials() -> Option<(String, String, Option<String>)> {
     let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials"))
+        })?;
     let text = std::fs::read_to_string(file).ok()?;
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
     let (mut in_profile, mut id, mut secret, mut token) = (false, None, None, None);
     for line in text.lines().map(str::trim) {
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             in_profile = name.trim() == profile;
-        } else if in_profile {
-            if let Some((k, v)) = line.split_once('=') {
-                let v = Some(v.trim().to_string());
-                match k.trim() {
-                    "aws_access_key_id" => id = v,
-                    "aws_secret_access_key" => secret = v,
-                    "aws_session_token" => token = v,
-                    _ => {}
-                }
+        } else if in_profile && let Some((k, v)) = line.split_once('=') {
+            let v = Some(v.trim().to_string());
+            match k.trim() {
+                "aws_access_key_id" => id = v,
+                "aws_secret_access_key" => secret = v,
+                "aws_session_token" => token = v,
+                _ => {}
             }
         }
     }
@@ -338,7 +372,10 @@ impl Backend for StoreBackend {
             .block_on(self.store.get_range(&path, range))
             .map_err(|e| self.map_err(describe(kind, name), e))?;
         if bytes.len() as u64 != want {
-            return Err(Error::corrupt(describe(kind, name), "shorter than its index says"));
+            return Err(Error::corrupt(
+                describe(kind, name),
+                "shorter than its index says",
+            ));
         }
         Ok(bytes)
     }

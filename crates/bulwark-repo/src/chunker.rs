@@ -29,7 +29,11 @@ impl ChunkerParams {
 
     pub fn validate(&self) -> Result<(), String> {
         use fastcdc::v2020 as f;
-        let (min, avg, max) = (self.min_size as usize, self.avg_size as usize, self.max_size as usize);
+        let (min, avg, max) = (
+            self.min_size as usize,
+            self.avg_size as usize,
+            self.max_size as usize,
+        );
         let ok = (f::MINIMUM_MIN..=f::MINIMUM_MAX).contains(&min)
             && (f::AVERAGE_MIN..=f::AVERAGE_MAX).contains(&avg)
             && (f::MAXIMUM_MIN..=f::MAXIMUM_MAX).contains(&max)
@@ -174,6 +178,10 @@ mod tests {
         shifted.extend_from_slice(&data);
         let c = cut_all(&p, &shifted, 1 << 20);
         let shared = c.iter().filter(|chunk| a.contains(chunk)).count();
-        assert!(shared + 2 >= a.len(), "only {shared} of {} chunks survive a shift", a.len());
+        assert!(
+            shared + 2 >= a.len(),
+            "only {shared} of {} chunks survive a shift",
+            a.len()
+        );
     }
 }

@@ -21,9 +21,12 @@ pub struct Condemnation {
 
 impl Repository {
     pub fn save_condemnation(&self, c: &Condemnation) -> Result<String> {
-        let stored = self.key().seal_object(&serde_json::to_vec(c).expect("serialises"));
+        let stored = self
+            .key()
+            .seal_object(&serde_json::to_vec(c).expect("serialises"));
         let name = Id::of_stored(&stored).to_hex();
-        self.backend().create(FileKind::Condemned, &name, Bytes::from(stored))?;
+        self.backend()
+            .create(FileKind::Condemned, &name, Bytes::from(stored))?;
         Ok(name)
     }
 
@@ -37,13 +40,20 @@ impl Repository {
             };
             let what = format!("condemned/{name}");
             let plain = self.key().open_object(&what, &stored)?;
-            out.push((name, serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what, e))?));
+            out.push((
+                name,
+                serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what, e))?,
+            ));
         }
         Ok(out)
     }
 
     /// Every pack currently condemned.
     pub fn condemned_packs(&self) -> Result<IdSet> {
-        Ok(self.condemnations()?.into_iter().flat_map(|(_, c)| c.packs).collect())
+        Ok(self
+            .condemnations()?
+            .into_iter()
+            .flat_map(|(_, c)| c.packs)
+            .collect())
     }
 }

@@ -75,9 +75,9 @@ impl Error {
             ),
             Error::Backend(_) => Some("check the repository location, permissions and free space"),
             Error::Io { .. } => Some("check the path, permissions and free space"),
-            Error::SourceFailed(_) => {
-                Some("no snapshot was saved; fix the source (command, database, stream) and run the backup again")
-            }
+            Error::SourceFailed(_) => Some(
+                "no snapshot was saved; fix the source (command, database, stream) and run the backup again",
+            ),
             _ => None,
         }
     }

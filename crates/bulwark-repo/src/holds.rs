@@ -28,9 +28,12 @@ impl HoldRecord {
 
 impl Repository {
     pub fn add_hold(&self, hold: &HoldRecord) -> Result<String> {
-        let stored = self.key().seal_object(&serde_json::to_vec(hold).expect("serialises"));
+        let stored = self
+            .key()
+            .seal_object(&serde_json::to_vec(hold).expect("serialises"));
         let name = Id::of_stored(&stored).to_hex();
-        self.backend().create(FileKind::Hold, &name, Bytes::from(stored))?;
+        self.backend()
+            .create(FileKind::Hold, &name, Bytes::from(stored))?;
         Ok(name)
     }
 
@@ -40,7 +43,8 @@ impl Repository {
             let what = format!("holds/{name}");
             let stored = self.backend().read(FileKind::Hold, &name)?;
             let plain = self.key().open_object(&what, &stored)?;
-            let hold: HoldRecord = serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what, e))?;
+            let hold: HoldRecord =
+                serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what, e))?;
             out.push((name, hold));
         }
         out.sort_by_key(|(_, h)| h.created);

@@ -29,7 +29,8 @@ pub struct IndexFile {
 impl IndexFile {
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
         let blobs: usize = self.packs.iter().map(|p| p.blobs.len()).sum();
-        let mut out = Vec::with_capacity(16 + self.packs.len() * 76 + blobs * PackedBlob::ENCODED_LEN);
+        let mut out =
+            Vec::with_capacity(16 + self.packs.len() * 76 + blobs * PackedBlob::ENCODED_LEN);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for id in &self.supersedes {
@@ -70,9 +71,21 @@ impl IndexFile {
             let salt = r.take(SALT_LEN)?.try_into().expect("length taken");
             let size = u64::from_le_bytes(r.take(8)?.try_into().expect("length taken"));
             let count = r.u32()? as usize;
-            let raw = r.take(count.checked_mul(PackedBlob::ENCODED_LEN).ok_or_else(|| Error::corrupt(&what, "absurd count"))?)?;
-            let blobs = raw.chunks_exact(PackedBlob::ENCODED_LEN).map(PackedBlob::decode).collect();
-            file.packs.push(IndexPack { id, salt, size, blobs });
+            let raw = r.take(
+                count
+                    .checked_mul(PackedBlob::ENCODED_LEN)
+                    .ok_or_else(|| Error::corrupt(&what, "absurd count"))?,
+            )?;
+            let blobs = raw
+                .chunks_exact(PackedBlob::ENCODED_LEN)
+                .map(PackedBlob::decode)
+                .collect();
+            file.packs.push(IndexPack {
+                id,
+                salt,
+                size,
+                blobs,
+            });
         }
         if !r.buf.is_empty() {
             return Err(Error::corrupt(&what, "trailing bytes"));
@@ -96,7 +109,9 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn id(&mut self) -> Result<Id> {
         Ok(Id(self.take(32)?.try_into().expect("32 bytes")))
@@ -163,7 +178,11 @@ impl MasterIndex {
             stored_len: b.stored_len,
             raw_and_flags: (b.raw_len & RAW_MASK)
                 | if b.compressed { COMPRESSED_BIT } else { 0 }
-                | if b.kind == BlobKind::Tree { TREE_BIT } else { 0 },
+                | if b.kind == BlobKind::Tree {
+                    TREE_BIT
+                } else {
+                    0
+                },
         }));
         self.sorted = false;
     }
@@ -182,8 +201,10 @@ impl MasterIndex {
     /// location, in a pack that is not demoted when there is one.
     pub fn finish(&mut self) {
         let demoted = &self.demoted;
-        self.entries
-            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(demoted[a.pack as usize].cmp(&demoted[b.pack as usize])));
+        self.entries.sort_unstable_by(|a, b| {
+            a.id.cmp(&b.id)
+                .then(demoted[a.pack as usize].cmp(&demoted[b.pack as usize]))
+        });
         self.entries.dedup_by(|a, b| a.id == b.id);
         self.entries.shrink_to_fit();
         self.sorted = true;
@@ -251,7 +272,7 @@ mod tests {
         PackedBlob {
             id: Id([n; 32]),
             kind,
-            compressed: n % 2 == 0,
+            compressed: n.is_multiple_of(2),
             offset: 33 + n as u32,
             stored_len: 100 + n as u32,
             raw_len: 1000 + n as u32,
@@ -280,13 +301,29 @@ mod tests {
     #[test]
     fn lookups_find_every_blob_and_entries_stay_small() {
         let mut index = MasterIndex::default();
-        let blobs: Vec<_> = (0..50).map(|n| blob(n, if n % 3 == 0 { BlobKind::Tree } else { BlobKind::Data })).collect();
-        index.add_pack(&IndexPack { id: Id([1; 32]), salt: [0; 32], size: 1, blobs: blobs.clone() });
+        let blobs: Vec<_> = (0..50)
+            .map(|n| {
+                blob(
+                    n,
+                    if n % 3 == 0 {
+                        BlobKind::Tree
+                    } else {
+                        BlobKind::Data
+                    },
+                )
+            })
+            .collect();
+        index.add_pack(&IndexPack {
+            id: Id([1; 32]),
+            salt: [0; 32],
+            size: 1,
+            blobs: blobs.clone(),
+        });
         index.finish();
         for b in &blobs {
             assert_eq!(index.lookup(&b.id).unwrap().blob, *b);
         }
         assert!(index.lookup(&Id([200; 32])).is_none());
-        assert!(MasterIndex::BYTES_PER_BLOB <= 48);
+        const { assert!(MasterIndex::BYTES_PER_BLOB <= 48) };
     }
 }

@@ -115,7 +115,9 @@ impl KeySlot {
         }
         let damaged = |d: &str| Error::corrupt("key slot", d);
         let salt = B64.decode(&self.salt).map_err(|_| damaged("bad salt"))?;
-        let mut wrapped = B64.decode(&self.wrapped).map_err(|_| damaged("bad wrapped key"))?;
+        let mut wrapped = B64
+            .decode(&self.wrapped)
+            .map_err(|_| damaged("bad wrapped key"))?;
         let wrapping = wrapping_key(&self.kdf, credential, &salt)?;
         match Cipher::new(&wrapping).open_in_place(&mut wrapped, 0, &repo_id.0) {
             Ok(KEY_LEN) => Ok(Some(MasterKey::from_secret(
@@ -147,7 +149,10 @@ fn wrapping_key(kdf: &Kdf, credential: &Credential, salt: &[u8]) -> Result<[u8; 
         (Kdf::HkdfSha256, Credential::KeyFile(raw)) => {
             Ok(derive_key(raw, salt, b"bulwark v1 key file slot"))
         }
-        _ => Err(Error::corrupt("key slot", "KDF does not match the slot kind")),
+        _ => Err(Error::corrupt(
+            "key slot",
+            "KDF does not match the slot kind",
+        )),
     }
 }
 

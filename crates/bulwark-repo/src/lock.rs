@@ -107,7 +107,11 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    pub fn acquire(backend: Arc<dyn Backend>, key: &MasterKey, kind: LockKind) -> Result<LockGuard> {
+    pub fn acquire(
+        backend: Arc<dyn Backend>,
+        key: &MasterKey,
+        kind: LockKind,
+    ) -> Result<LockGuard> {
         let info = LockInfo {
             time: Utc::now(),
             host: crate::host_name(),
@@ -169,7 +173,12 @@ pub fn live_locks(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<(String,
     Ok(out)
 }
 
-fn check_conflicts(backend: &dyn Backend, key: &MasterKey, mine: &str, kind: LockKind) -> Result<()> {
+fn check_conflicts(
+    backend: &dyn Backend,
+    key: &MasterKey,
+    mine: &str,
+    kind: LockKind,
+) -> Result<()> {
     for (name, other) in live_locks(backend, key)? {
         if name != mine && kind.conflicts_with(other.kind) {
             return Err(Error::Locked {

@@ -201,7 +201,9 @@ pub fn parse_directory(
     }
     let dir_len = u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as usize;
     if dir_len + 4 > tail.len() || (dir_len + 4 + PACK_PREFIX_LEN) as u64 > pack_len {
-        return Err(damaged("directory length points outside the pack (truncated?)"));
+        return Err(damaged(
+            "directory length points outside the pack (truncated?)",
+        ));
     }
     let mut dir = tail[tail.len() - 4 - dir_len..tail.len() - 4].to_vec();
     let len = key
@@ -217,11 +219,14 @@ pub fn parse_directory(
         return Err(damaged("directory size does not match its entry count"));
     }
     let data_end = pack_len - 4 - dir_len as u64;
-    let blobs: Vec<PackedBlob> = dir[4..].chunks_exact(ENTRY_LEN).map(PackedBlob::decode).collect();
-    if blobs
-        .iter()
-        .any(|b| (b.offset as u64) < PACK_PREFIX_LEN as u64 || b.offset as u64 + b.stored_len as u64 > data_end)
-    {
+    let blobs: Vec<PackedBlob> = dir[4..]
+        .chunks_exact(ENTRY_LEN)
+        .map(PackedBlob::decode)
+        .collect();
+    if blobs.iter().any(|b| {
+        (b.offset as u64) < PACK_PREFIX_LEN as u64
+            || b.offset as u64 + b.stored_len as u64 > data_end
+    }) {
         return Err(damaged("directory entry points outside the pack"));
     }
     Ok(blobs)
@@ -253,11 +258,15 @@ mod tests {
         let pack = builder.finish();
         assert_eq!(pack.id, Id::of_stored(&pack.data));
         let salt = salt_of(&pack.id, &pack.data).unwrap();
-        let dir = parse_directory(&key, &pack.id, &salt, pack.data.len() as u64, &pack.data).unwrap();
+        let dir =
+            parse_directory(&key, &pack.id, &salt, pack.data.len() as u64, &pack.data).unwrap();
         assert_eq!(dir, pack.blobs);
         for (entry, plain) in dir.iter().zip(&blobs) {
             let range = entry.offset as usize..(entry.offset + entry.stored_len) as usize;
-            assert_eq!(&entry.open(&key, &salt, &pack.data[range.clone()]).unwrap(), plain);
+            assert_eq!(
+                &entry.open(&key, &salt, &pack.data[range.clone()]).unwrap(),
+                plain
+            );
             let mut bad = pack.data[range].to_vec();
             bad[3] ^= 1;
             assert!(entry.open(&key, &salt, &bad).is_err());

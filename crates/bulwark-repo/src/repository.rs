@@ -21,6 +21,9 @@ use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
 const FORMAT: &str = "bulwark-repository";
+
+/// Snapshots with their ids.
+pub type Snapshots = Vec<(Id, Snapshot)>;
 const VERSION: u32 = 1;
 
 /// The plaintext `config` object: just enough to know what this is and to find the keys.
@@ -62,17 +65,35 @@ pub struct Repository {
 }
 
 impl Repository {
-    pub fn init(backend: Arc<dyn Backend>, credential: &Credential, settings: Settings) -> Result<Repository> {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        credential: &Credential,
+        settings: Settings,
+    ) -> Result<Repository> {
         Self::create(backend, credential, MasterKey::generate(), settings)
     }
 
     /// A replica of `source`: the same master key and chunking, so packs move between the two
     /// verbatim; its own id and key slots.
-    pub fn init_replica(backend: Arc<dyn Backend>, credential: &Credential, source: &Repository) -> Result<Repository> {
-        Self::create(backend, credential, source.key.clone(), source.settings.clone())
+    pub fn init_replica(
+        backend: Arc<dyn Backend>,
+        credential: &Credential,
+        source: &Repository,
+    ) -> Result<Repository> {
+        Self::create(
+            backend,
+            credential,
+            source.key.clone(),
+            source.settings.clone(),
+        )
     }
 
-    fn create(backend: Arc<dyn Backend>, credential: &Credential, key: MasterKey, settings: Settings) -> Result<Repository> {
+    fn create(
+        backend: Arc<dyn Backend>,
+        credential: &Credential,
+        key: MasterKey,
+        settings: Settings,
+    ) -> Result<Repository> {
         settings.chunker.validate().map_err(Error::Invalid)?;
         match backend.read(FileKind::Config, "config") {
             Ok(_) => {
@@ -183,7 +204,10 @@ impl Repository {
     // ---- keys ----
 
     pub fn add_key(&self, credential: &Credential) -> Result<String> {
-        store_slot(self.backend.as_ref(), &KeySlot::wrap(&self.key, credential, &self.id)?)
+        store_slot(
+            self.backend.as_ref(),
+            &KeySlot::wrap(&self.key, credential, &self.id)?,
+        )
     }
 
     pub fn list_keys(&self) -> Result<Vec<(String, KeySlot)>> {
@@ -210,13 +234,21 @@ impl Repository {
     // ---- index ----
 
     pub fn list_index_files(&self) -> Result<Vec<String>> {
-        Ok(self.backend.list(FileKind::Index)?.into_iter().map(|(n, _)| n).collect())
+        Ok(self
+            .backend
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
     }
 
     pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
         let stored = self.backend.read(FileKind::Index, name)?;
         if Id::of_stored(&stored).to_hex() != name {
-            return Err(Error::corrupt(format!("index/{name}"), "content does not match its name"));
+            return Err(Error::corrupt(
+                format!("index/{name}"),
+                "content does not match its name",
+            ));
         }
         IndexFile::decode(&self.key, name, &stored)
     }
@@ -255,18 +287,24 @@ impl Repository {
     pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
         let stored = file.encode(&self.key);
         let id = Id::of_stored(&stored);
-        self.backend.create(FileKind::Index, &id.to_hex(), Bytes::from(stored))?;
+        self.backend
+            .create(FileKind::Index, &id.to_hex(), Bytes::from(stored))?;
         Ok(id)
     }
 
     /// Read a pack's own directory: the ground truth the index is rebuilt from.
     pub fn read_pack_directory(&self, pack: &Id, size: u64) -> Result<IndexPack> {
         let name = pack.to_hex();
-        let head = self.backend.read_range(FileKind::Pack, &name, 0..pack::PACK_PREFIX_LEN as u64)?;
+        let head =
+            self.backend
+                .read_range(FileKind::Pack, &name, 0..pack::PACK_PREFIX_LEN as u64)?;
         let salt = pack::salt_of(pack, &head)?;
-        let mut tail = self.backend.read_tail(FileKind::Pack, &name, pack::TAIL_GUESS.min(size))?;
+        let mut tail = self
+            .backend
+            .read_tail(FileKind::Pack, &name, pack::TAIL_GUESS.min(size))?;
         if tail.len() >= 4 {
-            let dir_len = u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as u64;
+            let dir_len =
+                u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as u64;
             if dir_len + 4 > tail.len() as u64 && dir_len + 4 <= size {
                 tail = self.backend.read_tail(FileKind::Pack, &name, dir_len + 4)?;
             }
@@ -297,7 +335,10 @@ impl Repository {
             .lookup(id)
             .ok_or_else(|| Error::corrupt(format!("tree {id}"), "not in the index"))?;
         if loc.blob.kind != BlobKind::Tree {
-            return Err(Error::corrupt(format!("tree {id}"), "indexed as data, not a tree"));
+            return Err(Error::corrupt(
+                format!("tree {id}"),
+                "indexed as data, not a tree",
+            ));
         }
         Tree::from_bytes(id, &self.read_blob(&loc)?)
     }
@@ -309,7 +350,8 @@ impl Repository {
             .key
             .seal_object(&serde_json::to_vec(snapshot).expect("snapshots serialise"));
         let id = Id::of_stored(&stored);
-        self.backend.create(FileKind::Snapshot, &id.to_hex(), Bytes::from(stored))?;
+        self.backend
+            .create(FileKind::Snapshot, &id.to_hex(), Bytes::from(stored))?;
         Ok(id)
     }
 
@@ -328,12 +370,15 @@ impl Repository {
         self.backend
             .list(FileKind::Snapshot)?
             .into_iter()
-            .map(|(n, _)| n.parse::<Id>().map_err(|_| Error::corrupt(format!("snapshots/{n}"), "bad name")))
+            .map(|(n, _)| {
+                n.parse::<Id>()
+                    .map_err(|_| Error::corrupt(format!("snapshots/{n}"), "bad name"))
+            })
             .collect()
     }
 
     /// Every readable snapshot, oldest first, and the errors for those that are not.
-    pub fn load_snapshots(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<Error>)> {
+    pub fn load_snapshots(&self) -> Result<(Snapshots, Vec<Error>)> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for id in self.snapshot_ids()? {
@@ -347,7 +392,11 @@ impl Repository {
     }
 
     /// Resolve `latest`, a full id or a unique prefix of at least 8 hex digits.
-    pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(Id, Snapshot)> {
+    pub fn find_snapshot(
+        &self,
+        spec: &str,
+        filter: impl Fn(&Snapshot) -> bool,
+    ) -> Result<(Id, Snapshot)> {
         if spec == "latest" {
             let (snaps, _) = self.load_snapshots()?;
             return snaps
@@ -364,20 +413,30 @@ impl Repository {
             )));
         }
         let ids: Vec<String> = self.snapshot_ids()?.iter().map(Id::to_hex).collect();
-        let name = unique_prefix(ids.iter().map(String::as_str), &spec.to_ascii_lowercase(), "snapshot")?;
+        let name = unique_prefix(
+            ids.iter().map(String::as_str),
+            &spec.to_ascii_lowercase(),
+            "snapshot",
+        )?;
         let id: Id = name.parse()?;
         Ok((id, self.load_snapshot(&id)?))
     }
 }
 
-fn unique_prefix<'a>(names: impl Iterator<Item = &'a str>, prefix: &str, what: &str) -> Result<String> {
+fn unique_prefix<'a>(
+    names: impl Iterator<Item = &'a str>,
+    prefix: &str,
+    what: &str,
+) -> Result<String> {
     let matches: Vec<&str> = names.filter(|n| n.starts_with(prefix)).collect();
     match matches.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(Error::NotFound {
             what: format!("{what} '{prefix}'"),
         }),
-        _ => Err(Error::Invalid(format!("{what} prefix '{prefix}' is ambiguous: give more digits"))),
+        _ => Err(Error::Invalid(format!(
+            "{what} prefix '{prefix}' is ambiguous: give more digits"
+        ))),
     }
 }
 
@@ -407,7 +466,9 @@ fn read_header(backend: &dyn Backend) -> Result<Header> {
 /// The plaintext facts about a repository, readable without a key.
 pub fn describe_header(backend: &dyn Backend) -> Result<serde_json::Value> {
     let h = read_header(backend)?;
-    Ok(serde_json::json!({ "format": h.format, "version": h.version, "id": h.id, "created": h.created }))
+    Ok(
+        serde_json::json!({ "format": h.format, "version": h.version, "id": h.id, "created": h.created }),
+    )
 }
 
 fn store_slot(backend: &dyn Backend, slot: &KeySlot) -> Result<String> {

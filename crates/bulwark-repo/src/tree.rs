@@ -127,7 +127,10 @@ impl Node {
     pub fn link_target(&self) -> Result<OsString> {
         match &self.link_target {
             Some(t) => decode_os(t, &self.link_target_raw),
-            None => Err(Error::corrupt("tree", format!("symlink '{}' has no target", self.name))),
+            None => Err(Error::corrupt(
+                "tree",
+                format!("symlink '{}' has no target", self.name),
+            )),
         }
     }
 

@@ -111,7 +111,10 @@ impl<'r> BlobWriter<'r> {
             return Err(self.take_error());
         }
         if data.len() > MAX_BLOB_LEN as usize {
-            return Err(Error::Invalid(format!("blob of {} bytes is too large", data.len())));
+            return Err(Error::Invalid(format!(
+                "blob of {} bytes is too large",
+                data.len()
+            )));
         }
         if self.index.contains(&id) || !self.pending.lock().expect("pending set").insert(id) {
             return Ok(false);
@@ -119,9 +122,12 @@ impl<'r> BlobWriter<'r> {
         let compressed = compress(data, self.repo.settings().compression_level);
         let payload = compressed.as_deref().unwrap_or(data);
         self.blobs_added.fetch_add(1, Ordering::Relaxed);
-        self.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.bytes_stored
-            .fetch_add(payload.len() as u64 + crate::crypto::TAG_LEN as u64, Ordering::Relaxed);
+        self.bytes_added
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.bytes_stored.fetch_add(
+            payload.len() as u64 + crate::crypto::TAG_LEN as u64,
+            Ordering::Relaxed,
+        );
         let pack_size = self.repo.settings().pack_size as usize;
         let full = match kind {
             BlobKind::Data => {
@@ -142,7 +148,11 @@ impl<'r> BlobWriter<'r> {
                 let builder =
                     slot.get_or_insert_with(|| PackBuilder::new(self.repo.key(), kind, pack_size));
                 builder.add(id, payload, compressed.is_some(), data.len() as u32);
-                if builder.size() >= pack_size { slot.take() } else { None }
+                if builder.size() >= pack_size {
+                    slot.take()
+                } else {
+                    None
+                }
             }
         };
         if let Some(builder) = full {
@@ -154,13 +164,18 @@ impl<'r> BlobWriter<'r> {
     fn queue(&self, builder: PackBuilder) -> Result<()> {
         let pack = builder.finish();
         let sender = self.uploads.lock().expect("upload queue").clone();
-        let sender = sender.ok_or_else(|| Error::Invalid("blob saved after the writer finished".into()))?;
+        let sender =
+            sender.ok_or_else(|| Error::Invalid("blob saved after the writer finished".into()))?;
         sender.send(pack).map_err(|_| self.take_error())
     }
 
     fn flush_open_packs(&self) -> Result<()> {
-        let open: Vec<PackBuilder> = std::mem::take(&mut *self.open_data.lock().expect("open packs"));
-        for builder in open.into_iter().chain(self.open_tree.lock().expect("open tree").take()) {
+        let open: Vec<PackBuilder> =
+            std::mem::take(&mut *self.open_data.lock().expect("open packs"));
+        for builder in open
+            .into_iter()
+            .chain(self.open_tree.lock().expect("open tree").take())
+        {
             if !builder.is_empty() {
                 self.queue(builder)?;
             }
@@ -172,10 +187,10 @@ impl<'r> BlobWriter<'r> {
         if self.failed.load(Ordering::Relaxed) {
             return;
         }
-        let result = self
-            .repo
-            .backend()
-            .create(FileKind::Pack, &pack.id.to_hex(), pack.data.clone());
+        let result =
+            self.repo
+                .backend()
+                .create(FileKind::Pack, &pack.id.to_hex(), pack.data.clone());
         let mut up = self.uploaded.lock().expect("upload state");
         match result {
             Ok(_) => {
@@ -265,14 +280,21 @@ fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
                 return None;
             }
         }
-        compressor.compress(data).ok().filter(|c| c.len() < data.len())
+        compressor
+            .compress(data)
+            .ok()
+            .filter(|c| c.len() < data.len())
     })
 }
 
 /// Packs in storage that no index file lists: left by a killed run, or still being written by a
 /// running one. Either way they are complete (packs appear atomically) and safe to index.
 /// Condemned packs (`skip`) are not orphans: prune has them in hand.
-pub fn unindexed_packs(repo: &Repository, index: &MasterIndex, skip: &IdSet) -> Result<Vec<(Id, u64)>> {
+pub fn unindexed_packs(
+    repo: &Repository,
+    index: &MasterIndex,
+    skip: &IdSet,
+) -> Result<Vec<(Id, u64)>> {
     let mut out = Vec::new();
     for (name, size) in repo.backend().list(FileKind::Pack)? {
         match name.parse::<Id>() {
@@ -286,7 +308,11 @@ pub fn unindexed_packs(repo: &Repository, index: &MasterIndex, skip: &IdSet) -> 
 
 /// Index the packs a killed run left behind, so this run reuses their blobs. Damaged ones are
 /// skipped with a warning: `check` reports them, and their blobs are simply stored again.
-pub fn adopt_unindexed_packs(repo: &Repository, index: &mut MasterIndex, condemned: &IdSet) -> Result<usize> {
+pub fn adopt_unindexed_packs(
+    repo: &Repository,
+    index: &mut MasterIndex,
+    condemned: &IdSet,
+) -> Result<usize> {
     let orphans = unindexed_packs(repo, index, condemned)?;
     if orphans.is_empty() {
         return Ok(0);

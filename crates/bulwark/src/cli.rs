@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bulwark", version, about = "Encrypted, deduplicated backups that prove they restore")]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Encrypted, deduplicated backups that prove they restore"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -330,7 +334,12 @@ pub enum PolicyCommand {
     /// Check, commitment by commitment, whether the configuration can keep the policy
     Check {
         /// The policy file
-        #[arg(long, short = 'c', env = "BULWARK_CONFIG", default_value = "bulwark.toml")]
+        #[arg(
+            long,
+            short = 'c',
+            env = "BULWARK_CONFIG",
+            default_value = "bulwark.toml"
+        )]
         config: PathBuf,
     },
 }
@@ -338,7 +347,12 @@ pub enum PolicyCommand {
 #[derive(Args)]
 pub struct ConfigArg {
     /// The policy file
-    #[arg(long, short = 'c', env = "BULWARK_CONFIG", default_value = "bulwark.toml")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "BULWARK_CONFIG",
+        default_value = "bulwark.toml"
+    )]
     pub config: PathBuf,
 }
 

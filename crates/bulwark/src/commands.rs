@@ -37,7 +37,9 @@ pub fn run(cli: Cli) -> CliResult<i32> {
         Command::Repair(RepairCommand::Index) => repair_index(g),
         Command::Repair(RepairCommand::Packs { from, other }) => repair_packs(g, &from, &other),
         Command::Copy(a) => copy_cmd(g, a),
-        Command::Policy(PolicyCommand::Check { config }) => crate::policy_cmds::policy_check(g, &config),
+        Command::Policy(PolicyCommand::Check { config }) => {
+            crate::policy_cmds::policy_check(g, &config)
+        }
         Command::Run(a) => crate::policy_cmds::run(g, a),
         Command::Status(a) => crate::policy_cmds::status(g, a),
         Command::Ledger(l) => crate::policy_cmds::ledger(g, l),
@@ -52,7 +54,10 @@ pub fn run(cli: Cli) -> CliResult<i32> {
 /// Print `value` as JSON, or `text` for a person.
 pub fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
     if g.json {
-        println!("{}", serde_json::to_string(value).expect("reports serialise"));
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("reports serialise")
+        );
     } else if !g.quiet {
         let t = text();
         if !t.is_empty() {
@@ -100,9 +105,15 @@ fn init(g: &Global, a: InitArgs) -> CliResult<i32> {
         ..Settings::default()
     };
     let avg = a.chunk_avg_kib * 1024;
-    (settings.chunker.min_size, settings.chunker.avg_size, settings.chunker.max_size) = (avg / 4, avg, avg * 4);
+    (
+        settings.chunker.min_size,
+        settings.chunker.avg_size,
+        settings.chunker.max_size,
+    ) = (avg / 4, avg, avg * 4);
     let repo = match &a.replica_of {
-        Some(source) => Repository::init_replica(backend, &credential, &open_other(g, source, &a.other)?)?,
+        Some(source) => {
+            Repository::init_replica(backend, &credential, &open_other(g, source, &a.other)?)?
+        }
         None => Repository::init(backend, &credential, settings)?,
     };
     let location = repo.backend().location().to_string();
@@ -125,19 +136,32 @@ fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
     let source = match &a.stdin_name {
         Some(name) => {
             if !a.paths.is_empty() {
-                return Err(Failure::usage("paths and --stdin-name exclude each other", "back up one or the other"));
+                return Err(Failure::usage(
+                    "paths and --stdin-name exclude each other",
+                    "back up one or the other",
+                ));
             }
             let reader: Box<dyn Read + Send> = if a.stdin_from_command {
                 Box::new(CommandStream::spawn(&a.command).map_err(|e| {
-                    Failure::new(1, e.to_string(), Some("give the command after `--`, e.g. -- pg_dump mydb"))
+                    Failure::new(
+                        1,
+                        e.to_string(),
+                        Some("give the command after `--`, e.g. -- pg_dump mydb"),
+                    )
                 })?)
             } else {
                 Box::new(std::io::stdin())
             };
-            BackupSource::Stream { name: name.clone(), reader }
+            BackupSource::Stream {
+                name: name.clone(),
+                reader,
+            }
         }
         None if a.paths.is_empty() => {
-            return Err(Failure::usage("nothing to back up", "give paths, or --stdin-name NAME to read stdin"));
+            return Err(Failure::usage(
+                "nothing to back up",
+                "give paths, or --stdin-name NAME to read stdin",
+            ));
         }
         None => BackupSource::Paths(a.paths.clone()),
     };
@@ -146,8 +170,14 @@ fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
         .as_deref()
         .map(DateTime::parse_from_rfc3339)
         .transpose()
-        .map_err(|e| Failure::usage(format!("bad --time: {e}"), "use RFC 3339, e.g. 2026-01-31T02:00:00Z"))?;
-    let excludes = Patterns::new(&a.exclude).map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+        .map_err(|e| {
+            Failure::usage(
+                format!("bad --time: {e}"),
+                "use RFC 3339, e.g. 2026-01-31T02:00:00Z",
+            )
+        })?;
+    let excludes = Patterns::new(&a.exclude)
+        .map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
     let repo = open(g)?;
     let progress = Progress::bytes(show_progress(g), None, "backup");
     let report = backup(
@@ -192,7 +222,10 @@ fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
         for u in &report.unreadable {
             eprintln!("unreadable: {u}");
         }
-        eprintln!("warning: {} items could not be read; the snapshot holds everything else", report.unreadable.len());
+        eprintln!(
+            "warning: {} items could not be read; the snapshot holds everything else",
+            report.unreadable.len()
+        );
         Ok(3)
     }
 }
@@ -205,7 +238,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 fn snapshots(g: &Global, a: SnapshotsArgs) -> CliResult<i32> {
@@ -229,7 +266,10 @@ fn snapshots(g: &Global, a: SnapshotsArgs) -> CliResult<i32> {
         })
         .collect();
     emit(g, &docs, || {
-        let mut out = format!("{:<10} {:<25} {:<16} {:<16} {}\n", "ID", "Time", "Host", "Tags", "Paths");
+        let mut out = format!(
+            "{:<10} {:<25} {:<16} {:<16} {}\n",
+            "ID", "Time", "Host", "Tags", "Paths"
+        );
         for (id, s) in &snaps {
             out += &format!(
                 "{:<10} {:<25} {:<16} {:<16} {}\n",
@@ -253,7 +293,11 @@ fn ls(g: &Global, a: LsArgs) -> CliResult<i32> {
     let sel = browse::select(&repo, &index, &a.snapshot, a.path.as_deref())?;
     let tree = browse::selected_tree(&repo, &index, &sel)?;
     let base = match &sel.node {
-        Some(n) if n.kind != bulwark_repo::NodeKind::Dir => sel.path.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        Some(n) if n.kind != bulwark_repo::NodeKind::Dir => sel
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default(),
         _ => sel.path.clone(),
     };
     let mut entries = Vec::new();
@@ -293,8 +337,12 @@ fn ls(g: &Global, a: LsArgs) -> CliResult<i32> {
 }
 
 fn restore_cmd(g: &Global, a: RestoreArgs) -> CliResult<i32> {
-    let include = Patterns::new(&a.include).map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
-    let target = a.target.clone().ok_or_else(|| Failure::usage("no --target given", "name a directory to restore into"))?;
+    let include = Patterns::new(&a.include)
+        .map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let target = a
+        .target
+        .clone()
+        .ok_or_else(|| Failure::usage("no --target given", "name a directory to restore into"))?;
     let repo = open(g)?;
     let opts = RestoreOptions {
         target: target.clone(),
@@ -319,7 +367,10 @@ fn restore_cmd(g: &Global, a: RestoreArgs) -> CliResult<i32> {
             target.display()
         );
         if a.verify && report.verified {
-            t += &format!("\nverified {} files: all match the snapshot", report.files_verified);
+            t += &format!(
+                "\nverified {} files: all match the snapshot",
+                report.files_verified
+            );
         }
         t
     });
@@ -373,7 +424,11 @@ fn check_cmd(g: &Global, a: CheckArgs) -> CliResult<i32> {
             report.packs,
             report.packs_read,
             report.blobs,
-            if report.ok { "no errors were found" } else { "ERRORS FOUND" }
+            if report.ok {
+                "no errors were found"
+            } else {
+                "ERRORS FOUND"
+            }
         );
         t
     });
@@ -386,7 +441,9 @@ fn key(g: &Global, k: KeyCommand) -> CliResult<i32> {
         KeyCommand::Add { new_key_file } => {
             let cred = credentials::new(g, new_key_file.as_deref(), "BULWARK_NEW_PASSWORD_FILE")?;
             let id = repo.add_key(&cred)?;
-            emit(g, &json!({ "id": id }), || format!("added key {}", &id[..8]));
+            emit(g, &json!({ "id": id }), || {
+                format!("added key {}", &id[..8])
+            });
         }
         KeyCommand::List => {
             let keys = repo.list_keys()?;
@@ -401,7 +458,14 @@ fn key(g: &Global, k: KeyCommand) -> CliResult<i32> {
                 keys.iter()
                     .map(|(id, s)| {
                         let mark = if id == repo.key_slot() { "*" } else { " " };
-                        format!("{mark}{} {:<10} {}@{} {}", &id[..8], format!("{:?}", s.kind), s.user, s.host, s.created.format("%Y-%m-%d %H:%M:%S"))
+                        format!(
+                            "{mark}{} {:<10} {}@{} {}",
+                            &id[..8],
+                            format!("{:?}", s.kind),
+                            s.user,
+                            s.host,
+                            s.created.format("%Y-%m-%d %H:%M:%S")
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -409,7 +473,9 @@ fn key(g: &Global, k: KeyCommand) -> CliResult<i32> {
         }
         KeyCommand::Remove { id } => {
             let removed = repo.remove_key(&id)?;
-            emit(g, &json!({ "removed": removed }), || format!("removed key {}", &removed[..8]));
+            emit(g, &json!({ "removed": removed }), || {
+                format!("removed key {}", &removed[..8])
+            });
         }
     }
     Ok(0)
@@ -456,7 +522,11 @@ fn repair_index(g: &Global) -> CliResult<i32> {
             report.blobs_indexed, report.packs_indexed, report.index_files_removed
         )
     });
-    Ok(if report.unreadable_packs.is_empty() { 0 } else { 1 })
+    Ok(if report.unreadable_packs.is_empty() {
+        0
+    } else {
+        1
+    })
 }
 
 fn copy_cmd(g: &Global, a: CopyArgs) -> CliResult<i32> {
@@ -489,7 +559,11 @@ fn replica_status(g: &Global, to: &str, other: &OtherCredentials) -> CliResult<i
             st.packs_missing_on_replica,
             human_bytes(st.bytes_missing_on_replica),
             st.missing_on_primary.len(),
-            if st.in_sync { "in sync" } else { "replica lags: run `bulwark copy`" }
+            if st.in_sync {
+                "in sync"
+            } else {
+                "replica lags: run `bulwark copy`"
+            }
         )
     });
     Ok(0)
@@ -510,7 +584,11 @@ fn repair_packs(g: &Global, from: &str, other: &OtherCredentials) -> CliResult<i
             report.unrecoverable.len()
         )
     });
-    Ok(if report.unrecoverable.is_empty() { 0 } else { 1 })
+    Ok(if report.unrecoverable.is_empty() {
+        0
+    } else {
+        1
+    })
 }
 
 fn keep_count(flag: &str, v: &Option<String>) -> CliResult<Option<u32>> {
@@ -544,8 +622,12 @@ fn forget_cmd(g: &Global, a: ForgetArgs) -> CliResult<i32> {
             "give --keep-within 30d (the policy default) or other --keep-* options, or snapshot ids",
         ));
     }
-    let group_by = bulwark_policy::GroupBy::parse(&a.group_by)
-        .map_err(|e| Failure::usage(format!("--group-by: unknown field '{}'", e.0), "use host, paths, tags, dataset"))?;
+    let group_by = bulwark_policy::GroupBy::parse(&a.group_by).map_err(|e| {
+        Failure::usage(
+            format!("--group-by: unknown field '{}'", e.0),
+            "use host, paths, tags, dataset",
+        )
+    })?;
     let max_unused = parse_percent("--max-unused", &a.max_unused, true)?;
     let repo = open(g)?;
     let report = bulwark_ops::forget::forget(
@@ -562,7 +644,11 @@ fn forget_cmd(g: &Global, a: ForgetArgs) -> CliResult<i32> {
     let pruned = if a.prune && !a.dry_run {
         Some(bulwark_ops::prune::prune(
             &repo,
-            &bulwark_ops::prune::PruneOptions { max_unused, dry_run: false, show_progress: show_progress(g) },
+            &bulwark_ops::prune::PruneOptions {
+                max_unused,
+                dry_run: false,
+                show_progress: show_progress(g),
+            },
         )?)
     } else {
         None
@@ -580,7 +666,11 @@ fn forget_cmd(g: &Global, a: ForgetArgs) -> CliResult<i32> {
         }
         t += &format!(
             "{} {} snapshots, kept {}",
-            if report.dry_run { "would remove" } else { "removed" },
+            if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            },
             report.removed.len(),
             report.kept
         );
@@ -604,7 +694,11 @@ fn prune_text(p: &bulwark_ops::prune::PruneReport) -> String {
         human_bytes(p.bytes_to_free)
     );
     if !p.dry_run {
-        t += &format!("\ndeleted {} packs ({})", p.packs_deleted, human_bytes(p.bytes_freed));
+        t += &format!(
+            "\ndeleted {} packs ({})",
+            p.packs_deleted,
+            human_bytes(p.bytes_freed)
+        );
     }
     for r in &p.postponed {
         t += &format!("\npostponed: {r}");
@@ -617,7 +711,11 @@ fn prune_cmd(g: &Global, a: PruneArgs) -> CliResult<i32> {
     let repo = open(g)?;
     let report = bulwark_ops::prune::prune(
         &repo,
-        &bulwark_ops::prune::PruneOptions { max_unused, dry_run: a.dry_run, show_progress: show_progress(g) },
+        &bulwark_ops::prune::PruneOptions {
+            max_unused,
+            dry_run: a.dry_run,
+            show_progress: show_progress(g),
+        },
     )?;
     emit(g, &report, || prune_text(&report));
     Ok(0)
@@ -635,7 +733,11 @@ fn parse_until(s: &str) -> CliResult<chrono::DateTime<chrono::Utc>> {
 fn hold_cmd(g: &Global, h: HoldCommand) -> CliResult<i32> {
     let repo = open(g)?;
     match h {
-        HoldCommand::Add { snapshot, until, reason } => {
+        HoldCommand::Add {
+            snapshot,
+            until,
+            reason,
+        } => {
             let until = until.as_deref().map(parse_until).transpose()?;
             let (id, _) = repo.find_snapshot(&snapshot, |_| true)?;
             let record = bulwark_repo::holds::HoldRecord {
@@ -643,18 +745,28 @@ fn hold_cmd(g: &Global, h: HoldCommand) -> CliResult<i32> {
                 until,
                 reason,
                 created: chrono::Utc::now(),
-                by: format!("{}@{}", bulwark_repo::user_name(), bulwark_repo::host_name()),
+                by: format!(
+                    "{}@{}",
+                    bulwark_repo::user_name(),
+                    bulwark_repo::host_name()
+                ),
             };
             repo.add_hold(&record)?;
             emit(g, &record, || match until {
-                Some(u) => format!("held snapshot {} until {}", id.short(), u.format("%Y-%m-%d %H:%M:%S UTC")),
+                Some(u) => format!(
+                    "held snapshot {} until {}",
+                    id.short(),
+                    u.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
                 None => format!("held snapshot {} until the hold is removed", id.short()),
             });
         }
         HoldCommand::Remove { snapshot } => {
             let (id, _) = repo.find_snapshot(&snapshot, |_| true)?;
             let n = repo.remove_holds(&id)?;
-            emit(g, &json!({ "snapshot": id, "removed": n }), || format!("removed {n} holds from {}", id.short()));
+            emit(g, &json!({ "snapshot": id, "removed": n }), || {
+                format!("removed {n} holds from {}", id.short())
+            });
         }
         HoldCommand::List => {
             let now = chrono::Utc::now();
@@ -675,7 +787,11 @@ fn hold_cmd(g: &Global, h: HoldCommand) -> CliResult<i32> {
                             "{} until {} {} {}",
                             &h["snapshot"].as_str().unwrap_or_default()[..8],
                             h["until"].as_str().unwrap_or("removed"),
-                            if h["active"] == json!(true) { "active " } else { "expired" },
+                            if h["active"] == json!(true) {
+                                "active "
+                            } else {
+                                "expired"
+                            },
                             h["reason"].as_str().unwrap_or_default()
                         )
                     })

@@ -25,7 +25,11 @@ pub fn existing(global: &Global) -> Result<Credential, Failure> {
 }
 
 /// The credential for a new key slot (`init`, `key add`): asked twice when typed.
-pub fn new(global: &Global, new_key_file: Option<&Path>, env_file: &str) -> Result<Credential, Failure> {
+pub fn new(
+    global: &Global,
+    new_key_file: Option<&Path>,
+    env_file: &str,
+) -> Result<Credential, Failure> {
     if let Some(path) = new_key_file {
         let (cred, text) = Credential::new_key_file();
         write_key_file(path, &text)?;
@@ -49,14 +53,22 @@ pub fn new(global: &Global, new_key_file: Option<&Path>, env_file: &str) -> Resu
     let first = prompt("enter new passphrase: ")?;
     let second = prompt("enter the new passphrase again: ")?;
     if first != second {
-        return Err(Failure::new(1, "the passphrases do not match", Some("type the same passphrase twice")));
+        return Err(Failure::new(
+            1,
+            "the passphrases do not match",
+            Some("type the same passphrase twice"),
+        ));
     }
     Ok(Credential::Passphrase(first))
 }
 
 fn non_empty(p: String) -> Result<String, Failure> {
     if p.is_empty() {
-        Err(Failure::new(1, "an empty passphrase is not allowed", Some(HINT)))
+        Err(Failure::new(
+            1,
+            "an empty passphrase is not allowed",
+            Some(HINT),
+        ))
     } else {
         Ok(p)
     }
@@ -64,15 +76,25 @@ fn non_empty(p: String) -> Result<String, Failure> {
 
 fn read_password_file(path: &Path) -> Result<String, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(1, format!("cannot read password file {}: {e}", path.display()), Some(HINT))
+        Failure::new(
+            1,
+            format!("cannot read password file {}: {e}", path.display()),
+            Some(HINT),
+        )
     })?;
     non_empty(text.lines().next().unwrap_or_default().to_string())
 }
 
 fn read_key_file(path: &Path) -> Result<Credential, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::new(1, format!("cannot read key file {}: {e}", path.display()), Some(HINT)))?;
-    Credential::parse_key_file(&text).map_err(|e| Failure::new(12, format!("{}: {e}", path.display()), Some(HINT)))
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::new(
+            1,
+            format!("cannot read key file {}: {e}", path.display()),
+            Some(HINT),
+        )
+    })?;
+    Credential::parse_key_file(&text)
+        .map_err(|e| Failure::new(12, format!("{}: {e}", path.display()), Some(HINT)))
 }
 
 fn write_key_file(path: &Path, text: &str) -> Result<(), Failure> {
@@ -83,15 +105,30 @@ fn write_key_file(path: &Path, text: &str) -> Result<(), Failure> {
         .mode(0o600)
         .open(path)
         .map_err(|e| {
-            Failure::new(1, format!("cannot create key file {}: {e}", path.display()), Some("choose a path that does not exist yet"))
+            Failure::new(
+                1,
+                format!("cannot create key file {}: {e}", path.display()),
+                Some("choose a path that does not exist yet"),
+            )
         })?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(|e| Failure::new(1, format!("cannot write key file {}: {e}", path.display()), None))
+        .map_err(|e| {
+            Failure::new(
+                1,
+                format!("cannot write key file {}: {e}", path.display()),
+                None,
+            )
+        })
 }
 
 fn prompt(question: &str) -> Result<String, Failure> {
-    let answer = rpassword::prompt_password(question)
-        .map_err(|_| Failure::new(1, "no passphrase given and no terminal to ask on", Some(HINT)))?;
+    let answer = rpassword::prompt_password(question).map_err(|_| {
+        Failure::new(
+            1,
+            "no passphrase given and no terminal to ask on",
+            Some(HINT),
+        )
+    })?;
     non_empty(answer)
 }

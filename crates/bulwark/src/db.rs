@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use bulwark_ops::Progress;
-use bulwark_ops::database::{DbBackupOptions, DbSource, DbTarget, backup_database, restore_database};
+use bulwark_ops::database::{
+    DbBackupOptions, DbSource, DbTarget, backup_database, restore_database,
+};
 use bulwark_ops::restore_test::{RestoreTestOptions, restore_test};
 use bulwark_repo::Repository;
 use bulwark_source::db::DbMeta;
@@ -81,10 +83,9 @@ pub struct RestoreTestArgs {
 }
 
 fn open(g: &Global) -> CliResult<Repository> {
-    let location = g
-        .repo
-        .as_deref()
-        .ok_or_else(|| Failure::usage("no repository given", "pass -r/--repo or set BULWARK_REPO"))?;
+    let location = g.repo.as_deref().ok_or_else(|| {
+        Failure::usage("no repository given", "pass -r/--repo or set BULWARK_REPO")
+    })?;
     let backend = bulwark_repo::backend::open_location(location, false)?;
     bulwark_repo::repository::describe_header(backend.as_ref())?;
     let credential = credentials::existing(g)?;
@@ -93,7 +94,10 @@ fn open(g: &Global) -> CliResult<Repository> {
 
 fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
     if g.json {
-        println!("{}", serde_json::to_string(value).expect("reports serialise"));
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("reports serialise")
+        );
     } else if !g.quiet {
         println!("{}", text());
     }
@@ -108,14 +112,22 @@ pub fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
         ));
     }
     if !a.exclude.is_empty() {
-        return Err(Failure::usage("--exclude does not apply to database backups", "leave it out"));
+        return Err(Failure::usage(
+            "--exclude does not apply to database backups",
+            "leave it out",
+        ));
     }
     let time = a
         .time
         .as_deref()
         .map(DateTime::parse_from_rfc3339)
         .transpose()
-        .map_err(|e| Failure::usage(format!("bad --time: {e}"), "use RFC 3339, e.g. 2026-01-31T02:00:00Z"))?;
+        .map_err(|e| {
+            Failure::usage(
+                format!("bad --time: {e}"),
+                "use RFC 3339, e.g. 2026-01-31T02:00:00Z",
+            )
+        })?;
     let source = match (&db.postgres, &db.sqlite) {
         (Some(dsn), _) => DbSource::Postgres(PgBackupOptions {
             dsn: dsn.clone(),
@@ -124,7 +136,12 @@ pub fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
             tools: PgTools::locate(),
         }),
         (None, Some(path)) => DbSource::Sqlite(path.clone()),
-        (None, None) => return Err(Failure::usage("nothing to back up", "give --postgres DSN or --sqlite PATH")),
+        (None, None) => {
+            return Err(Failure::usage(
+                "nothing to back up",
+                "give --postgres DSN or --sqlite PATH",
+            ));
+        }
     };
     let repo = open(g)?;
     let progress = Progress::bytes(show_progress(g), None, "backup");
@@ -168,18 +185,24 @@ pub fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
             facts["source"] = json!(f.source);
             facts["bytes"] = json!(f.bytes);
             facts["quick_check"] = json!(f.quick_check);
-            format!("SQLite database {}: {} tables, {rows} rows", f.source, tables.len())
+            format!(
+                "SQLite database {}: {} tables, {rows} rows",
+                f.source,
+                tables.len()
+            )
         }
     };
-    let doc = json!({
-        "snapshot_id": b.snapshot_id.to_hex(),
-        "parent": b.parent.map(|p| p.to_hex()),
-        "summary": s,
-        "bytes_added": s.bytes_added,
-        "bytes_added_stored": s.bytes_added_stored,
-        "total_bytes": s.total_bytes,
-        "database": facts,
-    });
+    // The shape of `backup --json` for files, plus what was learnt about the database.
+    let mut doc =
+        json!({ "snapshot_id": b.snapshot_id.to_hex(), "parent": b.parent.map(|p| p.to_hex()) });
+    if let (Some(d), serde_json::Value::Object(sum)) = (
+        doc.as_object_mut(),
+        serde_json::to_value(s).expect("summary"),
+    ) {
+        d.extend(sum);
+        d.insert("unreadable".into(), json!([]));
+        d.insert("database".into(), facts);
+    }
     emit(g, &doc, || {
         format!(
             "snapshot {} saved\n{text_facts}\ndump: {} read, {} added ({} stored) in {:.1}s",
@@ -209,7 +232,10 @@ pub fn restore_cmd(g: &Global, a: RestoreArgs) -> CliResult<i32> {
         }
     };
     if !a.include.is_empty() {
-        return Err(Failure::usage("--include does not apply to database restores", "leave it out"));
+        return Err(Failure::usage(
+            "--include does not apply to database restores",
+            "leave it out",
+        ));
     }
     let repo = open(g)?;
     let report = restore_database(&repo, &a.snapshot, db.dataset.as_deref(), &target)?;
@@ -262,11 +288,18 @@ pub fn restore_test_cmd(g: &Global, a: RestoreTestArgs) -> CliResult<i32> {
             "restore test of snapshot {} ({}{}): {} in {:.1}s",
             &report.snapshot_id[..8],
             report.kind,
-            report.dataset.as_deref().map(|d| format!(", dataset {d}")).unwrap_or_default(),
+            report
+                .dataset
+                .as_deref()
+                .map(|d| format!(", dataset {d}"))
+                .unwrap_or_default(),
             if report.passed { "PASSED" } else { "FAILED" },
             report.duration_s
         );
-        let phases: Vec<String> = report.phases.iter().map(|(k, v)| format!("{k} {v:.1}s")).collect();
+        let phases: Vec<String> = ["fetch", "prepare", "restore", "checks"]
+            .iter()
+            .filter_map(|k| report.phases.get(*k).map(|v| format!("{k} {v:.1}s")))
+            .collect();
         t += &format!("\nphases: {}", phases.join(", "));
         for c in &report.checks {
             let mark = match (c.passed, c.skipped) {
