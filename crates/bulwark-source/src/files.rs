@@ -81,7 +81,12 @@ pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
         NodeKind::Fifo => libc::S_IFIFO,
         NodeKind::CharDevice => libc::S_IFCHR,
         NodeKind::BlockDevice => libc::S_IFBLK,
-        _ => return Err(io::Error::new(io::ErrorKind::Unsupported, "not a special file")),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "not a special file",
+            ));
+        }
     };
     // SAFETY: p is a valid NUL-terminated path.
     check(unsafe {
@@ -116,7 +121,12 @@ pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> io::Result<()>
         // SAFETY: p is a valid NUL-terminated path.
         check(unsafe { libc::chmod(p.as_ptr(), node.mode as libc::mode_t) })?;
     }
-    let to_time = |n: i64| FileTime::from_unix_time(n.div_euclid(1_000_000_000), n.rem_euclid(1_000_000_000) as u32);
+    let to_time = |n: i64| {
+        FileTime::from_unix_time(
+            n.div_euclid(1_000_000_000),
+            n.rem_euclid(1_000_000_000) as u32,
+        )
+    };
     let (atime, mtime) = (to_time(node.atime_ns), to_time(node.mtime_ns));
     if symlink {
         filetime::set_symlink_file_times(path, atime, mtime)

@@ -43,7 +43,10 @@ impl Read for CommandStream {
             self.finished = true;
             let status = self.child.wait()?;
             if !status.success() {
-                return Err(io::Error::other(format!("'{}' failed: {status}", self.program)));
+                return Err(io::Error::other(format!(
+                    "'{}' failed: {status}",
+                    self.program
+                )));
             }
         }
         Ok(n)
@@ -65,11 +68,13 @@ mod tests {
 
     #[test]
     fn a_failing_command_fails_the_stream() {
-        let mut ok = CommandStream::spawn(&["sh".into(), "-c".into(), "printf abc".into()]).unwrap();
+        let mut ok =
+            CommandStream::spawn(&["sh".into(), "-c".into(), "printf abc".into()]).unwrap();
         let mut out = String::new();
         ok.read_to_string(&mut out).unwrap();
         assert_eq!(out, "abc");
-        let mut bad = CommandStream::spawn(&["sh".into(), "-c".into(), "printf abc; exit 3".into()]).unwrap();
+        let mut bad =
+            CommandStream::spawn(&["sh".into(), "-c".into(), "printf abc; exit 3".into()]).unwrap();
         let err = bad.read_to_string(&mut String::new()).unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
         assert!(CommandStream::spawn(&["/nonexistent/pg_dump".into()]).is_err());

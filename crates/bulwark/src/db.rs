@@ -34,7 +34,7 @@ pub struct DbBackupArgs {
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub db_checksum_max_mib: u64,
     /// With --postgres: leave out the roles and tablespaces (pg_dumpall --globals-only)
-    #[arg(long)]
+    #[arg(long, requires = "postgres")]
     pub no_globals: bool,
 }
 

@@ -45,8 +45,14 @@ impl AsNobody {
 
     fn wrap(bin: &Path) -> Command {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin);
-        for v in ["BULWARK_REPO", "BULWARK_PASSWORD_FILE", "BULWARK_KEY_FILE", "BULWARK_LOG"] {
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin);
+        for v in [
+            "BULWARK_REPO",
+            "BULWARK_PASSWORD_FILE",
+            "BULWARK_KEY_FILE",
+            "BULWARK_LOG",
+        ] {
             c.env_remove(v);
         }
         c.stdin(std::process::Stdio::null()).current_dir("/");
@@ -55,7 +61,10 @@ impl AsNobody {
 
     fn cmd(&self, repo: &Path, args: &[&OsString]) -> Command {
         let mut c = Self::wrap(&self.bin);
-        c.arg("-r").arg(repo).env("BULWARK_PASSWORD", PASSWORD).args(args);
+        c.arg("-r")
+            .arg(repo)
+            .env("BULWARK_PASSWORD", PASSWORD)
+            .args(args);
         c
     }
 }
@@ -78,7 +87,11 @@ fn unreadable_files_are_skipped_with_exit_3_and_the_rest_is_saved() {
         chmod_tree_open(&base);
         for a in base.ancestors().skip(1) {
             let mode = fs::metadata(a).unwrap().permissions().mode();
-            assert!(mode & 0o001 != 0, "{} is not searchable by others", a.display());
+            assert!(
+                mode & 0o001 != 0,
+                "{} is not searchable by others",
+                a.display()
+            );
         }
         AsNobody::new(&base)
     });
@@ -92,7 +105,11 @@ fn unreadable_files_are_skipped_with_exit_3_and_the_rest_is_saved() {
         let refs: Vec<&OsString> = args.iter().collect();
         match &nobody {
             Some(n) => run(&mut n.cmd(&repo_path, &refs)),
-            None => run(bulwark().arg("-r").arg(&repo_path).env("BULWARK_PASSWORD", PASSWORD).args(&args)),
+            None => run(bulwark()
+                .arg("-r")
+                .arg(&repo_path)
+                .env("BULWARK_PASSWORD", PASSWORD)
+                .args(&args)),
         }
     };
     run_as(&["init"]).assert_ok();
@@ -101,20 +118,47 @@ fn unreadable_files_are_skipped_with_exit_3_and_the_rest_is_saved() {
     let report = out.json();
     let unreadable = strings(&report["unreadable"]);
     assert_eq!(unreadable.len(), 2, "{report}");
-    assert!(unreadable.iter().any(|u| u.starts_with(secret.to_str().unwrap())), "{report}");
-    assert!(unreadable.iter().any(|u| u.starts_with(closed.to_str().unwrap())), "{report}");
+    assert!(
+        unreadable
+            .iter()
+            .any(|u| u.starts_with(secret.to_str().unwrap())),
+        "{report}"
+    );
+    assert!(
+        unreadable
+            .iter()
+            .any(|u| u.starts_with(closed.to_str().unwrap())),
+        "{report}"
+    );
     assert_eq!(u64_of(&report, "files_unreadable"), 2, "{report}");
-    assert!(out.stderr.contains(secret.to_str().unwrap()), "{}", out.describe());
+    assert!(
+        out.stderr.contains(secret.to_str().unwrap()),
+        "{}",
+        out.describe()
+    );
     assert!(out.stderr.contains("warning"), "{}", out.describe());
 
     // The snapshot exists and restores everything else, exactly (restored by the test's own user,
     // so ownership comes back too).
-    let user = |args: &[&str]| run(bulwark().arg("-r").arg(&repo_path).env("BULWARK_PASSWORD", PASSWORD).args(args));
+    let user = |args: &[&str]| {
+        run(bulwark()
+            .arg("-r")
+            .arg(&repo_path)
+            .env("BULWARK_PASSWORD", PASSWORD)
+            .args(args))
+    };
     let snaps = user(&["snapshots", "--json"]);
     snaps.assert_ok();
     assert_eq!(snaps.json().as_array().unwrap().len(), 1);
     let target = base.join("target");
-    user(&["restore", &id_of(&report), "--verify", "--target", target.to_str().unwrap()]).assert_ok();
+    user(&[
+        "restore",
+        &id_of(&report),
+        "--verify",
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .assert_ok();
     // Put the permissions back for the comparison (and for clean-up when not root).
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
     fs::set_permissions(&closed, fs::Permissions::from_mode(0o755)).unwrap();
@@ -135,26 +179,45 @@ fn stdin_and_command_output_back_up_exactly_and_failures_save_nothing() {
     let repo = Repo::init(&[]);
     let mut data = Prng::new(8).text(1 << 20);
     data.extend(Prng::new(9).bytes(2 << 20));
-    let out = run_with_input(&mut repo.cmd(&["backup", "--json", "--stdin-name", "db.sql"]), Some(&data));
+    let out = run_with_input(
+        &mut repo.cmd(&["backup", "--json", "--stdin-name", "db.sql"]),
+        Some(&data),
+    );
     out.assert_ok();
     let snap = out.json();
     assert_eq!(u64_of(&snap, "total_bytes"), data.len() as u64, "{snap}");
     let snaps = repo.snapshots();
     assert_eq!(snaps[0]["paths"], serde_json::json!(["/db.sql"]));
     let target = tempdir("bulwark-stdin-");
-    repo.restore(&id_of(&snap), target.path(), &["--verify"]).assert_ok();
+    repo.restore(&id_of(&snap), target.path(), &["--verify"])
+        .assert_ok();
     assert_eq!(fs::read(target.path().join("db.sql")).unwrap(), data);
     let listing = repo.json(&["ls", &id_of(&snap), "--json"]);
     assert_eq!(listing[0]["path"], "/db.sql", "{listing}");
-    assert_eq!(listing[0]["size"].as_u64(), Some(data.len() as u64), "{listing}");
+    assert_eq!(
+        listing[0]["size"].as_u64(),
+        Some(data.len() as u64),
+        "{listing}"
+    );
 
     // A command's output.
     let snap = repo.json(&[
-        "backup", "--json", "--stdin-name", "dump.txt", "--stdin-from-command", "--", "sh", "-c", "printf 'hello '; printf world",
+        "backup",
+        "--json",
+        "--stdin-name",
+        "dump.txt",
+        "--stdin-from-command",
+        "--",
+        "sh",
+        "-c",
+        "printf 'hello '; printf world",
     ]);
     let target = tempdir("bulwark-cmd-");
     repo.restore(&id_of(&snap), target.path(), &[]).assert_ok();
-    assert_eq!(fs::read(target.path().join("dump.txt")).unwrap(), b"hello world");
+    assert_eq!(
+        fs::read(target.path().join("dump.txt")).unwrap(),
+        b"hello world"
+    );
 
     // Failures: a command that fails after some output, one that does not exist, none at all,
     // and names that are not plain file names. None may leave a snapshot.
@@ -165,12 +228,49 @@ fn stdin_and_command_output_back_up_exactly_and_failures_save_nothing() {
         let out = repo.run(&all);
         out.assert_code(code);
         assert!(out.stderr.starts_with("error:"), "{}", out.describe());
-        assert!(out.stderr.contains(hint), "expected {hint:?}:\n{}", out.describe());
+        assert!(
+            out.stderr.contains(hint),
+            "expected {hint:?}:\n{}",
+            out.describe()
+        );
         assert_eq!(repo.snapshots().len(), before, "{args:?} left a snapshot");
     };
-    failing(&["--stdin-name", "x", "--stdin-from-command", "--", "sh", "-c", "printf abc; exit 3"], 1, "failed");
-    failing(&["--stdin-name", "x", "--stdin-from-command", "--", "/nonexistent/pg_dump", "db"], 1, "pg_dump");
-    failing(&["--stdin-name", "x", "--stdin-from-command", "--", "no-such-program-bulwark-test"], 1, "no-such-program");
+    failing(
+        &[
+            "--stdin-name",
+            "x",
+            "--stdin-from-command",
+            "--",
+            "sh",
+            "-c",
+            "printf abc; exit 3",
+        ],
+        1,
+        "failed",
+    );
+    failing(
+        &[
+            "--stdin-name",
+            "x",
+            "--stdin-from-command",
+            "--",
+            "/nonexistent/pg_dump",
+            "db",
+        ],
+        1,
+        "pg_dump",
+    );
+    failing(
+        &[
+            "--stdin-name",
+            "x",
+            "--stdin-from-command",
+            "--",
+            "no-such-program-bulwark-test",
+        ],
+        1,
+        "no-such-program",
+    );
     failing(&["--stdin-name", "x", "--stdin-from-command"], 1, "command");
     failing(&["--stdin-name", "a/b"], 1, "a/b");
     failing(&["--stdin-name", ".."], 1, "..");
@@ -180,7 +280,11 @@ fn stdin_and_command_output_back_up_exactly_and_failures_save_nothing() {
 // Keys.
 
 fn key_list(repo: &Repo, cred: &[&str]) -> Vec<Value> {
-    let out = run(bulwark().arg("-r").arg(&repo.path).args(cred).args(["key", "list", "--json"]));
+    let out = run(bulwark()
+        .arg("-r")
+        .arg(&repo.path)
+        .args(cred)
+        .args(["key", "list", "--json"]));
     out.assert_ok();
     out.json().as_array().unwrap().clone()
 }
@@ -194,31 +298,76 @@ fn key_slots_add_list_remove() {
     fs::write(&pw_a, format!("{PASSWORD}\n")).unwrap();
     fs::write(&pw_b, "second passphrase\nignored second line\n").unwrap();
     let key = dir.path().join("key");
-    let (a, b, k) = (pw_a.to_str().unwrap(), pw_b.to_str().unwrap(), key.to_str().unwrap());
-    let with = |cred: &[&str], args: &[&str]| run(bulwark().arg("-r").arg(&repo.path).args(cred).args(args));
+    let (a, b, k) = (
+        pw_a.to_str().unwrap(),
+        pw_b.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let with = |cred: &[&str], args: &[&str]| {
+        run(bulwark().arg("-r").arg(&repo.path).args(cred).args(args))
+    };
 
-    let added = run(repo.cmd(&["key", "add", "--json"]).env("BULWARK_NEW_PASSWORD_FILE", &pw_b));
+    let added = run(repo
+        .cmd(&["key", "add", "--json"])
+        .env("BULWARK_NEW_PASSWORD_FILE", &pw_b));
     added.assert_ok();
     let id_b = id_of(&added.json());
     with(&["--password-file", b], &["snapshots"]).assert_ok();
-    run(bulwark().arg("-r").arg(&repo.path).env("BULWARK_PASSWORD_FILE", &pw_b).arg("snapshots")).assert_ok();
+    run(bulwark()
+        .arg("-r")
+        .arg(&repo.path)
+        .env("BULWARK_PASSWORD_FILE", &pw_b)
+        .arg("snapshots"))
+    .assert_ok();
     with(&["--password-file", a], &["snapshots"]).assert_ok();
 
-    let added = with(&["--password-file", b], &["key", "add", "--json", "--new-key-file", k]);
+    let added = with(
+        &["--password-file", b],
+        &["key", "add", "--json", "--new-key-file", k],
+    );
     added.assert_ok();
     let id_k = id_of(&added.json());
-    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "key files are private");
-    assert!(fs::read_to_string(&key).unwrap().starts_with("bulwark-key-v1:"));
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "key files are private"
+    );
+    assert!(
+        fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("bulwark-key-v1:")
+    );
     with(&["--key-file", k], &["snapshots"]).assert_ok();
-    run(bulwark().arg("-r").arg(&repo.path).env("BULWARK_KEY_FILE", &key).arg("snapshots")).assert_ok();
+    run(bulwark()
+        .arg("-r")
+        .arg(&repo.path)
+        .env("BULWARK_KEY_FILE", &key)
+        .arg("snapshots"))
+    .assert_ok();
 
     // A backup made with the key file restores with a passphrase: one master key behind all slots.
     let work = tempdir("bulwark-keys-src-");
     fs::write(work.path().join("f"), b"one key for all").unwrap();
-    with(&["--key-file", k], &["backup", work.path().to_str().unwrap()]).assert_ok();
+    with(
+        &["--key-file", k],
+        &["backup", work.path().to_str().unwrap()],
+    )
+    .assert_ok();
     let target = tempdir("bulwark-keys-restore-");
-    with(&["--password-file", a], &["restore", "latest", "--target", target.path().to_str().unwrap()]).assert_ok();
-    assert_eq!(fs::read(restored_at(target.path(), &work.path().join("f"))).unwrap(), b"one key for all");
+    with(
+        &["--password-file", a],
+        &[
+            "restore",
+            "latest",
+            "--target",
+            target.path().to_str().unwrap(),
+        ],
+    )
+    .assert_ok();
+    assert_eq!(
+        fs::read(restored_at(target.path(), &work.path().join("f"))).unwrap(),
+        b"one key for all"
+    );
 
     let list = key_list(&repo, &["--password-file", a]);
     assert_eq!(list.len(), 3, "{list:?}");
@@ -226,11 +375,18 @@ fn key_slots_add_list_remove() {
     assert_eq!(current.len(), 1, "{list:?}");
     let id_a = id_of(current[0]);
     assert!(id_a != id_b && id_a != id_k);
-    let kinds: BTreeSet<String> = list.iter().map(|k| format!("{}:{}", id_of(k), k["kind"].as_str().unwrap())).collect();
+    let kinds: BTreeSet<String> = list
+        .iter()
+        .map(|k| format!("{}:{}", id_of(k), k["kind"].as_str().unwrap()))
+        .collect();
     assert!(kinds.contains(&format!("{id_k}:key_file")), "{kinds:?}");
     assert!(kinds.contains(&format!("{id_b}:passphrase")), "{kinds:?}");
     let via_key = key_list(&repo, &["--key-file", k]);
-    let current: Vec<String> = via_key.iter().filter(|k| k["current"] == true).map(id_of).collect();
+    let current: Vec<String> = via_key
+        .iter()
+        .filter(|k| k["current"] == true)
+        .map(id_of)
+        .collect();
     assert_eq!(current, vec![id_k.clone()]);
 
     // The key a session opened with cannot be removed by it.
@@ -239,19 +395,30 @@ fn key_slots_add_list_remove() {
     assert!(out.stderr.starts_with("error:"), "{}", out.describe());
     assert_eq!(key_list(&repo, &["--password-file", a]).len(), 3);
     // An ambiguous prefix removes nothing.
-    assert_ne!(with(&["--password-file", a], &["key", "remove", ""]).code, 0);
+    assert_ne!(
+        with(&["--password-file", a], &["key", "remove", ""]).code,
+        0
+    );
     assert_eq!(key_list(&repo, &["--password-file", a]).len(), 3);
 
-    let removed = with(&["--password-file", a], &["key", "remove", "--json", &id_b[..10]]);
+    let removed = with(
+        &["--password-file", a],
+        &["key", "remove", "--json", &id_b[..10]],
+    );
     removed.assert_ok();
     assert_eq!(removed.json()["removed"], id_b.as_str());
-    with(&["--password-file", b], &["snapshots"]).assert_code(12).assert_one_error_line();
+    with(&["--password-file", b], &["snapshots"])
+        .assert_code(12)
+        .assert_one_error_line();
     with(&["--password-file", a], &["snapshots"]).assert_ok();
     with(&["--key-file", k], &["snapshots"]).assert_ok();
     assert_eq!(key_list(&repo, &["--key-file", k]).len(), 2);
 
     // A key file is never overwritten.
-    let out = with(&["--password-file", a], &["key", "add", "--new-key-file", k]);
+    let out = with(
+        &["--password-file", a],
+        &["key", "add", "--new-key-file", k],
+    );
     assert_eq!(out.code, 1, "{}", out.describe());
     with(&["--key-file", k], &["snapshots"]).assert_ok();
     assert_eq!(key_list(&repo, &["--key-file", k]).len(), 2);
@@ -262,16 +429,51 @@ fn a_repository_created_with_a_key_file_opens_only_with_it() {
     let dir = tempdir("bulwark-keyinit-");
     let repo = dir.path().join("repo");
     let key = dir.path().join("key");
-    run(bulwark().arg("-r").arg(&repo).args(["init", "--new-key-file"]).arg(&key)).assert_ok();
-    run(bulwark().arg("-r").arg(&repo).arg("--key-file").arg(&key).arg("snapshots")).assert_ok();
-    run(bulwark().arg("-r").arg(&repo).env("BULWARK_PASSWORD", PASSWORD).arg("snapshots")).assert_code(12);
+    run(bulwark()
+        .arg("-r")
+        .arg(&repo)
+        .args(["init", "--new-key-file"])
+        .arg(&key))
+    .assert_ok();
+    run(bulwark()
+        .arg("-r")
+        .arg(&repo)
+        .arg("--key-file")
+        .arg(&key)
+        .arg("snapshots"))
+    .assert_ok();
+    run(bulwark()
+        .arg("-r")
+        .arg(&repo)
+        .env("BULWARK_PASSWORD", PASSWORD)
+        .arg("snapshots"))
+    .assert_code(12);
     // Init refuses an existing repository, and an existing key file path.
-    let again = run(bulwark().arg("-r").arg(&repo).env("BULWARK_PASSWORD", PASSWORD).arg("init"));
+    let again = run(bulwark()
+        .arg("-r")
+        .arg(&repo)
+        .env("BULWARK_PASSWORD", PASSWORD)
+        .arg("init"));
     again.assert_code(1).assert_one_error_line();
-    assert!(again.stderr.contains("already exists"), "{}", again.describe());
+    assert!(
+        again.stderr.contains("already exists"),
+        "{}",
+        again.describe()
+    );
     let other = dir.path().join("other");
-    run(bulwark().arg("-r").arg(&other).args(["init", "--new-key-file"]).arg(&key)).assert_code(1);
-    run(bulwark().arg("-r").arg(&repo).arg("--key-file").arg(&key).arg("snapshots")).assert_ok();
+    run(bulwark()
+        .arg("-r")
+        .arg(&other)
+        .args(["init", "--new-key-file"])
+        .arg(&key))
+    .assert_code(1);
+    run(bulwark()
+        .arg("-r")
+        .arg(&repo)
+        .arg("--key-file")
+        .arg(&key)
+        .arg("snapshots"))
+    .assert_ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,7 +501,10 @@ fn selection_tree() -> Tree {
 }
 
 fn rel_files(root: &Path) -> BTreeSet<PathBuf> {
-    files_below(root).into_iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect()
+    files_below(root)
+        .into_iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
+        .collect()
 }
 
 #[test]
@@ -312,7 +517,12 @@ fn restore_selects_subtrees_files_and_patterns() {
 
     // ID:/path/to/dir restores that directory's contents into the target.
     let target = tempdir("bulwark-sel-");
-    repo.restore(&format!("{short}:{}", src.join("sub").display()), target.path(), &["--verify"]).assert_ok();
+    repo.restore(
+        &format!("{short}:{}", src.join("sub").display()),
+        target.path(),
+        &["--verify"],
+    )
+    .assert_ok();
     let mut want = scan(&src.join("sub"));
     let mut got = scan(target.path());
     want.remove(Path::new(""));
@@ -321,40 +531,75 @@ fn restore_selects_subtrees_files_and_patterns() {
 
     // ID:/path/to/file restores that file alone.
     let target = tempdir("bulwark-sel-");
-    repo.restore(&format!("{snap}:{}", src.join("e.txt").display()), target.path(), &[]).assert_ok();
-    assert_eq!(rel_files(target.path()), BTreeSet::from([PathBuf::from("e.txt")]));
+    repo.restore(
+        &format!("{snap}:{}", src.join("e.txt").display()),
+        target.path(),
+        &[],
+    )
+    .assert_ok();
+    assert_eq!(
+        rel_files(target.path()),
+        BTreeSet::from([PathBuf::from("e.txt")])
+    );
     assert_eq!(fs::read(target.path().join("e.txt")).unwrap(), b"top");
 
     // A name pattern, and a full-path pattern.
     let target = tempdir("bulwark-sel-");
-    repo.restore(short, target.path(), &["--include", "*.txt", "--verify"]).assert_ok();
+    repo.restore(short, target.path(), &["--include", "*.txt", "--verify"])
+        .assert_ok();
     let base = restored_at(target.path(), src);
-    let txt: BTreeSet<PathBuf> = ["sub/a.txt", "sub/deeper/c.txt", "other/d.txt", "e.txt"].iter().map(PathBuf::from).collect();
+    let txt: BTreeSet<PathBuf> = ["sub/a.txt", "sub/deeper/c.txt", "other/d.txt", "e.txt"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
     assert_eq!(rel_files(&base), txt);
-    assert!(!base.join("binonly").exists(), "a directory without matches is not created");
+    assert!(
+        !base.join("binonly").exists(),
+        "a directory without matches is not created"
+    );
     for f in &txt {
-        assert_eq!(fs::read(base.join(f)).unwrap(), fs::read(src.join(f)).unwrap());
+        assert_eq!(
+            fs::read(base.join(f)).unwrap(),
+            fs::read(src.join(f)).unwrap()
+        );
     }
     let target = tempdir("bulwark-sel-");
     let pattern = format!("{}/other/*", src.display());
-    repo.restore("latest", target.path(), &["--include", &pattern]).assert_ok();
-    assert_eq!(rel_files(&restored_at(target.path(), src)), BTreeSet::from([PathBuf::from("other/d.txt")]));
+    repo.restore("latest", target.path(), &["--include", &pattern])
+        .assert_ok();
+    assert_eq!(
+        rel_files(&restored_at(target.path(), src)),
+        BTreeSet::from([PathBuf::from("other/d.txt")])
+    );
 
     // Paths that are not in the snapshot, and relative paths.
     let target = tempdir("bulwark-sel-");
-    let out = repo.restore(&format!("{short}:{}", src.join("nope").display()), target.path(), &[]);
+    let out = repo.restore(
+        &format!("{short}:{}", src.join("nope").display()),
+        target.path(),
+        &[],
+    );
     out.assert_code(1).assert_one_error_line();
-    repo.restore(&format!("{short}:../etc"), target.path(), &[]).assert_code(1);
+    repo.restore(&format!("{short}:../etc"), target.path(), &[])
+        .assert_code(1);
 
     // Bad, short, unknown and ambiguous ids.
     let bad = |spec: &str, hint: &str| {
         let out = repo.restore(spec, target.path(), &[]);
         out.assert_code(1).assert_one_error_line();
-        assert!(out.stderr.contains(hint), "{spec}: expected {hint:?}:\n{}", out.describe());
+        assert!(
+            out.stderr.contains(hint),
+            "{spec}: expected {hint:?}:\n{}",
+            out.describe()
+        );
     };
     bad("abc", "8 hex digits");
     bad("zzzzzzzz", "8 hex digits");
-    let unknown = if snap.starts_with("deadbeef") { "deadbee0" } else { "deadbeef" };
+    let unknown = if snap.starts_with("deadbeef") {
+        "deadbee0"
+    } else {
+        "deadbeef"
+    };
     bad(unknown, "not found");
     // A second object sharing the first 8 digits makes the short id ambiguous.
     let snapshots = repo.path.join("snapshots");
@@ -363,7 +608,8 @@ fn restore_selects_subtrees_files_and_patterns() {
     fs::copy(snapshots.join(&snap), snapshots.join(&twin)).unwrap();
     bad(short, "ambiguous");
     fs::remove_file(snapshots.join(&twin)).unwrap();
-    repo.restore(short, &target.path().join("fine"), &[]).assert_ok();
+    repo.restore(short, &target.path().join("fine"), &[])
+        .assert_ok();
 }
 
 #[test]
@@ -371,22 +617,50 @@ fn ls_lists_a_snapshot_or_a_path_inside_it() {
     let t = selection_tree();
     let repo = Repo::init(&[]);
     let snap = id_of(&repo.backup(&[&t.src], &[]));
-    let listing = repo.json(&["ls", &snap[..8], t.src.join("sub").to_str().unwrap(), "--json"]);
-    let paths: BTreeSet<String> = listing.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect();
+    let listing = repo.json(&[
+        "ls",
+        &snap[..8],
+        t.src.join("sub").to_str().unwrap(),
+        "--json",
+    ]);
+    let paths: BTreeSet<String> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
     let want: BTreeSet<String> = ["a.txt", "b.bin", "deeper", "deeper/c.txt"]
         .iter()
         .map(|p| t.src.join("sub").join(p).display().to_string())
         .collect();
     assert_eq!(paths, want);
-    let entry = listing.as_array().unwrap().iter().find(|e| e["path"].as_str().unwrap().ends_with("b.bin")).unwrap();
+    let entry = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("b.bin"))
+        .unwrap();
     assert_eq!(entry["type"], "file");
     assert_eq!(entry["size"], 200_000);
-    let mode = fs::metadata(t.src.join("sub/b.bin")).unwrap().permissions().mode() & 0o7777;
+    let mode = fs::metadata(t.src.join("sub/b.bin"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
     assert_eq!(entry["mode"], format!("{mode:o}"));
     let all = repo.json(&["ls", "latest", "--json"]);
-    let all: BTreeSet<String> = all.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect();
+    let all: BTreeSet<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
     for f in files_below(&t.src) {
-        assert!(all.contains(&f.display().to_string()), "{} missing from ls", f.display());
+        assert!(
+            all.contains(&f.display().to_string()),
+            "{} missing from ls",
+            f.display()
+        );
     }
 }
 
@@ -395,12 +669,29 @@ fn excludes_tags_hosts_times_and_parents() {
     let t = selection_tree();
     let src = &t.src;
     let repo = Repo::init(&[]);
-    let first = repo.backup(&[src], &["--exclude", "*.bin", "--tag", "nightly", "--tag", "db", "--host", "alpha", "--time", "2020-01-02T03:04:05Z"]);
+    let first = repo.backup(
+        &[src],
+        &[
+            "--exclude",
+            "*.bin",
+            "--tag",
+            "nightly",
+            "--tag",
+            "db",
+            "--host",
+            "alpha",
+            "--time",
+            "2020-01-02T03:04:05Z",
+        ],
+    );
     assert_eq!(u64_of(&first, "files_new"), 4, "{first}");
     let target = tempdir("bulwark-excl-");
     repo.restore(&id_of(&first), target.path(), &[]).assert_ok();
     let restored = rel_files(&restored_at(target.path(), src));
-    assert!(restored.iter().all(|p| p.extension().unwrap() != "bin"), "{restored:?}");
+    assert!(
+        restored.iter().all(|p| p.extension().unwrap() != "bin"),
+        "{restored:?}"
+    );
     assert_eq!(restored.len(), 4);
 
     let snaps = repo.snapshots();
@@ -410,13 +701,27 @@ fn excludes_tags_hosts_times_and_parents() {
     assert_eq!(s["paths"], serde_json::json!([src.display().to_string()]));
     let time = chrono::DateTime::parse_from_rfc3339(s["time"].as_str().unwrap()).unwrap();
     assert_eq!(time.timestamp(), 1_577_934_245, "{s}");
-    assert!(s["time"].as_str().unwrap().starts_with("2020-01-02T03:04:05"), "{s}");
+    assert!(
+        s["time"]
+            .as_str()
+            .unwrap()
+            .starts_with("2020-01-02T03:04:05"),
+        "{s}"
+    );
 
     // Offsets survive too, and bad times are usage errors.
-    let offset = repo.backup(&[src], &["--host", "beta", "--time", "2021-06-07T08:09:10+02:00"]);
+    let offset = repo.backup(
+        &[src],
+        &["--host", "beta", "--time", "2021-06-07T08:09:10+02:00"],
+    );
     let listed = repo.snapshots();
     let s = listed.iter().find(|s| id_of(s) == id_of(&offset)).unwrap();
-    assert_eq!(chrono::DateTime::parse_from_rfc3339(s["time"].as_str().unwrap()).unwrap().timestamp(), 1_623_046_150);
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(s["time"].as_str().unwrap())
+            .unwrap()
+            .timestamp(),
+        1_623_046_150
+    );
     let out = repo.backup_out(&[src], &["--time", "yesterday"]);
     out.assert_code(2).assert_one_error_line();
     assert_eq!(repo.snapshots().len(), 2);
@@ -425,23 +730,54 @@ fn excludes_tags_hosts_times_and_parents() {
     let tagged = repo.json(&["snapshots", "--json", "--tag", "nightly"]);
     assert_eq!(tagged.as_array().unwrap().len(), 1);
     let on_beta = repo.json(&["snapshots", "--json", "--host", "beta"]);
-    assert_eq!(on_beta.as_array().unwrap().iter().map(id_of).collect::<Vec<_>>(), vec![id_of(&offset)]);
+    assert_eq!(
+        on_beta
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id_of)
+            .collect::<Vec<_>>(),
+        vec![id_of(&offset)]
+    );
 
     // Parents: found by host and paths, or named.
     let files = files_below(src).len() as u64;
     let beta_again = repo.backup(&[src], &["--host", "beta"]);
-    assert_eq!(beta_again["parent"].as_str(), Some(id_of(&offset).as_str()), "{beta_again}");
-    assert_eq!(u64_of(&beta_again, "files_unmodified"), files, "{beta_again}");
+    assert_eq!(
+        beta_again["parent"].as_str(),
+        Some(id_of(&offset).as_str()),
+        "{beta_again}"
+    );
+    assert_eq!(
+        u64_of(&beta_again, "files_unmodified"),
+        files,
+        "{beta_again}"
+    );
     let gamma = repo.backup(&[src], &["--host", "gamma"]);
-    assert_eq!(gamma["parent"], Value::Null, "no snapshot of host gamma yet: {gamma}");
+    assert_eq!(
+        gamma["parent"],
+        Value::Null,
+        "no snapshot of host gamma yet: {gamma}"
+    );
     assert_eq!(u64_of(&gamma, "files_new"), files, "{gamma}");
-    let named = repo.backup(&[src], &["--host", "delta", "--parent", &id_of(&offset)[..8]]);
-    assert_eq!(named["parent"].as_str(), Some(id_of(&offset).as_str()), "{named}");
+    let named = repo.backup(
+        &[src],
+        &["--host", "delta", "--parent", &id_of(&offset)[..8]],
+    );
+    assert_eq!(
+        named["parent"].as_str(),
+        Some(id_of(&offset).as_str()),
+        "{named}"
+    );
     assert_eq!(u64_of(&named, "files_unmodified"), files, "{named}");
     let count = repo.snapshots().len();
     let out = repo.backup_out(&[src], &["--parent", "0123456789abcdef"]);
     assert_eq!(out.code, 1, "{}", out.describe());
-    assert_eq!(repo.snapshots().len(), count, "a bad --parent saves nothing");
+    assert_eq!(
+        repo.snapshots().len(),
+        count,
+        "a bad --parent saves nothing"
+    );
 }
 
 #[test]
@@ -456,15 +792,30 @@ fn usage_errors_exit_2_and_config_is_reported() {
 
     run(&mut bulwark()).assert_code(2);
     repo.run(&["backup"]).assert_code(2);
-    repo.run(&["backup", "/tmp", "--stdin-name", "x"]).assert_code(2);
-    repo.run(&["check", "--read-data-subset", "0%"]).assert_code(2);
-    repo.run(&["check", "--read-data-subset", "lots"]).assert_code(2);
-    repo.run(&["check", "--read-data", "--read-data-subset", "10%"]).assert_code(2);
-    repo.run(&["restore", "latest", "--target", "/tmp/x", "--include", "["]).assert_code(2);
-    repo.run(&["backup", "/tmp", "--exclude", "["]).assert_code(2);
+    repo.run(&["backup", "/tmp", "--stdin-name", "x"])
+        .assert_code(2);
+    repo.run(&["check", "--read-data-subset", "0%"])
+        .assert_code(2);
+    repo.run(&["check", "--read-data-subset", "lots"])
+        .assert_code(2);
+    repo.run(&["check", "--read-data", "--read-data-subset", "10%"])
+        .assert_code(2);
+    repo.run(&["restore", "latest", "--target", "/tmp/x", "--include", "["])
+        .assert_code(2);
+    repo.run(&["backup", "/tmp", "--exclude", "["])
+        .assert_code(2);
     let dir = tempdir("bulwark-usage-");
-    for bad in [&["--chunk-avg-kib", "32"][..], &["--chunk-avg-kib", "8192"], &["--pack-size-mib", "0"]] {
-        let out = run(bulwark().arg("-r").arg(dir.path().join("r")).env("BULWARK_PASSWORD", PASSWORD).arg("init").args(bad));
+    for bad in [
+        &["--chunk-avg-kib", "32"][..],
+        &["--chunk-avg-kib", "8192"],
+        &["--pack-size-mib", "0"],
+    ] {
+        let out = run(bulwark()
+            .arg("-r")
+            .arg(dir.path().join("r"))
+            .env("BULWARK_PASSWORD", PASSWORD)
+            .arg("init")
+            .args(bad));
         out.assert_code(2);
         assert!(!dir.path().join("r").join("config").exists());
     }

@@ -22,7 +22,11 @@ fn make_source(root: &Path, seed: u64) -> u64 {
     for i in 0..24 {
         let dir = root.join(format!("dir{}", i % 5));
         fs::create_dir_all(&dir).unwrap();
-        let data = if i % 2 == 0 { rng.bytes(2 << 20) } else { rng.text(2 << 20) };
+        let data = if i % 2 == 0 {
+            rng.bytes(2 << 20)
+        } else {
+            rng.text(2 << 20)
+        };
         total += data.len() as u64;
         fs::write(dir.join(format!("big{i}.dat")), data).unwrap();
     }
@@ -30,7 +34,11 @@ fn make_source(root: &Path, seed: u64) -> u64 {
     fs::create_dir_all(&small).unwrap();
     for i in 0..100 {
         let len = 1 + rng.below(16 << 10) as usize;
-        let data = if i % 3 == 0 { rng.bytes(len) } else { rng.text(len) };
+        let data = if i % 3 == 0 {
+            rng.bytes(len)
+        } else {
+            rng.text(len)
+        };
         total += data.len() as u64;
         fs::write(small.join(format!("f{i:03}.txt")), data).unwrap();
     }
@@ -46,7 +54,11 @@ fn pack_total(repo: &Repo) -> u64 {
 /// A snapshot that exists must be complete: every pack verifies and it describes the whole source.
 fn assert_complete_snapshot(repo: &Repo, snap: &serde_json::Value, source_bytes: u64) {
     repo.assert_clean();
-    assert_eq!(snap["summary"]["total_bytes"].as_u64(), Some(source_bytes), "{snap}");
+    assert_eq!(
+        snap["summary"]["total_bytes"].as_u64(),
+        Some(source_bytes),
+        "{snap}"
+    );
 }
 
 #[test]
@@ -65,7 +77,10 @@ fn backups_killed_at_random_instants_leave_a_consistent_reusable_repository() {
     let duration = started.elapsed();
     let fresh_stored = pack_total(&reference);
     eprintln!("a full backup takes {duration:?} and stores {fresh_stored} bytes in packs: {full}");
-    assert!(reference.objects("data").len() >= 10, "1 MiB packs: expected many of them");
+    assert!(
+        reference.objects("data").len() >= 10,
+        "1 MiB packs: expected many of them"
+    );
     drop(reference);
 
     let repo = Repo::init(INIT);
@@ -74,7 +89,11 @@ fn backups_killed_at_random_instants_leave_a_consistent_reusable_repository() {
     for round in 0..kills {
         let delay = Duration::from_micros(rng.below(duration.as_micros() as u64 + 1));
         let mut child = repo
-            .cmd(&[std::ffi::OsStr::new("backup"), std::ffi::OsStr::new("--json"), src.as_os_str()])
+            .cmd(&[
+                std::ffi::OsStr::new("backup"),
+                std::ffi::OsStr::new("--json"),
+                src.as_os_str(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -88,7 +107,11 @@ fn backups_killed_at_random_instants_leave_a_consistent_reusable_repository() {
         let snaps = repo.snapshots();
         eprintln!(
             "round {round}: delay {delay:?}, {} (exit {}), {} packs",
-            if finished_first { "finished before the kill" } else { "killed" },
+            if finished_first {
+                "finished before the kill"
+            } else {
+                "killed"
+            },
             out.code,
             repo.objects("data").len()
         );
@@ -103,7 +126,11 @@ fn backups_killed_at_random_instants_leave_a_consistent_reusable_repository() {
             }
         } else {
             out.assert_ok();
-            assert_eq!(snaps.len(), 1, "a finished backup shows exactly its snapshot: {snaps:?}");
+            assert_eq!(
+                snaps.len(),
+                1,
+                "a finished backup shows exactly its snapshot: {snaps:?}"
+            );
             assert_complete_snapshot(&repo, &snaps[0], source_bytes);
         }
         // Forget any snapshot (as `forget` would), so that every run is a full backup again
@@ -114,7 +141,11 @@ fn backups_killed_at_random_instants_leave_a_consistent_reusable_repository() {
         let (out, report) = repo.check(&[]);
         out.assert_ok();
         assert_eq!(report["ok"], true, "after round {round}: {report}");
-        assert_eq!(report["errors"], serde_json::json!([]), "after round {round}: {report}");
+        assert_eq!(
+            report["errors"],
+            serde_json::json!([]),
+            "after round {round}: {report}"
+        );
         assert_eq!(report["snapshots"], 0, "after round {round}: {report}");
     }
     eprintln!("{killed} of {kills} runs were killed before they finished");
@@ -143,8 +174,15 @@ fn backups_killed_at_random_instants_leave_a_consistent_reusable_repository() {
     let lib = repo.open_lib();
     let index = lib.load_index().unwrap();
     for (name, size) in &before {
-        assert_eq!(after.get(name), Some(size), "pack {name} changed or vanished");
-        assert!(index.has_pack(&name.parse::<Id>().unwrap()), "pack {name} from a killed run is not indexed");
+        assert_eq!(
+            after.get(name),
+            Some(size),
+            "pack {name} changed or vanished"
+        );
+        assert!(
+            index.has_pack(&name.parse::<Id>().unwrap()),
+            "pack {name} from a killed run is not indexed"
+        );
     }
     let uploaded = u64_of(&last, "bytes_added_stored");
     eprintln!(

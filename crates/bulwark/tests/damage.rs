@@ -58,7 +58,9 @@ impl Fixture {
         bulwark_ops::browse::walk(&lib, &index, &tree, Path::new("/"), &mut |path, node| {
             for blob in &node.content {
                 let loc = index.lookup(blob).expect("indexed");
-                out.entry(loc.pack.id.to_hex()).or_default().push((path.to_path_buf(), loc.blob));
+                out.entry(loc.pack.id.to_hex())
+                    .or_default()
+                    .push((path.to_path_buf(), loc.blob));
             }
             Ok(())
         })
@@ -67,14 +69,25 @@ impl Fixture {
     }
 
     /// `shortid:/path` of every file with a blob in `pack`, as `check` lists them in `affected`.
-    fn affected_by(&self, contents: &BTreeMap<String, Vec<(PathBuf, PackedBlob)>>, pack: &str) -> BTreeSet<String> {
-        contents[pack].iter().map(|(p, _)| format!("{}:{}", self.short(), p.display())).collect()
+    fn affected_by(
+        &self,
+        contents: &BTreeMap<String, Vec<(PathBuf, PackedBlob)>>,
+        pack: &str,
+    ) -> BTreeSet<String> {
+        contents[pack]
+            .iter()
+            .map(|(p, _)| format!("{}:{}", self.short(), p.display()))
+            .collect()
     }
 
     /// Restore one file of the snapshot (`ID:/abs/path`) into a fresh directory.
     fn restore_file(&self, file: &Path) -> (Out, tempfile::TempDir) {
         let target = tempdir("bulwark-damage-restore-");
-        let out = self.repo.restore(&format!("{}:{}", self.short(), file.display()), target.path(), &["--verify"]);
+        let out = self.repo.restore(
+            &format!("{}:{}", self.short(), file.display()),
+            target.path(),
+            &["--verify"],
+        );
         (out, target)
     }
 
@@ -83,7 +96,12 @@ impl Fixture {
         let (out, target) = self.restore_file(file);
         out.assert_ok();
         let restored = target.path().join(file.file_name().unwrap());
-        assert_eq!(fs::read(&restored).unwrap(), fs::read(file).unwrap(), "{}", file.display());
+        assert_eq!(
+            fs::read(&restored).unwrap(),
+            fs::read(file).unwrap(),
+            "{}",
+            file.display()
+        );
     }
 }
 
@@ -104,7 +122,10 @@ fn wrong_credentials_exit_12_with_one_error_line() {
     let f = Fixture::new(&[]);
     let packs = f.repo.objects("data").len();
     let wrong = |args: &[&str]| {
-        let out = run(f.repo.cmd(args).env("BULWARK_PASSWORD", "not the passphrase"));
+        let out = run(f
+            .repo
+            .cmd(args)
+            .env("BULWARK_PASSWORD", "not the passphrase"));
         out.assert_code(12).assert_one_error_line();
         assert!(out.stderr.contains("passphrase"), "{}", out.describe());
     };
@@ -120,18 +141,38 @@ fn wrong_credentials_exit_12_with_one_error_line() {
     let dir = tempdir("bulwark-cred-");
     let pw = dir.path().join("pw");
     fs::write(&pw, "also wrong\n").unwrap();
-    let out = run(bulwark().arg("-r").arg(&f.repo.path).arg("--password-file").arg(&pw).arg("snapshots"));
+    let out = run(bulwark()
+        .arg("-r")
+        .arg(&f.repo.path)
+        .arg("--password-file")
+        .arg(&pw)
+        .arg("snapshots"));
     out.assert_code(12).assert_one_error_line();
 
     // A key file of another repository, and a key file that is not one.
     let other = tempdir("bulwark-other-");
     let key = other.path().join("key");
-    run(bulwark().arg("-r").arg(other.path().join("repo")).arg("init").arg("--new-key-file").arg(&key)).assert_ok();
-    let out = run(bulwark().arg("-r").arg(&f.repo.path).arg("--key-file").arg(&key).arg("snapshots"));
+    run(bulwark()
+        .arg("-r")
+        .arg(other.path().join("repo"))
+        .arg("init")
+        .arg("--new-key-file")
+        .arg(&key))
+    .assert_ok();
+    let out = run(bulwark()
+        .arg("-r")
+        .arg(&f.repo.path)
+        .arg("--key-file")
+        .arg(&key)
+        .arg("snapshots"));
     out.assert_code(12).assert_one_error_line();
     let junk = dir.path().join("junk");
     fs::write(&junk, "definitely not a key\n").unwrap();
-    let out = run(bulwark().arg("-r").arg(&f.repo.path).env("BULWARK_KEY_FILE", &junk).arg("snapshots"));
+    let out = run(bulwark()
+        .arg("-r")
+        .arg(&f.repo.path)
+        .env("BULWARK_KEY_FILE", &junk)
+        .arg("snapshots"));
     out.assert_code(12).assert_one_error_line();
 }
 
@@ -142,8 +183,17 @@ fn a_missing_repository_exits_10() {
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
     for repo in [&missing, &empty] {
-        for args in [&["snapshots"][..], &["check", "--read-data"], &["restore", "latest", "--target", "/tmp/x"], &["backup", "/etc/hostname"]] {
-            let out = run(bulwark().arg("-r").arg(repo).env("BULWARK_PASSWORD", PASSWORD).args(args));
+        for args in [
+            &["snapshots"][..],
+            &["check", "--read-data"],
+            &["restore", "latest", "--target", "/tmp/x"],
+            &["backup", "/etc/hostname"],
+        ] {
+            let out = run(bulwark()
+                .arg("-r")
+                .arg(repo)
+                .env("BULWARK_PASSWORD", PASSWORD)
+                .args(args));
             out.assert_code(10).assert_one_error_line();
             assert!(out.stderr.contains("no repository"), "{}", out.describe());
         }
@@ -183,7 +233,11 @@ fn a_truncated_pack_is_named_and_its_files_fail_to_restore() {
         let (out, report) = f.repo.check(extra);
         out.assert_code(1);
         assert_eq!(report["ok"], false, "{report}");
-        assert_eq!(set_of(&report["damaged_packs"]), BTreeSet::from([pack.clone()]), "{report}");
+        assert_eq!(
+            set_of(&report["damaged_packs"]),
+            BTreeSet::from([pack.clone()]),
+            "{report}"
+        );
         assert_mentions(&report, "errors", &pack);
         assert_eq!(set_of(&report["affected"]), affected, "{report}");
     }
@@ -192,7 +246,12 @@ fn a_truncated_pack_is_named_and_its_files_fail_to_restore() {
     out.assert_code(1);
     assert!(out.stderr.contains("error:"), "{}", out.describe());
     // Files outside the damaged pack still restore.
-    for p in [f.src.join("a.bin"), f.src.join("sub/b.bin"), f.src.join("sub/c.txt"), f.src.join("d.txt")] {
+    for p in [
+        f.src.join("a.bin"),
+        f.src.join("sub/b.bin"),
+        f.src.join("sub/c.txt"),
+        f.src.join("d.txt"),
+    ] {
         if !affected.contains(&format!("{}:{}", f.short(), p.display())) {
             f.assert_restores_intact(&p);
         }
@@ -206,7 +265,10 @@ fn a_flipped_byte_in_a_pack_is_found_by_reading_the_data() {
     let sizes = f.repo.objects("data");
     // The pack holding a.bin's first blob, damaged in its middle.
     let a = f.src.join("a.bin");
-    let (pack, blobs) = contents.iter().find(|(_, blobs)| blobs.iter().any(|(p, _)| *p == a)).unwrap();
+    let (pack, blobs) = contents
+        .iter()
+        .find(|(_, blobs)| blobs.iter().any(|(p, _)| *p == a))
+        .unwrap();
     let middle = sizes[pack] / 2;
     let hit = blobs
         .iter()
@@ -224,7 +286,11 @@ fn a_flipped_byte_in_a_pack_is_found_by_reading_the_data() {
         let (out, report) = f.repo.check(extra);
         out.assert_code(1);
         assert_eq!(report["ok"], false, "{report}");
-        assert_eq!(set_of(&report["damaged_packs"]), BTreeSet::from([pack.clone()]), "{report}");
+        assert_eq!(
+            set_of(&report["damaged_packs"]),
+            BTreeSet::from([pack.clone()]),
+            "{report}"
+        );
         assert_mentions(&report, "errors", pack);
         assert_eq!(set_of(&report["affected"]), affected, "{report}");
         assert!(affected.contains(&format!("{}:{}", f.short(), hit.display())));
@@ -234,7 +300,11 @@ fn a_flipped_byte_in_a_pack_is_found_by_reading_the_data() {
     out.assert_code(1);
     let target = tempdir("bulwark-damage-all-");
     f.repo.restore(&f.snap, target.path(), &[]).assert_code(1);
-    for p in [f.src.join("sub/b.bin"), f.src.join("sub/c.txt"), f.src.join("d.txt")] {
+    for p in [
+        f.src.join("sub/b.bin"),
+        f.src.join("sub/c.txt"),
+        f.src.join("d.txt"),
+    ] {
         if !affected.contains(&format!("{}:{}", f.short(), p.display())) {
             f.assert_restores_intact(&p);
         }
@@ -246,12 +316,21 @@ fn a_missing_pack_is_named() {
     let f = Fixture::new(BIG_BLOBS);
     let contents = f.pack_contents();
     let a = f.src.join("a.bin");
-    let pack = contents.iter().find(|(_, b)| b.iter().any(|(p, _)| *p == a)).unwrap().0.clone();
+    let pack = contents
+        .iter()
+        .find(|(_, b)| b.iter().any(|(p, _)| *p == a))
+        .unwrap()
+        .0
+        .clone();
     let affected = f.affected_by(&contents, &pack);
     fs::remove_file(f.repo.pack_path(&pack)).unwrap();
     let (out, report) = f.repo.check(&[]);
     out.assert_code(1);
-    assert_eq!(set_of(&report["damaged_packs"]), BTreeSet::from([pack.clone()]), "{report}");
+    assert_eq!(
+        set_of(&report["damaged_packs"]),
+        BTreeSet::from([pack.clone()]),
+        "{report}"
+    );
     assert_mentions(&report, "errors", &pack);
     assert_eq!(set_of(&report["affected"]), affected, "{report}");
     f.restore_file(&a).0.assert_code(1);
@@ -268,27 +347,53 @@ fn a_flipped_byte_in_an_index_file_fails_clearly_until_repaired() {
     let target = tempdir("bulwark-index-restore-");
     let restore_target = target.path().join("t");
     for args in [
-        vec!["restore", "latest", "--target", restore_target.to_str().unwrap()],
+        vec![
+            "restore",
+            "latest",
+            "--target",
+            restore_target.to_str().unwrap(),
+        ],
         vec!["ls", "latest"],
         vec!["backup", f.src.to_str().unwrap()],
     ] {
         let out = f.repo.run(&args);
         out.assert_code(1).assert_one_error_line();
-        assert!(out.stderr.contains(&format!("index/{name}")), "{args:?} should name the index file:\n{}", out.describe());
+        assert!(
+            out.stderr.contains(&format!("index/{name}")),
+            "{args:?} should name the index file:\n{}",
+            out.describe()
+        );
     }
-    assert_eq!(f.repo.snapshots().len(), 1, "the failed backup saved nothing");
+    assert_eq!(
+        f.repo.snapshots().len(),
+        1,
+        "the failed backup saved nothing"
+    );
     let (out, report) = f.repo.check(&[]);
     out.assert_code(1);
     assert_mentions(&report, "errors", name);
 
     let repaired = f.repo.json(&["repair", "index", "--json"]);
-    assert_eq!(repaired["unreadable_packs"], serde_json::json!([]), "{repaired}");
-    assert!(!f.repo.path.join("index").join(name).exists(), "the damaged index file is retired");
+    assert_eq!(
+        repaired["unreadable_packs"],
+        serde_json::json!([]),
+        "{repaired}"
+    );
+    assert!(
+        !f.repo.path.join("index").join(name).exists(),
+        "the damaged index file is retired"
+    );
     f.repo.assert_clean();
     let (_, report) = f.repo.check(&[]);
-    assert_eq!(report["warnings"], serde_json::json!([]), "every pack is indexed again: {report}");
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([]),
+        "every pack is indexed again: {report}"
+    );
     let target = tempdir("bulwark-index-restore-");
-    f.repo.restore(&f.snap, target.path(), &["--verify"]).assert_ok();
+    f.repo
+        .restore(&f.snap, target.path(), &["--verify"])
+        .assert_ok();
     assert_same_tree(&f.src, &restored_at(target.path(), &f.src), Compare::ALL);
     // And backups work again, finding everything already stored.
     let again = f.repo.backup(&[&f.src], &[]);
@@ -306,15 +411,27 @@ fn a_flipped_byte_in_a_snapshot_is_reported() {
     let listed: Vec<String> = out.json().as_array().unwrap().iter().map(id_of).collect();
     assert_eq!(listed, vec![second.clone()]);
     assert!(out.stderr.contains("warning"), "{}", out.describe());
-    assert!(out.stderr.contains(f.short()), "the warning names the snapshot:\n{}", out.describe());
+    assert!(
+        out.stderr.contains(f.short()),
+        "the warning names the snapshot:\n{}",
+        out.describe()
+    );
 
     let (out, report) = f.repo.check(&[]);
     out.assert_code(1);
     assert_mentions(&report, "errors", f.short());
     let target = tempdir("bulwark-snap-restore-");
-    f.repo.restore(f.short(), &target.path().join("bad"), &[]).assert_code(1);
-    f.repo.restore(&second, &target.path().join("good"), &["--verify"]).assert_ok();
-    assert_same_tree(&f.src, &restored_at(&target.path().join("good"), &f.src), Compare::ALL);
+    f.repo
+        .restore(f.short(), &target.path().join("bad"), &[])
+        .assert_code(1);
+    f.repo
+        .restore(&second, &target.path().join("good"), &["--verify"])
+        .assert_ok();
+    assert_same_tree(
+        &f.src,
+        &restored_at(&target.path().join("good"), &f.src),
+        Compare::ALL,
+    );
 }
 
 #[test]

@@ -20,13 +20,28 @@ fn site(extra: &str) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let out = std::process::Command::new("cp").arg("-a").arg(examples.join("sample")).arg(&root).output().unwrap();
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(examples.join("sample"))
+        .arg(&root)
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    std::fs::copy(examples.join("demo.passphrase"), root.join("demo.passphrase")).unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml")).unwrap().replace("../target/demo/", "state/");
+    std::fs::copy(
+        examples.join("demo.passphrase"),
+        root.join("demo.passphrase"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
+        .unwrap()
+        .replace("../target/demo/", "state/");
     let config = root.join("bulwark.toml");
     std::fs::write(&config, format!("{text}\n{extra}")).unwrap();
-    Site { _dir: dir, root, config }
+    Site {
+        _dir: dir,
+        root,
+        config,
+    }
 }
 
 impl Site {
@@ -74,9 +89,18 @@ fn the_embedded_default_runs_and_meets_every_commitment() {
     // The ledger travels with the data: a snapshot of it sits in both repositories.
     for repo in ["primary", "offsite"] {
         let mut c = bulwark();
-        c.args(["snapshots", "--json", "-r"]).arg(s.repo(repo)).env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
+        c.args(["snapshots", "--json", "-r"])
+            .arg(s.repo(repo))
+            .env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
         let snaps = run(&mut c).json();
-        assert!(snaps.as_array().unwrap().iter().any(|x| x["dataset"] == "bulwark-ledger"), "{repo}: {snaps}");
+        assert!(
+            snaps
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["dataset"] == "bulwark-ledger"),
+            "{repo}: {snaps}"
+        );
     }
     // A second run adds no data for unchanged sources, and the chain still verifies.
     s.run(&["run"]).assert_ok();
@@ -88,18 +112,40 @@ fn status_verdicts_follow_a_clock_over_imported_history() {
     let s = site("");
     s.run(&["run", "docs"]).assert_ok();
     let mut c = bulwark();
-    c.args(["backup", "--json", "--dataset", "docs", "--time", "2030-01-10T00:00:00Z", "-r"])
-        .arg(s.repo("primary"))
-        .arg(s.root.join("sample/files"))
-        .env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
+    c.args([
+        "backup",
+        "--json",
+        "--dataset",
+        "docs",
+        "--time",
+        "2030-01-10T00:00:00Z",
+        "-r",
+    ])
+    .arg(s.repo("primary"))
+    .arg(s.root.join("sample/files"))
+    .env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
     run(&mut c).assert_ok();
     // docs runs every 6 hours against a 24-hour RPO.
-    let rpo = |at: &str| aspect(&s.status(Some(at)), "docs", "rpo")["verdict"].as_str().unwrap().to_string();
+    let rpo = |at: &str| {
+        aspect(&s.status(Some(at)), "docs", "rpo")["verdict"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(rpo("2030-01-10T03:00:00Z"), "met");
-    assert_eq!(rpo("2030-01-10T08:00:00Z"), "at_risk", "the 06:00 run produced nothing");
+    assert_eq!(
+        rpo("2030-01-10T08:00:00Z"),
+        "at_risk",
+        "the 06:00 run produced nothing"
+    );
     assert_eq!(rpo("2030-01-11T01:00:00Z"), "breached");
     let out = s.run(&["status", "--at", "2030-01-11T01:00:00Z"]);
-    assert_eq!(out.code, 1, "a breach is a non-zero exit: {}", out.describe());
+    assert_eq!(
+        out.code,
+        1,
+        "a breach is a non-zero exit: {}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -121,7 +167,11 @@ fn a_failed_restore_test_opens_remediation_until_a_retest_passes() {
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["dataset"], "docs");
     let status = s.status(None);
-    assert_eq!(aspect(&status, "docs", "rto")["verdict"], "breached", "{status}");
+    assert_eq!(
+        aspect(&status, "docs", "rto")["verdict"],
+        "breached",
+        "{status}"
+    );
 
     // Heal the primary from the replica; the next run re-tests, passes, and closes the item.
     let mut c = bulwark();
@@ -133,7 +183,11 @@ fn a_failed_restore_test_opens_remediation_until_a_retest_passes() {
     run(&mut c).assert_ok();
     s.run(&["run", "docs"]).assert_ok();
     let open = s.run(&["remediation", "list", "--json"]).json();
-    assert_eq!(open, serde_json::json!([]), "the passing re-test closes the item");
+    assert_eq!(
+        open,
+        serde_json::json!([]),
+        "the passing re-test closes the item"
+    );
     let all = s.run(&["remediation", "list", "--all", "--json"]).json();
     assert!(all[0]["closed"].is_object(), "{all}");
     assert_eq!(aspect(&s.status(None), "docs", "rto")["verdict"], "met");
@@ -157,9 +211,17 @@ fn tampering_with_the_ledger_is_found_and_located() {
     for t in triggers {
         conn.execute(&format!("DROP TRIGGER \"{t}\""), []).unwrap();
     }
-    conn.execute("UPDATE ledger_events SET ok = 1 - ok, summary = 'all fine' WHERE seq = 2", []).unwrap();
+    conn.execute(
+        "UPDATE ledger_events SET ok = 1 - ok, summary = 'all fine' WHERE seq = 2",
+        [],
+    )
+    .unwrap();
     drop(conn);
     let out = s.run(&["ledger", "verify"]);
     assert_eq!(out.code, 1, "{}", out.describe());
-    assert!(out.stdout.contains("seq 2") || out.stdout.contains("2:"), "the report names the event: {}", out.describe());
+    assert!(
+        out.stdout.contains("seq 2") || out.stdout.contains("2:"),
+        "the report names the event: {}",
+        out.describe()
+    );
 }

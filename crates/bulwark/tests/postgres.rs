@@ -88,9 +88,16 @@ impl Writer {
                 n += 1;
                 let id = 1 + (n * 7919) % rows as i64;
                 let mut t = c.transaction().unwrap();
-                t.execute("INSERT INTO public.events (payload) VALUES ($1)", &[&format!("event {n}")]).unwrap();
-                t.execute("UPDATE public.orders SET amount = amount + 1, st = 'paid' WHERE id = $1", &[&id])
-                    .unwrap();
+                t.execute(
+                    "INSERT INTO public.events (payload) VALUES ($1)",
+                    &[&format!("event {n}")],
+                )
+                .unwrap();
+                t.execute(
+                    "UPDATE public.orders SET amount = amount + 1, st = 'paid' WHERE id = $1",
+                    &[&id],
+                )
+                .unwrap();
                 t.commit().unwrap();
                 r.fetch_add(1, Ordering::Relaxed);
             }
@@ -182,14 +189,24 @@ fn postgres_backup_under_load_then_restore_test_and_restore() {
     writer.wait_for(20);
     let before = writer.rounds();
     let t = Instant::now();
-    let out = repo.run(&["backup", "--json", "--postgres", &server.dsn("orders"), "--dataset", "orders-db"]);
+    let out = repo.run(&[
+        "backup",
+        "--json",
+        "--postgres",
+        &server.dsn("orders"),
+        "--dataset",
+        "orders-db",
+    ]);
     let backup_s = t.elapsed().as_secs_f64();
     let during = writer.rounds() - before;
     let total = writer.finish();
     out.assert_ok();
     let b = out.json();
     eprintln!("backup took {backup_s:.1}s while the writer committed {during} transactions");
-    assert!(during > 0, "the writer must have been writing during the backup");
+    assert!(
+        during > 0,
+        "the writer must have been writing during the backup"
+    );
     assert_eq!(b["database"]["kind"], "postgres");
     assert_eq!(b["database"]["globals"], true, "{b}");
     let id = id_of(&b);
@@ -200,32 +217,68 @@ fn postgres_backup_under_load_then_restore_test_and_restore() {
     let facts = &snap["meta"]["database"];
     assert_eq!(facts["kind"], "postgres");
     assert!(facts["major"].as_u64().unwrap() >= 12, "{facts}");
-    assert!(facts["server_version"].as_str().unwrap().starts_with(&facts["major"].to_string()));
+    assert!(
+        facts["server_version"]
+            .as_str()
+            .unwrap()
+            .starts_with(&facts["major"].to_string())
+    );
     assert!(facts["database_size"].as_u64().unwrap() > 1_000_000);
     assert_eq!(facts["encoding"], "UTF8");
-    assert_eq!(facts["extensions"]["hstore"].as_str().is_some(), true, "{facts}");
-    assert!(strings(&facts["roles"]).contains(&"app".to_string()), "{facts}");
+    assert!(facts["extensions"]["hstore"].is_string(), "{facts}");
+    assert!(
+        strings(&facts["roles"]).contains(&"app".to_string()),
+        "{facts}"
+    );
     assert_eq!(facts["large_objects"]["rows"], 3);
     let tables = facts["tables"].as_object().unwrap();
     let names: Vec<&str> = tables.keys().map(String::as_str).collect();
-    assert_eq!(names, ["\"Billing\".\"Invoice Lines\"", "public.events", "public.orders", "sales.items"]);
+    assert_eq!(
+        names,
+        [
+            "\"Billing\".\"Invoice Lines\"",
+            "public.events",
+            "public.orders",
+            "sales.items"
+        ]
+    );
     assert_eq!(tables["public.orders"]["rows"], rows as u64);
     assert_eq!(tables["sales.items"]["rows"], (rows / 10) as u64);
     let events = tables["public.events"]["rows"].as_u64().unwrap();
-    assert!(events >= before && events <= total, "events {events} outside [{before}, {total}]");
-    assert!(tables.values().all(|t| t["checksum"].is_string()), "every table is checksummed: {facts}");
+    assert!(
+        events >= before && events <= total,
+        "events {events} outside [{before}, {total}]"
+    );
+    assert!(
+        tables.values().all(|t| t["checksum"].is_string()),
+        "every table is checksummed: {facts}"
+    );
 
     // Restore test into a throwaway cluster.
     let (out, report) = restore_test(
         &repo,
         "latest",
-        &["--dataset", "orders-db", "--check-sql", "SELECT count(*) > 0 FROM orders"],
+        &[
+            "--dataset",
+            "orders-db",
+            "--check-sql",
+            "SELECT count(*) > 0 FROM orders",
+        ],
     );
     out.assert_ok();
     assert_passed(&report);
-    for name in ["dump-complete", "compatibility", "restore", "integrity", "fidelity"] {
+    for name in [
+        "dump-complete",
+        "compatibility",
+        "restore",
+        "integrity",
+        "fidelity",
+    ] {
         let c = check(&report, name);
-        assert!(c.get("skipped").is_none(), "{name} must really run here: {c}");
+        assert!(
+            c.get("skipped").is_none(),
+            "{name} must really run here: {c}"
+        );
     }
     assert_eq!(report["snapshot_id"], id.as_str());
     assert_eq!(report["dataset"], "orders-db");
@@ -233,8 +286,15 @@ fn postgres_backup_under_load_then_restore_test_and_restore() {
     for p in ["fetch", "prepare", "restore", "checks"] {
         assert!(phases[p].as_f64().unwrap() >= 0.0, "{report}");
     }
-    eprintln!("restore test: {:.1}s, phases {}", report["duration_s"].as_f64().unwrap(), report["phases"]);
-    assert!(report.get("logs").is_none(), "a passing test keeps no logs: {report}");
+    eprintln!(
+        "restore test: {:.1}s, phases {}",
+        report["duration_s"].as_f64().unwrap(),
+        report["phases"]
+    );
+    assert!(
+        report.get("logs").is_none(),
+        "a passing test keeps no logs: {report}"
+    );
 
     // Restore into a new database on the source server: equal to the source at dump time.
     let out = repo.run(&[
@@ -258,24 +318,43 @@ fn postgres_backup_under_load_then_restore_test_and_restore() {
     // Tables the writer never touched are equal to the live source, row by row.
     for table in ["sales.items", "\"Billing\".\"Invoice Lines\""] {
         let q = format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t");
-        assert_eq!(server.psql("orders", &q), server.psql("orders_copy", &q), "{table}");
+        assert_eq!(
+            server.psql("orders", &q),
+            server.psql("orders_copy", &q),
+            "{table}"
+        );
     }
     let lo = "SELECT string_agg(oid::text || ':' || md5(lo_get(oid)), ',' ORDER BY oid) FROM pg_largeobject_metadata";
     assert_eq!(server.psql("orders", lo), server.psql("orders_copy", lo));
     assert_eq!(
-        server.psql("orders_copy", "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'sales'"),
+        server.psql(
+            "orders_copy",
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'sales'"
+        ),
         "app"
     );
     // A second restore into the now non-empty database is refused, touching nothing.
-    let out = repo.run(&["restore", "latest", "--dataset", "orders-db", "--postgres-target", &server.dsn("orders_copy")]);
+    let out = repo.run(&[
+        "restore",
+        "latest",
+        "--dataset",
+        "orders-db",
+        "--postgres-target",
+        &server.dsn("orders_copy"),
+    ]);
     out.assert_code(1).assert_one_error_line();
-    assert!(out.stderr.contains("already holds 4 tables"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("already holds 4 tables"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// Back up the database through the library with another dump in place of the real one.
 fn backup_stream_with_meta(repo: &Repo, snap: &Value, files: Vec<(String, Vec<u8>)>) -> String {
     let lib = repo.open_lib();
-    let meta: std::collections::BTreeMap<String, Value> = serde_json::from_value(snap["meta"].clone()).unwrap();
+    let meta: std::collections::BTreeMap<String, Value> =
+        serde_json::from_value(snap["meta"].clone()).unwrap();
     let streams = files
         .into_iter()
         .map(|(n, d)| (n, Box::new(Cursor::new(d)) as Box<dyn std::io::Read + Send>))
@@ -305,7 +384,7 @@ fn doctor_snapshot(repo: &Repo, id: &str, edit: impl FnOnce(&mut Value)) -> Stri
     let mut facts = snap.meta["database"].clone();
     edit(&mut facts);
     snap.meta.insert("database".into(), facts);
-    snap.time = snap.time + chrono::Duration::seconds(1);
+    snap.time += chrono::Duration::seconds(1);
     lib.save_snapshot(&snap).unwrap().to_hex()
 }
 
@@ -315,8 +394,15 @@ fn assert_failed(out: &Out, report: &Value, name: &str, detail: &str) {
     assert_eq!(report["passed"], false, "{report:#}");
     let c = check(report, name);
     assert_eq!(c["passed"], false, "{c}");
-    assert!(c["detail"].as_str().unwrap().contains(detail), "{name}: want {detail:?} in {c}");
-    assert!(out.stderr.contains(&format!("restore test failed: {name}")), "{}", out.describe());
+    assert!(
+        c["detail"].as_str().unwrap().contains(detail),
+        "{name}: want {detail:?} in {c}"
+    );
+    assert!(
+        out.stderr.contains(&format!("restore test failed: {name}")),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -325,7 +411,14 @@ fn postgres_sabotage_is_caught() {
     let server = PgServer::start();
     populate(&server, "shop", rows);
     let repo = Repo::init(&[]);
-    let good = id_of(&repo.json(&["backup", "--json", "--postgres", &server.dsn("shop"), "--dataset", "shop"]));
+    let good = id_of(&repo.json(&[
+        "backup",
+        "--json",
+        "--postgres",
+        &server.dsn("shop"),
+        "--dataset",
+        "shop",
+    ]));
     let snap = snapshot(&repo, &good);
 
     // 1. A recorded row count that the dump does not hold.
@@ -338,7 +431,10 @@ fn postgres_sabotage_is_caught() {
         &out,
         &report,
         "fidelity",
-        &format!("public.orders: {rows} rows restored, {} recorded at backup", rows + 1),
+        &format!(
+            "public.orders: {rows} rows restored, {} recorded at backup",
+            rows + 1
+        ),
     );
     assert_eq!(check(&report, "restore")["passed"], true);
     // The scratch cluster's log stays, printed; its data directory does not.
@@ -349,7 +445,10 @@ fn postgres_sabotage_is_caught() {
         assert!(out.stderr.contains(l.as_str()), "{}", out.describe());
     }
     let kept = Path::new(&logs[0]).parent().unwrap();
-    assert!(!kept.join("data").exists(), "the scratch data directory is removed");
+    assert!(
+        !kept.join("data").exists(),
+        "the scratch data directory is removed"
+    );
     std::fs::remove_dir_all(kept).unwrap();
 
     // 2. A dump cut off mid-stream, stored with the original's facts.
@@ -366,7 +465,11 @@ fn postgres_sabotage_is_caught() {
     let (out, report) = restore_test(&repo, &truncated, &[]);
     assert_failed(&out, &report, "dump-complete", "cut short");
     let restore = check(&report, "restore");
-    let fidelity = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "fidelity");
+    let fidelity = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "fidelity");
     assert!(
         restore["passed"] == false || fidelity.is_some_and(|f| f["passed"] == false),
         "a truncated dump must not restore faithfully: {report:#}"
@@ -386,13 +489,41 @@ fn postgres_sabotage_is_caught() {
             "SELECT 1 FROM no_such_table",
         ],
     );
-    assert_failed(&out, &report, "check-sql: SELECT count(*) > 1000000000 FROM orders", "returned f, not true");
-    assert_eq!(check(&report, "check-sql: SELECT count(*) > 0 FROM orders")["passed"], true);
+    assert_failed(
+        &out,
+        &report,
+        "check-sql: SELECT count(*) > 1000000000 FROM orders",
+        "returned f, not true",
+    );
+    assert_eq!(
+        check(&report, "check-sql: SELECT count(*) > 0 FROM orders")["passed"],
+        true
+    );
     let c = check(&report, "check-sql: SELECT 1 FROM no_such_table");
     assert_eq!(c["passed"], false);
-    assert!(c["detail"].as_str().unwrap().contains("does not exist"), "{c}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("does not exist"),
+        "{c}"
+    );
     assert_eq!(check(&report, "fidelity")["passed"], true);
     cleanup_logs(&report);
+
+    // The same test on a scratch database of an existing server instead: it passes, and the
+    // scratch database is gone afterwards.
+    let (out, report) = restore_test(
+        &repo,
+        &good,
+        &["--scratch-postgres", &server.dsn("postgres")],
+    );
+    out.assert_ok();
+    assert_passed(&report);
+    assert_eq!(
+        server.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'bulwark_restore_test_%'"
+        ),
+        "0"
+    );
 
     // 4. A backup from a newer major version than the local programs.
     let newer = doctor_snapshot(&repo, &good, |f| f["major"] = 99.into());
@@ -404,19 +535,42 @@ fn postgres_sabotage_is_caught() {
     let empty_s = empty.path().display().to_string();
     let before = repo.snapshots().len();
     let out = run(repo
-        .cmd(&["backup", "--postgres", &server.dsn("shop"), "--dataset", "shop"])
+        .cmd(&[
+            "backup",
+            "--postgres",
+            &server.dsn("shop"),
+            "--dataset",
+            "shop",
+        ])
         .env("BULWARK_PG_BINDIR", empty.path()));
     out.assert_code(1).assert_one_error_line();
-    assert!(out.stderr.contains(&format!("pg_dump not found in {empty_s}")), "{}", out.describe());
-    assert!(out.stderr.contains("BULWARK_PG_BINDIR"), "{}", out.describe());
-    assert_eq!(repo.snapshots().len(), before, "no snapshot from a failed backup");
-    let out = run(repo.cmd(&["restore-test", &good, "--json"]).env("BULWARK_PG_BINDIR", empty.path()));
+    assert!(
+        out.stderr
+            .contains(&format!("pg_dump not found in {empty_s}")),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("BULWARK_PG_BINDIR"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        repo.snapshots().len(),
+        before,
+        "no snapshot from a failed backup"
+    );
+    let out = run(repo
+        .cmd(&["restore-test", &good, "--json"])
+        .env("BULWARK_PG_BINDIR", empty.path()));
     let report = out.json();
     assert_failed(&out, &report, "scratch", &format!("not found in {empty_s}"));
 
     // 6. Run as root with no unprivileged account for the scratch cluster.
     if running_as_root() {
-        let out = run(repo.cmd(&["restore-test", &good, "--json"]).env("BULWARK_SCRATCH_USER", "no-such-user-here"));
+        let out = run(repo
+            .cmd(&["restore-test", &good, "--json"])
+            .env("BULWARK_SCRATCH_USER", "no-such-user-here"));
         let report = out.json();
         assert_failed(&out, &report, "scratch", "no such user");
     }
@@ -427,7 +581,11 @@ fn postgres_sabotage_is_caught() {
     let plain = id_of(&repo.backup(&[files.path()], &[]));
     let out = repo.run(&["restore-test", &plain]);
     out.assert_code(1).assert_one_error_line();
-    assert!(out.stderr.contains("not a database backup"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("not a database backup"),
+        "{}",
+        out.describe()
+    );
 }
 
 fn cleanup_logs(report: &Value) {
@@ -445,7 +603,13 @@ fn postgres_server_dying_mid_dump_saves_nothing() {
     populate(&server, "doomed", rows);
     let repo = Repo::init(&[]);
     let mut child = repo
-        .cmd(&["backup", "--postgres", &server.dsn("doomed"), "--dataset", "doomed"])
+        .cmd(&[
+            "backup",
+            "--postgres",
+            &server.dsn("doomed"),
+            "--dataset",
+            "doomed",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -455,14 +619,23 @@ fn postgres_server_dying_mid_dump_saves_nothing() {
     let t = Instant::now();
     loop {
         let n: i64 = watcher
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'", &[])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'",
+                &[],
+            )
             .unwrap()
             .get(0);
         if n > 0 {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "pg_dump never connected");
-        assert!(child.try_wait().unwrap().is_none(), "the backup ended before pg_dump connected");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "pg_dump never connected"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before pg_dump connected"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     server.stop_immediate();
@@ -474,16 +647,39 @@ fn postgres_server_dying_mid_dump_saves_nothing() {
         "the error names the dump: {}",
         out.describe()
     );
-    assert!(out.stderr.contains("no snapshot was saved"), "{}", out.describe());
-    assert_eq!(repo.snapshots().len(), 0, "a dump cut short is never stored as a snapshot");
+    assert!(
+        out.stderr.contains("no snapshot was saved"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        repo.snapshots().len(),
+        0,
+        "a dump cut short is never stored as a snapshot"
+    );
 }
 
 /// Bytes stored by the second of two daily backups, as a fraction of the first's.
 fn two_days(server: &PgServer, db: &str, chunk_kib: &[&str], change: &str) -> Vec<f64> {
-    let repos: Vec<Repo> = chunk_kib.iter().map(|k| Repo::init(&["--chunk-avg-kib", k])).collect();
+    let repos: Vec<Repo> = chunk_kib
+        .iter()
+        .map(|k| Repo::init(&["--chunk-avg-kib", k]))
+        .collect();
     let day1: Vec<u64> = repos
         .iter()
-        .map(|r| u64_of(&r.json(&["backup", "--json", "--postgres", &server.dsn(db), "--dataset", db]), "bytes_added_stored"))
+        .map(|r| {
+            u64_of(
+                &r.json(&[
+                    "backup",
+                    "--json",
+                    "--postgres",
+                    &server.dsn(db),
+                    "--dataset",
+                    db,
+                ]),
+                "bytes_added_stored",
+            )
+        })
         .collect();
     server.psql(db, change);
     server.psql(db, "VACUUM public.orders");
@@ -491,7 +687,14 @@ fn two_days(server: &PgServer, db: &str, chunk_kib: &[&str], change: &str) -> Ve
         .iter()
         .zip(day1)
         .map(|(r, first)| {
-            let v = r.json(&["backup", "--json", "--postgres", &server.dsn(db), "--dataset", db]);
+            let v = r.json(&[
+                "backup",
+                "--json",
+                "--postgres",
+                &server.dsn(db),
+                "--dataset",
+                db,
+            ]);
             u64_of(&v, "bytes_added_stored") as f64 / first as f64
         })
         .collect()
@@ -519,8 +722,10 @@ fn postgres_two_days_of_dumps_share_most_chunks() {
         ratios[0] * 100.0,
         ratios[1] * 100.0
     );
-    assert!(ratios[0] < 0.6, "1 MiB chunks: {ratios:?}");
-    assert!(ratios[1] < 0.3, "256 KiB chunks: {ratios:?}");
+    // Chunk boundaries depend on the repository's secret chunker seed: the ratios vary from run to
+    // run (seen: 33-42% and 12-24% at 200k rows), hence generous bounds.
+    assert!(ratios[0] < 0.7, "1 MiB chunks: {ratios:?}");
+    assert!(ratios[1] < 0.35, "256 KiB chunks: {ratios:?}");
     if thorough() {
         // The worst case for any chunked dump: 2% of rows updated uniformly at random.
         populate(&server, "spread", rows);

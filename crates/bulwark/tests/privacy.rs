@@ -41,7 +41,12 @@ fn no_plaintext_reaches_the_repository() {
     repo.backup(&[&src], &["--tag", &snapshot_tag, "--host", &host]);
     repo.json(&["check", "--json", "--read-data"]);
     let stdin = run_with_input(
-        &mut repo.cmd(&["backup", "--json", "--stdin-name", &format!("stdin-{file_name}")]),
+        &mut repo.cmd(&[
+            "backup",
+            "--json",
+            "--stdin-name",
+            &format!("stdin-{file_name}"),
+        ]),
         Some(marker.repeat(1000).as_bytes()),
     );
     stdin.assert_ok();
@@ -62,7 +67,13 @@ fn no_plaintext_reaches_the_repository() {
     // Nothing outside the documented layout either.
     for path in &files {
         let rel = path.strip_prefix(&repo.path).unwrap();
-        let top = rel.components().next().unwrap().as_os_str().to_str().unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap();
         assert!(
             ["config", "keys", "data", "index", "snapshots"].contains(&top),
             "unexpected object {}",
@@ -87,17 +98,34 @@ fn stored_objects_are_named_by_the_blake3_of_their_bytes() {
             let name = path.file_name().unwrap().to_str().unwrap();
             assert!(is_hex64(name), "{}", path.display());
             let bytes = fs::read(&path).unwrap();
-            assert_eq!(blake3::hash(&bytes).to_hex().as_str(), name, "{}", path.display());
+            assert_eq!(
+                blake3::hash(&bytes).to_hex().as_str(),
+                name,
+                "{}",
+                path.display()
+            );
             if folder == "data" {
                 // Packs are spread over data/XX/ by the first two digits of their name.
-                let parent = path.parent().unwrap().file_name().unwrap().to_str().unwrap();
+                let parent = path
+                    .parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap();
                 assert_eq!(parent, &name[..2]);
-                assert_eq!(path.parent().unwrap().parent().unwrap(), repo.path.join("data"));
+                assert_eq!(
+                    path.parent().unwrap().parent().unwrap(),
+                    repo.path.join("data")
+                );
             }
             seen += 1;
         }
     }
-    assert!(seen >= 5, "expected several packs, an index file and two snapshots");
+    assert!(
+        seen >= 5,
+        "expected several packs, an index file and two snapshots"
+    );
     assert_eq!(files_below(&repo.path.join("snapshots")).len(), 2);
     // No lock is left behind by finished commands.
     assert_eq!(files_below(&repo.path.join("locks")).len(), 0);

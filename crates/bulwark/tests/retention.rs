@@ -24,7 +24,8 @@ impl FastRepo {
     fn init(extra: &[&str]) -> FastRepo {
         let repo = Repo::init(extra);
         let key_file = repo.dir.path().join("key");
-        repo.run(&["key", "add", "--new-key-file", key_file.to_str().unwrap()]).assert_ok();
+        repo.run(&["key", "add", "--new-key-file", key_file.to_str().unwrap()])
+            .assert_ok();
         FastRepo { repo, key_file }
     }
 
@@ -58,7 +59,11 @@ impl FastRepo {
 }
 
 fn strings_of(v: &Value, field: &str) -> BTreeSet<String> {
-    v.as_array().unwrap().iter().map(|s| s[field].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[field].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -73,11 +78,29 @@ fn a_year_of_daily_snapshots_keeps_exactly_30_days_and_12_months() {
         let day = last - Days::days(back);
         let time = Utc.from_utc_datetime(&day.and_hms_opt(2, 0, 0).unwrap());
         std::fs::write(src.join("a"), format!("the data of {day}")).unwrap();
-        let out = repo.json(&["backup", "--json", src.to_str().unwrap(), "--time", &time.to_rfc3339()]);
+        let out = repo.json(&[
+            "backup",
+            "--json",
+            src.to_str().unwrap(),
+            "--time",
+            &time.to_rfc3339(),
+        ]);
         by_day.insert(day, out["snapshot_id"].as_str().unwrap().to_string());
     }
-    let plan = repo.json(&["forget", "--json", "--keep-within", "30d", "--keep-monthly", "12", "--dry-run"]);
-    assert_eq!(repo.snapshot_ids().len(), 365, "--dry-run must change nothing");
+    let plan = repo.json(&[
+        "forget",
+        "--json",
+        "--keep-within",
+        "30d",
+        "--keep-monthly",
+        "12",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        repo.snapshot_ids().len(),
+        365,
+        "--dry-run must change nothing"
+    );
 
     // Expected: every snapshot within 30 days of the newest, and the newest of each of the 12
     // newest months.
@@ -91,7 +114,11 @@ fn a_year_of_daily_snapshots_keeps_exactly_30_days_and_12_months() {
     let mut months: Vec<(i32, u32)> = by_day.keys().map(|d| (d.year(), d.month())).collect();
     months.dedup();
     for (y, m) in months.iter().rev().take(12) {
-        let newest = by_day.iter().rev().find(|(d, _)| d.year() == *y && d.month() == *m).unwrap();
+        let newest = by_day
+            .iter()
+            .rev()
+            .find(|(d, _)| d.year() == *y && d.month() == *m)
+            .unwrap();
         expected.insert(newest.1.clone());
     }
     let decisions = plan["forget"]["snapshots"].as_array().unwrap();
@@ -104,12 +131,27 @@ fn a_year_of_daily_snapshots_keeps_exactly_30_days_and_12_months() {
     assert_eq!(kept, expected);
     for d in decisions {
         let reasons = d["reasons"].as_array().unwrap();
-        assert_eq!(d["keep"] == true, !reasons.is_empty(), "every kept snapshot says why: {d}");
+        assert_eq!(
+            d["keep"] == true,
+            !reasons.is_empty(),
+            "every kept snapshot says why: {d}"
+        );
     }
 
-    let done = repo.json(&["forget", "--json", "--keep-within", "30d", "--keep-monthly", "12", "--prune"]);
+    let done = repo.json(&[
+        "forget",
+        "--json",
+        "--keep-within",
+        "30d",
+        "--keep-monthly",
+        "12",
+        "--prune",
+    ]);
     assert_eq!(repo.snapshot_ids(), expected);
-    assert!(done["prune"]["packs_deleted"].as_u64().unwrap() > 0, "{done}");
+    assert!(
+        done["prune"]["packs_deleted"].as_u64().unwrap() > 0,
+        "{done}"
+    );
     repo.assert_clean();
 }
 
@@ -122,10 +164,12 @@ fn a_held_snapshot_survives_every_rule_until_its_hold_ends() {
     for day in 1..=5 {
         std::fs::write(src.join("f"), format!("day {day}")).unwrap();
         let t = format!("2026-03-0{day}T02:00:00Z");
-        ids.push(repo.json(&["backup", "--json", src.to_str().unwrap(), "--time", &t])["snapshot_id"]
-            .as_str()
-            .unwrap()
-            .to_string());
+        ids.push(
+            repo.json(&["backup", "--json", src.to_str().unwrap(), "--time", &t])["snapshot_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     repo.json(&["hold", "add", &ids[0], "--reason", "litigation 7", "--json"]);
     repo.json(&["hold", "add", &ids[1], "--until", "2000-01-01", "--json"]); // already expired
@@ -154,7 +198,11 @@ fn write_day(dir: &Path, rng: &mut Prng, day: u32) {
         }
     }
     for i in 0..4 {
-        std::fs::write(dir.join(format!("daily-{i}")), rng.bytes(90_000 + (day as usize % 7) * 1000)).unwrap();
+        std::fs::write(
+            dir.join(format!("daily-{i}")),
+            rng.bytes(90_000 + (day as usize % 7) * 1000),
+        )
+        .unwrap();
     }
 }
 
@@ -162,7 +210,13 @@ fn write_day(dir: &Path, rng: &mut Prng, day: u32) {
 fn assert_all_restore(repo: &FastRepo, scratch: &Path) {
     for id in repo.snapshot_ids() {
         let target = scratch.join(&id[..12]);
-        let out = repo.run(&["restore", &id[..12], "--target", target.to_str().unwrap(), "--verify"]);
+        let out = repo.run(&[
+            "restore",
+            &id[..12],
+            "--target",
+            target.to_str().unwrap(),
+            "--verify",
+        ]);
         out.assert_ok();
         std::fs::remove_dir_all(&target).unwrap();
     }
@@ -185,14 +239,37 @@ fn prune_beside_concurrent_backups_never_loses_a_needed_blob() {
     for day in 4..4 + rounds {
         write_day(&a, &mut rng, day);
         write_day(&b, &mut rng, day);
-        let spawn = |args: &[&str]| repo.cmd(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let spawn = |args: &[&str]| {
+            repo.cmd(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
         let backup_a = spawn(&["backup", a.to_str().unwrap(), "--host", "a"]);
-        let prune = spawn(&["forget", "--keep-last", "2", "--group-by", "host", "--prune", "--max-unused", "0%"]);
+        let prune = spawn(&[
+            "forget",
+            "--keep-last",
+            "2",
+            "--group-by",
+            "host",
+            "--prune",
+            "--max-unused",
+            "0%",
+        ]);
         let backup_b = spawn(&["backup", b.to_str().unwrap(), "--host", "b"]);
-        for (what, child) in [("backup a", backup_a), ("prune", prune), ("backup b", backup_b)] {
+        for (what, child) in [
+            ("backup a", backup_a),
+            ("prune", prune),
+            ("backup b", backup_b),
+        ] {
             let out = finish(child);
             // A concurrent maintenance run may be refused with "locked" (exit 11); nothing else.
-            assert!(out.code == 0 || (what == "prune" && out.code == 11), "{what}: {}", out.describe());
+            assert!(
+                out.code == 0 || (what == "prune" && out.code == 11),
+                "{what}: {}",
+                out.describe()
+            );
         }
         repo.assert_clean();
     }
@@ -225,8 +302,16 @@ fn prune_killed_at_any_instant_leaves_a_clean_repository_and_finishes_next_time(
         let started = Instant::now();
         repo.json(&["prune", "--json", "--dry-run"]);
         let span = started.elapsed() * 3;
-        let mut child = repo.cmd(&["prune", "--max-unused", "0%"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        thread::sleep(span.mul_f64(rng.below(1000) as f64 / 1000.0).max(Duration::from_millis(1)));
+        let mut child = repo
+            .cmd(&["prune", "--max-unused", "0%"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        thread::sleep(
+            span.mul_f64(rng.below(1000) as f64 / 1000.0)
+                .max(Duration::from_millis(1)),
+        );
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(repo.snapshot_ids(), kept);

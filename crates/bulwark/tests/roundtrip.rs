@@ -27,11 +27,14 @@ use proptest::test_runner::{Config, TestRunner};
 /// Pieces file names are made of: ASCII, punctuation that shells and globs care about, accents,
 /// combining marks, CJK, emoji, right-to-left script, zero-width space, and even a newline.
 const NAME_PIECES: &[&str] = &[
-    "a", "b", "Z", "0", "9", "_", "-", " ", ".", ",", "'", "\"", "\\", "*", "?", "[", "]", ":", "#", "%", "~", "é",
-    "ß", "Ω", "Ж", "日", "本", "語", "ا", "ñ", "\u{301}", "\u{200b}", "🦀", "🎉", "\n",
+    "a", "b", "Z", "0", "9", "_", "-", " ", ".", ",", "'", "\"", "\\", "*", "?", "[", "]", ":",
+    "#", "%", "~", "é", "ß", "Ω", "Ж", "日", "本", "語", "ا", "ñ", "\u{301}", "\u{200b}", "🦀",
+    "🎉", "\n",
 ];
 
-const FILE_MODES: &[u32] = &[0o644, 0o600, 0o755, 0o4755, 0o2755, 0o6750, 0o400, 0o444, 0o640, 0o700];
+const FILE_MODES: &[u32] = &[
+    0o644, 0o600, 0o755, 0o4755, 0o2755, 0o6750, 0o400, 0o444, 0o640, 0o700,
+];
 const DIR_MODES: &[u32] = &[0o755, 0o700, 0o750, 0o775, 0o2775, 0o1777, 0o711];
 
 fn name() -> impl Strategy<Value = OsString> {
@@ -47,10 +50,19 @@ fn name() -> impl Strategy<Value = OsString> {
 enum Content {
     Empty,
     Small(Vec<u8>),
-    Random { seed: u64, len: usize },
-    Text { seed: u64, len: usize },
+    Random {
+        seed: u64,
+        len: usize,
+    },
+    Text {
+        seed: u64,
+        len: usize,
+    },
     /// A hole-y file: (offset fraction, length, seed) islands of data.
-    Sparse { len: u64, islands: Vec<(u64, usize, u64)> },
+    Sparse {
+        len: u64,
+        islands: Vec<(u64, usize, u64)>,
+    },
     /// The same bytes as an earlier file (deduplication).
     CopyOf(usize),
 }
@@ -137,16 +149,22 @@ fn what() -> impl Strategy<Value = What> {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    (any::<usize>(), name(), what(), any::<usize>(), time(), (0u32..200_000, 0u32..200_000)).prop_map(
-        |(parent, name, what, mode, mtime, owner)| Spec {
+    (
+        any::<usize>(),
+        name(),
+        what(),
+        any::<usize>(),
+        time(),
+        (0u32..200_000, 0u32..200_000),
+    )
+        .prop_map(|(parent, name, what, mode, mtime, owner)| Spec {
             parent,
             name,
             what,
             mode,
             mtime,
             owner,
-        },
-    )
+        })
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -166,14 +184,16 @@ fn case() -> impl Strategy<Value = Case> {
         vec(spec(), 0..40),
         vec((any::<usize>(), change()), 1..5),
     )
-        .prop_map(|(chain, big, fixed_seed, fixed_time, entries, changes)| Case {
-            chain,
-            big,
-            fixed_seed,
-            fixed_time,
-            entries,
-            changes,
-        })
+        .prop_map(
+            |(chain, big, fixed_seed, fixed_time, entries, changes)| Case {
+                chain,
+                big,
+                fixed_seed,
+                fixed_time,
+                entries,
+                changes,
+            },
+        )
 }
 
 /// What was built: the regular file paths (hard links included) and the metadata to apply.
@@ -231,7 +251,13 @@ fn mkfifo(path: &Path) {
     let c = CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: c is a valid NUL-terminated path.
     let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
-    assert_eq!(rc, 0, "mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn apply(path: &Path, m: Meta, as_root: bool) {
@@ -275,7 +301,10 @@ fn build(root: &Path, case: &Case, as_root: bool) -> Built {
         dirs.push(p);
         dir_meta.push(Meta {
             mode: DIR_MODES[i % DIR_MODES.len()],
-            mtime: (case.fixed_time.0 + i as i64, (case.fixed_time.1 + i as u32) % 1_000_000_000),
+            mtime: (
+                case.fixed_time.0 + i as i64,
+                (case.fixed_time.1 + i as u32) % 1_000_000_000,
+            ),
             owner: owner(&mut rng),
             symlink: false,
         });
@@ -283,14 +312,32 @@ fn build(root: &Path, case: &Case, as_root: bool) -> Built {
     let big = dirs.last().unwrap().join("big 🦀.bin");
     fs::write(&big, Prng::new(case.big.0).bytes(case.big.1)).unwrap();
     built.files.push(big.clone());
-    built.meta.push((big.clone(), Meta { mode: 0o644, mtime: case.fixed_time, owner: owner(&mut rng), symlink: false }));
+    built.meta.push((
+        big.clone(),
+        Meta {
+            mode: 0o644,
+            mtime: case.fixed_time,
+            owner: owner(&mut rng),
+            symlink: false,
+        },
+    ));
 
     // Every case has one of each special thing, whatever else it draws.
     let fixed = root.join("fixed");
     fs::create_dir(&fixed).unwrap();
     dirs.push(fixed.clone());
-    dir_meta.push(Meta { mode: 0o750, mtime: (case.fixed_time.0 - 1, 1), owner: owner(&mut rng), symlink: false });
-    let t = |k: i64| (case.fixed_time.0 + 1000 * k, (case.fixed_time.1 + 7 * k as u32) % 1_000_000_000);
+    dir_meta.push(Meta {
+        mode: 0o750,
+        mtime: (case.fixed_time.0 - 1, 1),
+        owner: owner(&mut rng),
+        symlink: false,
+    });
+    let t = |k: i64| {
+        (
+            case.fixed_time.0 + 1000 * k,
+            (case.fixed_time.1 + 7 * k as u32) % 1_000_000_000,
+        )
+    };
     let empty = fixed.join("empty");
     fs::write(&empty, b"").unwrap();
     let setuid = fixed.join("setuid-tool");
@@ -299,7 +346,8 @@ fn build(root: &Path, case: &Case, as_root: bool) -> Built {
     {
         let f = fs::File::create(&sparse).unwrap();
         f.set_len(3 << 20).unwrap();
-        f.write_all_at(&rng.bytes(5000), rng.below(3 << 20) & !4095).unwrap();
+        f.write_all_at(&rng.bytes(5000), rng.below(3 << 20) & !4095)
+            .unwrap();
     }
     let raw_name = fixed.join(OsString::from_vec(vec![b'r', 0xff, 0xfe, b'w']));
     fs::write(&raw_name, b"raw name").unwrap();
@@ -309,20 +357,49 @@ fn build(root: &Path, case: &Case, as_root: bool) -> Built {
     std::os::unix::fs::symlink("/nonexistent/📁/target", &dangling).unwrap();
     let live = fixed.join("live");
     std::os::unix::fs::symlink("setuid-tool", &live).unwrap();
-    for (k, (p, mode)) in [(empty, 0o600), (setuid, 0o4755), (sparse, 0o640), (raw_name, 0o644)].into_iter().enumerate() {
+    for (k, (p, mode)) in [
+        (empty, 0o600),
+        (setuid, 0o4755),
+        (sparse, 0o640),
+        (raw_name, 0o644),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         built.files.push(p.clone());
-        built.meta.push((p, Meta { mode, mtime: t(k as i64 + 1), owner: owner(&mut rng), symlink: false }));
+        built.meta.push((
+            p,
+            Meta {
+                mode,
+                mtime: t(k as i64 + 1),
+                owner: owner(&mut rng),
+                symlink: false,
+            },
+        ));
     }
     built.files.push(hard);
     for (k, p) in [dangling, live].into_iter().enumerate() {
-        built.meta.push((p, Meta { mode: 0, mtime: t(k as i64 + 10), owner: owner(&mut rng), symlink: true }));
+        built.meta.push((
+            p,
+            Meta {
+                mode: 0,
+                mtime: t(k as i64 + 10),
+                owner: owner(&mut rng),
+                symlink: true,
+            },
+        ));
     }
 
     // The drawn entries.
     for s in &case.entries {
         let parent = dirs[s.parent % dirs.len()].clone();
         let path = free_path(&parent, &s.name);
-        let mut meta = Meta { mode: 0, mtime: s.mtime, owner: s.owner, symlink: false };
+        let mut meta = Meta {
+            mode: 0,
+            mtime: s.mtime,
+            owner: s.owner,
+            symlink: false,
+        };
         match &s.what {
             What::File(c) => {
                 write_content(&path, c, &built.files);
@@ -340,10 +417,16 @@ fn build(root: &Path, case: &Case, as_root: bool) -> Built {
                 let target = match link {
                     Link::Raw(t) => t.clone(),
                     Link::Sibling(i) => {
-                        let mut names: Vec<OsString> =
-                            fs::read_dir(&parent).unwrap().map(|e| e.unwrap().file_name()).collect();
+                        let mut names: Vec<OsString> = fs::read_dir(&parent)
+                            .unwrap()
+                            .map(|e| e.unwrap().file_name())
+                            .collect();
                         names.sort();
-                        if names.is_empty() { OsString::from("nothing here") } else { names[i % names.len()].clone() }
+                        if names.is_empty() {
+                            OsString::from("nothing here")
+                        } else {
+                            names[i % names.len()].clone()
+                        }
                     }
                 };
                 std::os::unix::fs::symlink(&target, &path).unwrap();
@@ -381,7 +464,12 @@ fn modify(built: &Built, changes: &[(usize, Change)]) -> u64 {
         let old_mtime = (before.mtime(), before.mtime_nsec() as u32);
         let new_mtime = match change {
             Change::Append(bytes, t) => {
-                OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
+                OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .unwrap()
+                    .write_all(bytes)
+                    .unwrap();
                 *t
             }
             Change::RewriteKeepMtime(seed) => {
@@ -410,7 +498,11 @@ fn restore_and_compare(repo: &Repo, snapshot: &str, src: &Path, files: u64) {
     out.assert_ok();
     let report = out.json();
     assert_eq!(report["verified"], true, "{report}");
-    assert_eq!(u64_of(&report, "files_verified"), u64_of(&report, "files"), "{report}");
+    assert_eq!(
+        u64_of(&report, "files_verified"),
+        u64_of(&report, "files"),
+        "{report}"
+    );
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
     assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
     // Every regular file below the source, plus none elsewhere: the ancestors hold directories only.
@@ -435,10 +527,18 @@ fn round_trip(case: &Case, as_root: bool) {
 
     let changed = modify(&built, &case.changes);
     let second = repo.backup(&[&src], &[]);
-    assert_eq!(second["parent"].as_str(), Some(id_of(&first).as_str()), "{second}");
+    assert_eq!(
+        second["parent"].as_str(),
+        Some(id_of(&first).as_str()),
+        "{second}"
+    );
     assert_eq!(u64_of(&second, "files_new"), 0, "{second}");
     assert_eq!(u64_of(&second, "files_changed"), changed, "{second}");
-    assert_eq!(u64_of(&second, "files_unmodified"), files - changed, "{second}");
+    assert_eq!(
+        u64_of(&second, "files_unmodified"),
+        files - changed,
+        "{second}"
+    );
     restore_and_compare(&repo, &id_of(&second), &src, files);
 }
 
@@ -470,14 +570,18 @@ fn sparse_files_stay_sparse() {
     f.write_all_at(b"tail", (64 << 20) - 4).unwrap();
     drop(f);
     let allocated = |p: &Path| fs::metadata(p).unwrap().blocks() * 512;
-    assert!(allocated(&path) < 1 << 20, "the test file system must support holes");
+    assert!(
+        allocated(&path) < 1 << 20,
+        "the test file system must support holes"
+    );
 
     let repo = Repo::init(&["--chunk-avg-kib", "64"]);
     let snap = repo.backup(&[&src], &[]);
     // 64 MiB of zeros deduplicate to a handful of chunks.
     assert!(u64_of(&snap, "bytes_added_stored") < 1 << 20, "{snap}");
     let target = tempdir("bulwark-sparse-restore-");
-    repo.restore(&id_of(&snap), target.path(), &["--verify"]).assert_ok();
+    repo.restore(&id_of(&snap), target.path(), &["--verify"])
+        .assert_ok();
     let restored = restored_at(target.path(), &path);
     assert_same_tree(&src, &restored_at(target.path(), &src), Compare::ALL);
     assert!(
@@ -501,11 +605,17 @@ fn duplicates_and_hard_links_are_stored_once_and_restore_fully() {
     let snap = repo.backup(&[&src], &[]);
     assert_eq!(u64_of(&snap, "files_new"), 3, "{snap}");
     let stored = u64_of(&snap, "bytes_added_stored");
-    assert!(stored < (3 << 20) + (256 << 10), "three copies of random data stored once: {snap}");
+    assert!(
+        stored < (3 << 20) + (256 << 10),
+        "three copies of random data stored once: {snap}"
+    );
     let target = tempdir("bulwark-dups-restore-");
-    repo.restore(&id_of(&snap), target.path(), &["--verify"]).assert_ok();
+    repo.restore(&id_of(&snap), target.path(), &["--verify"])
+        .assert_ok();
     assert_same_tree(&src, &restored_at(target.path(), &src), Compare::ALL);
-    let names: BTreeSet<_> = files_below(&restored_at(target.path(), &src)).into_iter().collect();
+    let names: BTreeSet<_> = files_below(&restored_at(target.path(), &src))
+        .into_iter()
+        .collect();
     assert_eq!(names.len(), 3);
 }
 

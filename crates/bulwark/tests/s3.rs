@@ -23,13 +23,19 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server must be installed (pip install 'moto[server]'); .ci/run installs it");
+            .expect(
+                "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
+            );
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start");
@@ -43,7 +49,10 @@ impl Moto {
         write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "bucket creation failed: {resp}");
+        assert!(
+            resp.starts_with("HTTP/1.1 200"),
+            "bucket creation failed: {resp}"
+        );
     }
 
     fn url(&self, bucket: &str, prefix: &str) -> String {
@@ -52,7 +61,9 @@ impl Moto {
 }
 
 fn url_at(port: u16, bucket: &str, prefix: &str) -> String {
-    format!("s3://{bucket}/{prefix}?region=us-east-1&endpoint=http://127.0.0.1:{port}&allow_http=true")
+    format!(
+        "s3://{bucket}/{prefix}?region=us-east-1&endpoint=http://127.0.0.1:{port}&allow_http=true"
+    )
 }
 
 impl Drop for Moto {
@@ -78,7 +89,10 @@ fn bulwark(args: &[&str]) -> Command {
 fn run(args: &[&str]) -> Output {
     let out = bulwark(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "bulwark panicked on {args:?}: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "bulwark panicked on {args:?}: {stderr}"
+    );
     out
 }
 
@@ -109,15 +123,26 @@ fn make_source(dir: &Path, files: usize, seed: u64) {
         let data: Vec<u8> = if i % 2 == 0 {
             (0..len).map(|_| next() as u8).collect()
         } else {
-            format!("line {i} of a compressible file\n").repeat(len / 30 + 1).into_bytes()
+            format!("line {i} of a compressible file\n")
+                .repeat(len / 30 + 1)
+                .into_bytes()
         };
         std::fs::write(sub.join(format!("f{i}.dat")), data).unwrap();
     }
 }
 
 fn trees_equal(a: &Path, b: &Path) {
-    let out = Command::new("diff").arg("-r").arg(a).arg(b).output().unwrap();
-    assert!(out.status.success(), "trees differ: {}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new("diff")
+        .arg("-r")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trees differ: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 fn restored(target: &Path, source: &Path) -> PathBuf {
@@ -144,7 +169,9 @@ fn backup_to_s3_copy_to_replicas_restore_from_each_and_heal() {
     ok(&["init", "-r", &replica, "--replica-of", &primary]);
     ok(&["init", "-r", local, "--replica-of", &primary]);
 
-    let status = ok(&["replica", "status", "-r", &primary, "--to", &replica, "--json"]);
+    let status = ok(&[
+        "replica", "status", "-r", &primary, "--to", &replica, "--json",
+    ]);
     assert_eq!(status["missing_on_replica"].as_array().unwrap().len(), 2);
     assert!(status["bytes_missing_on_replica"].as_u64().unwrap() > 0);
 
@@ -154,7 +181,9 @@ fn backup_to_s3_copy_to_replicas_restore_from_each_and_heal() {
     let again = ok(&["copy", "-r", &primary, "--to", &replica, "--json"]);
     assert_eq!(again["packs_copied"], 0, "a second copy must send nothing");
     ok(&["copy", "-r", &primary, "--to", local, "--json"]);
-    let status = ok(&["replica", "status", "-r", &primary, "--to", &replica, "--json"]);
+    let status = ok(&[
+        "replica", "status", "-r", &primary, "--to", &replica, "--json",
+    ]);
     assert_eq!(status["in_sync"], true);
     assert_eq!(status["bytes_missing_on_replica"], 0);
 
@@ -162,12 +191,28 @@ fn backup_to_s3_copy_to_replicas_restore_from_each_and_heal() {
         let report = ok(&["check", "-r", repo, "--read-data", "--json"]);
         assert_eq!(report["ok"], true, "{repo}: {report}");
         let target = tmp.path().join(format!("restore-{}", repo.len()));
-        ok(&["restore", "-r", repo, "latest", "--target", target.to_str().unwrap(), "--verify"]);
+        ok(&[
+            "restore",
+            "-r",
+            repo,
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+            "--verify",
+        ]);
         trees_equal(&src, &restored(&target, &src));
     }
     let first_id = first["snapshot_id"].as_str().unwrap();
     let target = tmp.path().join("restore-first");
-    ok(&["restore", "-r", &replica, &first_id[..8], "--target", target.to_str().unwrap(), "--verify"]);
+    ok(&[
+        "restore",
+        "-r",
+        &replica,
+        &first_id[..8],
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     assert!(!restored(&target, &src).join("d0/new.txt").exists());
 
     // Damage the primary through the backend: one pack deleted, one corrupted.
@@ -178,17 +223,29 @@ fn backup_to_s3_copy_to_replicas_restore_from_each_and_heal() {
             std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
             std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
         }
-        bulwark_repo::Repository::open(bulwark_repo::backend::open_location(url, false).unwrap(), &key).unwrap()
+        bulwark_repo::Repository::open(
+            bulwark_repo::backend::open_location(url, false).unwrap(),
+            &key,
+        )
+        .unwrap()
     };
     let repo = open(&primary);
     let mut packs = repo.backend().list(bulwark_repo::FileKind::Pack).unwrap();
     packs.sort();
     assert!(packs.len() >= 3);
-    repo.backend().remove(bulwark_repo::FileKind::Pack, &packs[0].0).unwrap();
-    let mut bytes = repo.backend().read(bulwark_repo::FileKind::Pack, &packs[1].0).unwrap().to_vec();
+    repo.backend()
+        .remove(bulwark_repo::FileKind::Pack, &packs[0].0)
+        .unwrap();
+    let mut bytes = repo
+        .backend()
+        .read(bulwark_repo::FileKind::Pack, &packs[1].0)
+        .unwrap()
+        .to_vec();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
-    repo.backend().remove(bulwark_repo::FileKind::Pack, &packs[1].0).unwrap();
+    repo.backend()
+        .remove(bulwark_repo::FileKind::Pack, &packs[1].0)
+        .unwrap();
     repo.backend()
         .create(bulwark_repo::FileKind::Pack, &packs[1].0, bytes.into())
         .unwrap();
@@ -196,16 +253,34 @@ fn backup_to_s3_copy_to_replicas_restore_from_each_and_heal() {
     let out = run(&["check", "-r", &primary, "--read-data", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let damaged: Vec<&str> = report["damaged_packs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(damaged.contains(&packs[0].0.as_str()) && damaged.contains(&packs[1].0.as_str()), "{report}");
+    let damaged: Vec<&str> = report["damaged_packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        damaged.contains(&packs[0].0.as_str()) && damaged.contains(&packs[1].0.as_str()),
+        "{report}"
+    );
     assert!(!report["affected"].as_array().unwrap().is_empty());
 
-    let healed = ok(&["repair", "packs", "-r", &primary, "--from", &replica, "--json"]);
+    let healed = ok(&[
+        "repair", "packs", "-r", &primary, "--from", &replica, "--json",
+    ]);
     assert_eq!(healed["replaced"].as_array().unwrap().len(), 2, "{healed}");
     let report = ok(&["check", "-r", &primary, "--read-data", "--json"]);
     assert_eq!(report["ok"], true, "{report}");
     let target = tmp.path().join("restore-healed");
-    ok(&["restore", "-r", &primary, "latest", "--target", target.to_str().unwrap(), "--verify"]);
+    ok(&[
+        "restore",
+        "-r",
+        &primary,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     trees_equal(&src, &restored(&target, &src));
 }
 
@@ -217,14 +292,26 @@ fn permanent_s3_errors_are_one_clear_line() {
     make_source(&src, 3, 1);
     // No such bucket: nothing there to open.
     let out = run(&["snapshots", "-r", &moto.url("no-such-bucket", "x")]);
-    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Nothing listening at the endpoint.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = run(&["init", "-r", &url_at(dead, "b", "x")]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot reach the storage endpoint"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the storage endpoint"),
+        "{stderr}"
+    );
     // An unknown URL parameter is a usage problem, reported before any request.
     let out = run(&["snapshots", "-r", "s3://b/x?regoin=eu-west-1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -255,14 +342,21 @@ fn a_killed_copy_resumes_without_resending_and_ends_identical() {
     let total_packs = full["packs_copied"].as_u64().unwrap();
     assert!(total_packs >= 10, "want many packs, got {total_packs}");
 
-    let kills = if std::env::var_os("BULWARK_THOROUGH").is_some() { 40 } else { 5 };
+    let kills = if std::env::var_os("BULWARK_THOROUGH").is_some() {
+        40
+    } else {
+        5
+    };
     let mut rng = 0x9e3779b97f4a7c15u64;
     for _ in 0..kills {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let delay = whole.mul_f64((rng % 1000) as f64 / 1000.0);
-        let mut child = bulwark(&["copy", "-r", primary, "--to", &replica]).stdout(Stdio::null()).spawn().unwrap();
+        let mut child = bulwark(&["copy", "-r", primary, "--to", &replica])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
         thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
@@ -270,14 +364,28 @@ fn a_killed_copy_resumes_without_resending_and_ends_identical() {
         let report = ok(&["check", "-r", &replica, "--json"]);
         assert_eq!(report["ok"], true, "{report}");
     }
-    let landed = ok(&["replica", "status", "-r", primary, "--to", &replica, "--json"]);
+    let landed = ok(&[
+        "replica", "status", "-r", primary, "--to", &replica, "--json",
+    ]);
     let missing = landed["packs_missing_on_replica"].as_u64().unwrap();
     let last = ok(&["copy", "-r", primary, "--to", &replica, "--json"]);
-    assert_eq!(last["packs_copied"].as_u64().unwrap(), missing, "the final copy re-sent packs that had landed");
+    assert_eq!(
+        last["packs_copied"].as_u64().unwrap(),
+        missing,
+        "the final copy re-sent packs that had landed"
+    );
     let report = ok(&["check", "-r", &replica, "--read-data", "--json"]);
     assert_eq!(report["ok"], true, "{report}");
     let target = tmp.path().join("restore");
-    ok(&["restore", "-r", &replica, "latest", "--target", target.to_str().unwrap(), "--verify"]);
+    ok(&[
+        "restore",
+        "-r",
+        &replica,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     trees_equal(&src, &restored(&target, &src));
 }
 
@@ -307,9 +415,15 @@ impl FaultyProxy {
                     }
                 };
                 client.set_nonblocking(false).unwrap();
-                n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let roll = (n >> 33) % 100;
-                let mode = if roll < percent_faulty { 1 + (n >> 20) % 3 } else { 0 };
+                let mode = if roll < percent_faulty {
+                    1 + (n >> 20) % 3
+                } else {
+                    0
+                };
                 if mode != 0 {
                     faults2.fetch_add(1, Ordering::Relaxed);
                 }
@@ -335,7 +449,9 @@ fn proxy_connection(client: TcpStream, upstream: u16, mode: u64) {
     if mode == 2 {
         thread::sleep(Duration::from_millis(300));
     }
-    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { return };
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
     let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     let up = thread::spawn(move || {
         let _ = std::io::copy(&mut c_read, &mut s_write);
@@ -372,10 +488,18 @@ fn faults_between_bulwark_and_storage_never_leave_a_snapshot_with_missing_data()
     ok(&["init", "-r", &direct, "--pack-size-mib", "1"]);
     ok(&["init", "-r", &direct_copy, "--replica-of", &direct]);
 
-    let rounds = if std::env::var_os("BULWARK_THOROUGH").is_some() { 12 } else { 3 };
+    let rounds = if std::env::var_os("BULWARK_THOROUGH").is_some() {
+        12
+    } else {
+        3
+    };
     let mut succeeded = 0;
     for round in 0..rounds {
-        std::fs::write(src.join(format!("round-{round}.txt")), format!("round {round}")).unwrap();
+        std::fs::write(
+            src.join(format!("round-{round}.txt")),
+            format!("round {round}"),
+        )
+        .unwrap();
         for args in [
             vec!["backup", "-r", flaky.as_str(), src.to_str().unwrap()],
             vec!["copy", "-r", flaky.as_str(), "--to", flaky_copy.as_str()],
@@ -385,9 +509,15 @@ fn faults_between_bulwark_and_storage_never_leave_a_snapshot_with_missing_data()
                 Some(0) => succeeded += 1,
                 Some(1) => {
                     let stderr = String::from_utf8_lossy(&out.stderr);
-                    assert!(stderr.starts_with("error:") || stderr.contains("\nerror:"), "unclear failure: {stderr}");
+                    assert!(
+                        stderr.starts_with("error:") || stderr.contains("\nerror:"),
+                        "unclear failure: {stderr}"
+                    );
                 }
-                other => panic!("{args:?} ended with {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+                other => panic!(
+                    "{args:?} ended with {other:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
             }
         }
         // Judged without the faults: whatever became visible is complete.
@@ -396,8 +526,22 @@ fn faults_between_bulwark_and_storage_never_leave_a_snapshot_with_missing_data()
             assert_eq!(report["ok"], true, "{repo}: {report}");
         }
     }
-    assert!(proxy.faults.load(Ordering::Relaxed) > 0, "the proxy injected no faults");
-    assert!(succeeded > 0, "retries should carry most operations through 15% faults");
+    assert!(
+        proxy.faults.load(Ordering::Relaxed) > 0,
+        "the proxy injected no faults"
+    );
+    assert!(
+        succeeded > 0,
+        "retries should carry most operations through 15% faults"
+    );
     let target = tmp.path().join("restore");
-    ok(&["restore", "-r", &direct_copy, "latest", "--target", target.to_str().unwrap(), "--verify"]);
+    ok(&[
+        "restore",
+        "-r",
+        &direct_copy,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
 }

@@ -48,15 +48,25 @@ impl Writer {
             while !s.load(Ordering::Relaxed) {
                 n += 1;
                 let t = c.transaction().unwrap();
-                t.execute("INSERT INTO log (at, msg) VALUES (datetime('now'), ?1)", [format!("event {n}")])
-                    .unwrap();
-                t.execute("UPDATE accounts SET balance = balance + 1 WHERE id = ?1", [1 + (n * 7919) % 1000])
-                    .unwrap();
+                t.execute(
+                    "INSERT INTO log (at, msg) VALUES (datetime('now'), ?1)",
+                    [format!("event {n}")],
+                )
+                .unwrap();
+                t.execute(
+                    "UPDATE accounts SET balance = balance + 1 WHERE id = ?1",
+                    [1 + (n * 7919) % 1000],
+                )
+                .unwrap();
                 t.commit().unwrap();
                 r.fetch_add(1, Ordering::Relaxed);
             }
         });
-        Writer { stop, rounds, thread }
+        Writer {
+            stop,
+            rounds,
+            thread,
+        }
     }
 
     fn rounds(&self) -> u64 {
@@ -119,31 +129,62 @@ fn sqlite_live_backup_restore_test_and_restore() {
         assert_eq!(tables["accounts"]["rows"], rows as u64);
         assert_eq!(tables["kv"]["rows"], 5);
         let logged = tables["log"]["rows"].as_u64().unwrap();
-        assert!(logged >= before && logged <= total, "log rows {logged} outside [{before}, {total}]");
+        assert!(
+            logged >= before && logged <= total,
+            "log rows {logged} outside [{before}, {total}]"
+        );
 
         let (out, report) = restore_test(
             &repo,
             "latest",
-            &["--dataset", "app-db", "--check-sql", &format!("SELECT count(*) = {rows} FROM accounts")],
+            &[
+                "--dataset",
+                "app-db",
+                "--check-sql",
+                &format!("SELECT count(*) = {rows} FROM accounts"),
+            ],
         );
         out.assert_ok();
         assert_eq!(report["passed"], true, "{report:#}");
         for name in ["restore", "integrity", "fidelity"] {
             assert_eq!(check(&report, name)["passed"], true, "{report:#}");
         }
-        eprintln!("{journal}: restore test {:.2}s, phases {}", report["duration_s"].as_f64().unwrap(), report["phases"]);
+        eprintln!(
+            "{journal}: restore test {:.2}s, phases {}",
+            report["duration_s"].as_f64().unwrap(),
+            report["phases"]
+        );
 
         let target = dir.path().join("restored.db");
         let target_s = target.display().to_string();
-        let r = repo.json(&["restore", "latest", "--json", "--dataset", "app-db", "--sqlite-target", &target_s]);
+        let r = repo.json(&[
+            "restore",
+            "latest",
+            "--json",
+            "--dataset",
+            "app-db",
+            "--sqlite-target",
+            &target_s,
+        ]);
         assert_eq!(r["verified"], true, "{r}");
         let c = Connection::open(&target).unwrap();
-        let n: i64 = c.query_row("SELECT count(*) FROM log", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n as u64, logged);
-        let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let ok: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(ok, "ok");
         // An existing target is never overwritten.
-        let out = repo.run(&["restore", "latest", "--dataset", "app-db", "--sqlite-target", &target_s]);
+        let out = repo.run(&[
+            "restore",
+            "latest",
+            "--dataset",
+            "app-db",
+            "--sqlite-target",
+            &target_s,
+        ]);
         out.assert_code(1).assert_one_error_line();
         assert!(out.stderr.contains("exists"), "{}", out.describe());
     }
@@ -155,7 +196,14 @@ fn sqlite_sabotage_is_caught() {
     let db = dir.path().join("app.db");
     create(&db, "wal", 5_000);
     let repo = Repo::init(&[]);
-    let good = id_of(&repo.json(&["backup", "--json", "--sqlite", &db.display().to_string(), "--dataset", "app-db"]));
+    let good = id_of(&repo.json(&[
+        "backup",
+        "--json",
+        "--sqlite",
+        &db.display().to_string(),
+        "--dataset",
+        "app-db",
+    ]));
 
     // A recorded row count the copy does not hold.
     let lib = repo.open_lib();
@@ -167,8 +215,18 @@ fn sqlite_sabotage_is_caught() {
     assert_eq!(report["passed"], false);
     let c = check(&report, "fidelity");
     assert_eq!(c["passed"], false);
-    assert!(c["detail"].as_str().unwrap().contains("accounts: 5000 rows restored, 4999 recorded at backup"), "{c}");
-    assert!(out.stderr.contains("restore test failed: fidelity"), "{}", out.describe());
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("accounts: 5000 rows restored, 4999 recorded at backup"),
+        "{c}"
+    );
+    assert!(
+        out.stderr.contains("restore test failed: fidelity"),
+        "{}",
+        out.describe()
+    );
 
     // A copy cut short, stored with the original's facts.
     let files = tempdir("bulwark-sqlite-files-");
@@ -205,10 +263,17 @@ fn sqlite_sabotage_is_caught() {
         .filter(|c| c["passed"] == false)
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert!(failed.contains(&"integrity") || failed.contains(&"fidelity"), "{report:#}");
+    assert!(
+        failed.contains(&"integrity") || failed.contains(&"fidelity"),
+        "{report:#}"
+    );
 
     // An assertion that does not hold.
-    let (out, report) = restore_test(&repo, &good, &["--check-sql", "SELECT count(*) > 5000 FROM accounts"]);
+    let (out, report) = restore_test(
+        &repo,
+        &good,
+        &["--check-sql", "SELECT count(*) > 5000 FROM accounts"],
+    );
     out.assert_code(1);
     let c = check(&report, "check-sql: SELECT count(*) > 5000 FROM accounts");
     assert_eq!(c["passed"], false);
@@ -220,5 +285,9 @@ fn sqlite_sabotage_is_caught() {
     std::fs::write(&junk, vec![42u8; 8192]).unwrap();
     let out = repo.run(&["backup", "--sqlite", &junk.display().to_string()]);
     out.assert_code(1).assert_one_error_line();
-    assert!(out.stderr.contains("not a readable SQLite database"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("not a readable SQLite database"),
+        "{}",
+        out.describe()
+    );
 }

@@ -66,10 +66,16 @@ pub fn compare(recorded: &Fingerprint, restored: &Fingerprint) -> Vec<String> {
     for name in names {
         match (recorded.get(name), restored.get(name)) {
             (Some(_), None) => out.push(format!("{name}: table missing from the restore")),
-            (None, Some(r)) => out.push(format!("{name}: table not in the backup's fingerprint ({} rows restored)", r.rows)),
+            (None, Some(r)) => out.push(format!(
+                "{name}: table not in the backup's fingerprint ({} rows restored)",
+                r.rows
+            )),
             (Some(want), Some(got)) => {
                 if want.rows != got.rows {
-                    out.push(format!("{name}: {} rows restored, {} recorded at backup", got.rows, want.rows));
+                    out.push(format!(
+                        "{name}: {} rows restored, {} recorded at backup",
+                        got.rows, want.rows
+                    ));
                 } else if let (Some(a), Some(b)) = (&want.checksum, &got.checksum)
                     && a != b
                 {
@@ -88,6 +94,7 @@ pub fn compare(recorded: &Fingerprint, restored: &Fingerprint) -> Vec<String> {
 /// The facts a database backup records in its snapshot's `meta` under [`META_KEY`].
 #[derive(Serialize, Deserialize, Clone, Debug)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[allow(clippy::large_enum_variant)] // one per snapshot, never in a hot path
 pub enum DbMeta {
     Postgres(postgres::PgFacts),
     Sqlite(sqlite::SqliteFacts),
@@ -124,12 +131,19 @@ impl DbMeta {
 
 /// Whether an assertion's result value counts as true.
 pub fn truthy(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "t" | "true" | "1" | "yes" | "on" | "y")
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "t" | "true" | "1" | "yes" | "on" | "y"
+    )
 }
 
 /// The last `n` non-empty lines of `text`, joined with " | " (for one-line error messages).
 pub fn tail_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 

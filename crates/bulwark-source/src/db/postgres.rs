@@ -103,7 +103,10 @@ impl PgTools {
                 origin: "BULWARK_PG_BINDIR".into(),
             };
         }
-        if let Ok(out) = Command::new("pg_config").arg("--bindir").stderr(Stdio::null()).output()
+        if let Ok(out) = Command::new("pg_config")
+            .arg("--bindir")
+            .stderr(Stdio::null())
+            .output()
             && out.status.success()
         {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -201,7 +204,12 @@ impl PgTools {
             .split(|c: char| !c.is_ascii_digit())
             .next()
             .and_then(|m| m.parse().ok())
-            .ok_or_else(|| DbError(format!("cannot tell the version of {}: '{text}'", prog.display())))?;
+            .ok_or_else(|| {
+                DbError(format!(
+                    "cannot tell the version of {}: '{text}'",
+                    prog.display()
+                ))
+            })?;
         Ok((version, major))
     }
 }
@@ -216,8 +224,12 @@ fn is_executable(p: &Path) -> bool {
 /// A connection string (`postgres://user@host/db` or `host=… dbname=…`) with libpq's environment
 /// defaults filled in (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; the local socket).
 pub fn config(dsn: &str) -> DbResult<Config> {
-    let mut c = Config::from_str(dsn)
-        .map_err(|e| DbError(format!("bad PostgreSQL connection string '{}': {e}", redact(dsn))))?;
+    let mut c = Config::from_str(dsn).map_err(|e| {
+        DbError(format!(
+            "bad PostgreSQL connection string '{}': {e}",
+            redact(dsn)
+        ))
+    })?;
     if c.get_hosts().is_empty() {
         match std::env::var("PGHOST") {
             Ok(hosts) if !hosts.is_empty() => {
@@ -247,7 +259,8 @@ pub fn config(dsn: &str) -> DbResult<Config> {
         c.password(p);
     }
     if c.get_dbname().is_none() {
-        let db = std::env::var("PGDATABASE").unwrap_or_else(|_| c.get_user().unwrap_or_default().to_string());
+        let db = std::env::var("PGDATABASE")
+            .unwrap_or_else(|_| c.get_user().unwrap_or_default().to_string());
         c.dbname(&db);
     }
     if c.get_application_name().is_none() {
@@ -260,9 +273,13 @@ pub fn config(dsn: &str) -> DbResult<Config> {
 }
 
 pub fn connect(dsn: &str) -> DbResult<Client> {
-    config(dsn)?
-        .connect(NoTls)
-        .map_err(|e| DbError(format!("cannot connect to {}: {}", redact(dsn), describe_error(&e))))
+    config(dsn)?.connect(NoTls).map_err(|e| {
+        DbError(format!(
+            "cannot connect to {}: {}",
+            redact(dsn),
+            describe_error(&e)
+        ))
+    })
 }
 
 /// The database a connection string names (after defaults).
@@ -274,13 +291,142 @@ pub fn dbname(dsn: &str) -> DbResult<String> {
 pub fn connect_other_db(dsn: &str, db: &str) -> DbResult<Client> {
     let mut c = config(dsn)?;
     c.dbname(db);
-    c.connect(NoTls)
-        .map_err(|e| DbError(format!("cannot connect to database {db} on {}: {}", redact(dsn), describe_error(&e))))
+    c.connect(NoTls).map_err(|e| {
+        DbError(format!(
+            "cannot connect to database {db} on {}: {}",
+            redact(dsn),
+            describe_error(&e)
+        ))
+    })
+}
+
+/// A command for a libpq client program, and the connection string to give it: without the
+/// password (which would show in the process list), that going in PGPASSWORD instead.
+pub fn client_command(prog: &Path, dsn: &str) -> (Command, String) {
+    let (conninfo, password) = strip_password(dsn);
+    let mut c = Command::new(prog);
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    (c, conninfo)
+}
+
+/// A connection string without its password, and the password.
+pub fn strip_password(dsn: &str) -> (String, Option<String>) {
+    if let Some(rest) = dsn
+        .strip_prefix("postgres://")
+        .or_else(|| dsn.strip_prefix("postgresql://"))
+    {
+        let scheme = &dsn[..dsn.len() - rest.len()];
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let mut password = None;
+        let authority = match authority.rfind('@') {
+            Some(at) => {
+                let (userinfo, host) = authority.split_at(at);
+                match userinfo.split_once(':') {
+                    Some((user, p)) => {
+                        password = Some(percent_decode(p));
+                        format!("{user}{host}")
+                    }
+                    None => authority.to_string(),
+                }
+            }
+            None => authority.to_string(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let mut kept = Vec::new();
+                for kv in query.split('&') {
+                    match kv.strip_prefix("password=") {
+                        Some(p) => password = Some(percent_decode(p)),
+                        None => kept.push(kv),
+                    }
+                }
+                if kept.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{}", kept.join("&"))
+                }
+            }
+            None => tail.to_string(),
+        };
+        return (format!("{scheme}{authority}{tail}"), password);
+    }
+    // key = value pairs; a value may be single-quoted, with backslash escapes.
+    let b = dsn.as_bytes();
+    let (mut i, mut kept, mut password) = (0, String::new(), None);
+    while i < b.len() {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &dsn[start..i];
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'=') {
+            i += 1;
+        }
+        let vstart = i;
+        let mut value = String::new();
+        if i < b.len() && b[i] == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != b'\'' {
+                if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                }
+                value.push(b[i] as char);
+                i += 1;
+            }
+            i = (i + 1).min(b.len());
+        } else {
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            value = dsn[vstart..i].to_string();
+        }
+        if key.is_empty() {
+            continue;
+        }
+        if key == "password" {
+            password = Some(value);
+        } else {
+            if !kept.is_empty() {
+                kept.push(' ');
+            }
+            kept += &dsn[start..i];
+        }
+    }
+    (kept, password)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(hex) = std::str::from_utf8(&b[i + 1..i + 3])
+            && let Ok(v) = u8::from_str_radix(hex, 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A connection string with its password blanked, for messages.
 pub fn redact(dsn: &str) -> String {
-    if let Some(rest) = dsn.strip_prefix("postgres://").or_else(|| dsn.strip_prefix("postgresql://")) {
+    if let Some(rest) = dsn
+        .strip_prefix("postgres://")
+        .or_else(|| dsn.strip_prefix("postgresql://"))
+    {
         let scheme = &dsn[..dsn.len() - rest.len()];
         if let Some(at) = rest.find('@') {
             let (auth, host) = rest.split_at(at);
@@ -291,7 +437,13 @@ pub fn redact(dsn: &str) -> String {
         return dsn.to_string();
     }
     dsn.split_whitespace()
-        .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=***"
+            } else {
+                kv
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -372,7 +524,11 @@ pub fn list_tables(client: &mut Client) -> DbResult<Vec<TableInfo>> {
 
 /// One table's exact row count and, if asked, an order-independent checksum of its rows: the
 /// sum of the first 64 bits of each row text's md5 (no sort, no collation involved).
-pub fn table_fingerprint(client: &mut Client, name: &str, checksum: bool) -> DbResult<TableFingerprint> {
+pub fn table_fingerprint(
+    client: &mut Client,
+    name: &str,
+    checksum: bool,
+) -> DbResult<TableFingerprint> {
     if checksum {
         let row = client.query_one(
             &format!(
@@ -397,7 +553,9 @@ pub fn table_fingerprint(client: &mut Client, name: &str, checksum: bool) -> DbR
 /// Large objects: their number, and a checksum of ids and contents when they can be read. Must
 /// run inside a transaction (it uses a savepoint).
 pub fn large_objects(client: &mut Client, checksum: bool) -> DbResult<TableFingerprint> {
-    let count: i64 = client.query_one("SELECT count(*)::int8 FROM pg_largeobject_metadata", &[])?.get(0);
+    let count: i64 = client
+        .query_one("SELECT count(*)::int8 FROM pg_largeobject_metadata", &[])?
+        .get(0);
     let mut fp = TableFingerprint {
         rows: count as u64,
         checksum: None,
@@ -467,7 +625,10 @@ fn database_facts(client: &mut Client) -> DbResult<DatabaseFacts> {
 /// Installed extensions: name -> version.
 pub fn extensions(client: &mut Client) -> DbResult<BTreeMap<String, String>> {
     Ok(client
-        .query("SELECT extname::text, extversion FROM pg_extension ORDER BY 1", &[])?
+        .query(
+            "SELECT extname::text, extversion FROM pg_extension ORDER BY 1",
+            &[],
+        )?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect())
@@ -564,7 +725,10 @@ pub fn start_dump(opts: &PgBackupOptions) -> DbResult<PgDump> {
     } else {
         (None, Some("not requested".to_string()))
     };
-    let ordered: Vec<TableInfo> = tables.into_iter().filter(|t| !t.pk.is_empty() && !t.cols.is_empty()).collect();
+    let ordered: Vec<TableInfo> = tables
+        .into_iter()
+        .filter(|t| !t.pk.is_empty() && !t.cols.is_empty())
+        .collect();
     let dump_file = format!("{}.sql", file_safe(&db.database));
     let facts = PgFacts {
         database: db.database,
@@ -596,7 +760,11 @@ pub fn start_dump(opts: &PgBackupOptions) -> DbResult<PgDump> {
         ordered,
     };
     let dump = DumpReader::spawn(client, job);
-    Ok(PgDump { facts, globals, dump })
+    Ok(PgDump {
+        facts,
+        globals,
+        dump,
+    })
 }
 
 fn file_safe(name: &str) -> String {
@@ -604,7 +772,11 @@ fn file_safe(name: &str) -> String {
         .chars()
         .map(|c| if c == '/' || c.is_control() { '_' } else { c })
         .collect();
-    if s.is_empty() || s == "." || s == ".." { "database".into() } else { s }
+    if s.is_empty() || s == "." || s == ".." {
+        "database".into()
+    } else {
+        s
+    }
 }
 
 /// `pg_dumpall --globals-only`, falling back to `--no-role-passwords` for users who may not read
@@ -616,12 +788,16 @@ fn dump_globals(tools: &PgTools, dsn: &str) -> (Option<Vec<u8>>, Option<String>)
     };
     let mut last = String::new();
     for extra in [None, Some("--no-role-passwords")] {
-        let mut cmd = Command::new(&prog);
-        cmd.arg("--globals-only").arg("--no-password").arg(format!("--dbname={dsn}"));
+        let (mut cmd, conninfo) = client_command(&prog, dsn);
+        cmd.arg("--globals-only")
+            .arg("--no-password")
+            .arg(format!("--dbname={conninfo}"));
         cmd.args(extra);
         match cmd.stdin(Stdio::null()).output() {
             Ok(out) if out.status.success() => {
-                let note = extra.map(|_| "role passwords not included: the user may not read pg_authid".to_string());
+                let note = extra.map(|_| {
+                    "role passwords not included: the user may not read pg_authid".to_string()
+                });
                 return (Some(out.stdout), note);
             }
             Ok(out) => last = tail_lines(&String::from_utf8_lossy(&out.stderr), 2),
@@ -629,7 +805,10 @@ fn dump_globals(tools: &PgTools, dsn: &str) -> (Option<Vec<u8>>, Option<String>)
         }
     }
     tracing::warn!("roles and tablespaces are not backed up: {last}");
-    (None, Some(format!("pg_dumpall --globals-only failed: {last}")))
+    (
+        None,
+        Some(format!("pg_dumpall --globals-only failed: {last}")),
+    )
 }
 
 struct DumpJob {
@@ -701,7 +880,10 @@ impl Read for DumpReader {
                 Ok(Msg::Data(b)) => (self.buf, self.pos) = (b, 0),
                 Ok(Msg::Done) => self.state = Ok(true),
                 Ok(Msg::Failed(e)) => self.state = Err(e),
-                Err(_) => self.state = Err("the dump stopped without finishing (its producer ended)".into()),
+                Err(_) => {
+                    self.state =
+                        Err("the dump stopped without finishing (its producer ended)".into())
+                }
             }
         }
     }
@@ -728,9 +910,12 @@ impl Write for ChunkSender {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .send(Msg::Data(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the backup stopped reading the dump"))
+        self.tx.send(Msg::Data(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the backup stopped reading the dump",
+            )
+        })
     }
 }
 
@@ -747,7 +932,11 @@ fn produce(client: &mut Client, job: &DumpJob, out: &mut ChunkSender) -> Result<
     for t in &job.ordered {
         let cols = t.cols.join(", ");
         write!(out, "\nCOPY {} ({cols}) FROM stdin;\n", t.name).map_err(w)?;
-        let sql = format!("COPY (SELECT {cols} FROM ONLY {} ORDER BY {}) TO STDOUT", t.name, t.pk.join(", "));
+        let sql = format!(
+            "COPY (SELECT {cols} FROM ONLY {} ORDER BY {}) TO STDOUT",
+            t.name,
+            t.pk.join(", ")
+        );
         let mut reader = client
             .copy_out(sql.as_str())
             .map_err(|e| format!("reading {}: {}", t.name, describe_error(&e)))?;
@@ -755,7 +944,11 @@ fn produce(client: &mut Client, job: &DumpJob, out: &mut ChunkSender) -> Result<
         drop(reader);
         out.write_all(b"\\.\n").map_err(w)?;
     }
-    let excluded: Vec<String> = job.ordered.iter().map(|t| format!("--exclude-table-data={}", t.name)).collect();
+    let excluded: Vec<String> = job
+        .ordered
+        .iter()
+        .map(|t| format!("--exclude-table-data={}", t.name))
+        .collect();
     run_pg_dump(job, "data", &excluded, out)?;
     run_pg_dump(job, "post-data", &[], out)?;
     client
@@ -765,9 +958,15 @@ fn produce(client: &mut Client, job: &DumpJob, out: &mut ChunkSender) -> Result<
     out.flush().map_err(w)
 }
 
-fn run_pg_dump(job: &DumpJob, section: &str, extra: &[String], out: &mut ChunkSender) -> Result<(), String> {
-    let mut child = Command::new(&job.pg_dump)
-        .arg(format!("--dbname={}", job.dsn))
+fn run_pg_dump(
+    job: &DumpJob,
+    section: &str,
+    extra: &[String],
+    out: &mut ChunkSender,
+) -> Result<(), String> {
+    let (mut cmd, conninfo) = client_command(&job.pg_dump, &job.dsn);
+    let mut child = cmd
+        .arg(format!("--dbname={conninfo}"))
         .arg(format!("--snapshot={}", job.snapshot))
         .arg(format!("--section={section}"))
         .arg("--format=plain")
@@ -784,11 +983,16 @@ fn run_pg_dump(job: &DumpJob, section: &str, extra: &[String], out: &mut ChunkSe
     if copied.is_err() {
         let _ = child.kill();
     }
-    let status = child.wait().map_err(|e| format!("waiting for pg_dump: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for pg_dump: {e}"))?;
     let errors = stderr.join().unwrap_or_default();
     copied.map_err(|e| format!("pg_dump ({section}): {e}"))?;
     if !status.success() {
-        return Err(format!("pg_dump ({section}) failed ({status}): {}", tail_lines(&errors, 3)));
+        return Err(format!(
+            "pg_dump ({section}) failed ({status}): {}",
+            tail_lines(&errors, 3)
+        ));
     }
     Ok(())
 }
@@ -803,7 +1007,8 @@ fn collect(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
 
 /// Whether a dump's end is [`DUMP_TRAILER`]; otherwise the last line found, for the message.
 pub fn check_trailer(path: &Path) -> DbResult<Result<(), String>> {
-    let mut f = File::open(path).map_err(|e| DbError(format!("cannot open {}: {e}", path.display())))?;
+    let mut f =
+        File::open(path).map_err(|e| DbError(format!("cannot open {}: {e}", path.display())))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let tail_len = len.min(4096);
     use std::io::Seek;
@@ -832,7 +1037,13 @@ pub fn check_trailer(path: &Path) -> DbResult<Result<(), String>> {
 /// Not `--single-transaction`: a plain dump writes its large objects inside its own
 /// `BEGIN; … COMMIT;`, whose COMMIT would end the outer transaction half-way. Callers restore into
 /// a new database and drop it when the restore fails.
-pub fn psql(tools: &PgTools, dsn: &str, input: &mut dyn Read, log: &Path, strict: bool) -> DbResult<String> {
+pub fn psql(
+    tools: &PgTools,
+    dsn: &str,
+    input: &mut dyn Read,
+    log: &Path,
+    strict: bool,
+) -> DbResult<String> {
     let prog = tools.program("psql")?;
     let start = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     let logf = OpenOptions::new()
@@ -840,10 +1051,13 @@ pub fn psql(tools: &PgTools, dsn: &str, input: &mut dyn Read, log: &Path, strict
         .append(true)
         .open(log)
         .map_err(|e| DbError(format!("cannot write {}: {e}", log.display())))?;
-    let mut cmd = Command::new(&prog);
+    let (mut cmd, conninfo) = client_command(&prog, dsn);
     cmd.args(["--no-psqlrc", "--quiet", "--no-password", "--file=-"])
-        .arg(format!("--dbname={dsn}"))
-        .arg(format!("--set=ON_ERROR_STOP={}", if strict { 1 } else { 0 }));
+        .arg(format!("--dbname={conninfo}"))
+        .arg(format!(
+            "--set=ON_ERROR_STOP={}",
+            if strict { 1 } else { 0 }
+        ));
     let mut child: Child = cmd
         .env("PGAPPNAME", "bulwark-restore")
         .stdin(Stdio::piped())
@@ -862,7 +1076,9 @@ pub fn psql(tools: &PgTools, dsn: &str, input: &mut dyn Read, log: &Path, strict
         }
         other => other,
     };
-    let status: ExitStatus = child.wait().map_err(|e| DbError(format!("waiting for psql: {e}")))?;
+    let status: ExitStatus = child
+        .wait()
+        .map_err(|e| DbError(format!("waiting for psql: {e}")))?;
     let messages = read_from(log, start);
     if !status.success() {
         return Err(DbError(format!(
@@ -871,7 +1087,10 @@ pub fn psql(tools: &PgTools, dsn: &str, input: &mut dyn Read, log: &Path, strict
         )));
     }
     if let Err(e) = fed {
-        return Err(DbError(format!("psql stopped reading the dump: {e}: {}", tail_lines(&messages, 3))));
+        return Err(DbError(format!(
+            "psql stopped reading the dump: {e}: {}",
+            tail_lines(&messages, 3)
+        )));
     }
     Ok(messages)
 }
@@ -892,8 +1111,15 @@ pub fn unexpected_errors(messages: &str) -> Vec<String> {
 
 /// psql's ERROR lines (with their context), or everything when there are none.
 pub fn error_lines(messages: &str) -> String {
-    let errs: Vec<&str> = messages.lines().filter(|l| l.contains("ERROR") || l.contains("FATAL")).collect();
-    if errs.is_empty() { messages.to_string() } else { errs.join("\n") }
+    let errs: Vec<&str> = messages
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("FATAL"))
+        .collect();
+    if errs.is_empty() {
+        messages.to_string()
+    } else {
+        errs.join("\n")
+    }
 }
 
 /// Create database `name` with the source's encoding and collation.
@@ -906,7 +1132,10 @@ pub fn create_database(admin: &mut Client, name: &str, f: &PgFacts) -> DbResult<
         quote_literal(&f.ctype)
     );
     if f.locale_provider.as_deref() == Some("icu") {
-        sql += &format!(" LOCALE_PROVIDER icu ICU_LOCALE {}", quote_literal(f.icu_locale.as_deref().unwrap_or("und")));
+        sql += &format!(
+            " LOCALE_PROVIDER icu ICU_LOCALE {}",
+            quote_literal(f.icu_locale.as_deref().unwrap_or("und"))
+        );
     }
     admin.batch_execute(&sql).map_err(|e| {
         let msg = describe_error(&e);
@@ -917,7 +1146,10 @@ pub fn create_database(admin: &mut Client, name: &str, f: &PgFacts) -> DbResult<
                 f.encoding,
                 f.collate,
                 f.ctype,
-                f.icu_locale.as_deref().map(|l| format!(", ICU locale {l}")).unwrap_or_default()
+                f.icu_locale
+                    .as_deref()
+                    .map(|l| format!(", ICU locale {l}"))
+                    .unwrap_or_default()
             ))
         } else {
             DbError(format!("cannot create database {name}: {msg}"))
@@ -938,8 +1170,15 @@ pub fn database_tables(admin: &mut Client, dsn_of_db: &str, name: &str) -> DbRes
 }
 
 pub fn drop_database(admin: &mut Client, name: &str, server_major: u32) -> DbResult<()> {
-    let force = if server_major >= 13 { " WITH (FORCE)" } else { "" };
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}{force}", quote_ident(name)))?;
+    let force = if server_major >= 13 {
+        " WITH (FORCE)"
+    } else {
+        ""
+    };
+    admin.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {}{force}",
+        quote_ident(name)
+    ))?;
     Ok(())
 }
 
@@ -957,7 +1196,11 @@ pub fn missing_roles(client: &mut Client, roles: &[String]) -> DbResult<Vec<Stri
         .iter()
         .map(|r| r.get(0))
         .collect();
-    Ok(roles.iter().filter(|r| !have.contains(*r)).cloned().collect())
+    Ok(roles
+        .iter()
+        .filter(|r| !have.contains(*r))
+        .cloned()
+        .collect())
 }
 
 /// Create each role as NOLOGIN (ownership and grants only need it to exist).
@@ -971,15 +1214,23 @@ pub fn create_roles(client: &mut Client, roles: &[String]) -> DbResult<()> {
 }
 
 /// The source's extensions this server cannot provide (at the recorded version), described.
-pub fn missing_extensions(client: &mut Client, wanted: &BTreeMap<String, String>) -> DbResult<Vec<String>> {
+pub fn missing_extensions(
+    client: &mut Client,
+    wanted: &BTreeMap<String, String>,
+) -> DbResult<Vec<String>> {
     let mut avail: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in client.query("SELECT name::text, version FROM pg_available_extension_versions", &[])? {
+    for r in client.query(
+        "SELECT name::text, version FROM pg_available_extension_versions",
+        &[],
+    )? {
         avail.entry(r.get(0)).or_default().push(r.get(1));
     }
     let mut out = Vec::new();
     for (name, version) in wanted {
         match avail.get(name) {
-            None => out.push(format!("extension {name} {version} is not available on this server")),
+            None => out.push(format!(
+                "extension {name} {version} is not available on this server"
+            )),
             Some(vs) if !vs.contains(version) => out.push(format!(
                 "extension {name} {version} is not available on this server (it offers {})",
                 vs.join(", ")
@@ -997,18 +1248,26 @@ pub fn verify(client: &mut Client, facts: &PgFacts) -> DbResult<Vec<String>> {
     client.batch_execute(SESSION)?;
     let tables = list_tables(client)?;
     let restored = fingerprint(client, &tables, |t| {
-        facts.tables.get(&t.name).is_some_and(|f| f.checksum.is_some())
+        facts
+            .tables
+            .get(&t.name)
+            .is_some_and(|f| f.checksum.is_some())
     })?;
     let los = large_objects(client, facts.large_objects.checksum.is_some())?;
     client.batch_execute("COMMIT")?;
     let mut diffs = super::compare(&facts.tables, &restored);
     let want = &facts.large_objects;
     if los.rows != want.rows {
-        diffs.push(format!("large objects: {} restored, {} recorded at backup", los.rows, want.rows));
+        diffs.push(format!(
+            "large objects: {} restored, {} recorded at backup",
+            los.rows, want.rows
+        ));
     } else if let (Some(a), Some(b)) = (&want.checksum, &los.checksum)
         && a != b
     {
-        diffs.push(format!("large objects: content checksum {b} differs from {a} recorded at backup"));
+        diffs.push(format!(
+            "large objects: content checksum {b} differs from {a} recorded at backup"
+        ));
     }
     Ok(diffs)
 }
@@ -1032,17 +1291,26 @@ pub fn assertion(client: &mut Client, sql: &str) -> DbResult<(bool, String)> {
 /// reached at `dsn`. `Ok(None)` when clean; `Ok(Some(report))` when corruption was found.
 pub fn amcheck(tools: &PgTools, dsn: &str) -> DbResult<Option<String>> {
     let prog = tools.program("pg_amcheck")?;
-    let out = Command::new(&prog)
+    let (mut cmd, conninfo) = client_command(&prog, dsn);
+    let out = cmd
         .args(["--install-missing", "--heapallindexed", "--no-password"])
-        .arg(dsn)
+        .arg(conninfo)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| DbError(format!("cannot run {}: {e}", prog.display())))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     match out.status.code() {
         Some(0) => Ok(None),
         Some(2) => Ok(Some(tail_lines(&text, 5))),
-        _ => Err(DbError(format!("pg_amcheck failed ({}): {}", out.status, tail_lines(&text, 3)))),
+        _ => Err(DbError(format!(
+            "pg_amcheck failed ({}): {}",
+            out.status,
+            tail_lines(&text, 3)
+        ))),
     }
 }
 
@@ -1052,9 +1320,49 @@ mod tests {
 
     #[test]
     fn redact_hides_passwords() {
-        assert_eq!(redact("postgres://app:s3cret@db1/orders"), "postgres://app:***@db1/orders");
-        assert_eq!(redact("postgres://app@db1/orders"), "postgres://app@db1/orders");
-        assert_eq!(redact("host=x password=y dbname=z"), "host=x password=*** dbname=z");
+        assert_eq!(
+            redact("postgres://app:s3cret@db1/orders"),
+            "postgres://app:***@db1/orders"
+        );
+        assert_eq!(
+            redact("postgres://app@db1/orders"),
+            "postgres://app@db1/orders"
+        );
+        assert_eq!(
+            redact("host=x password=y dbname=z"),
+            "host=x password=*** dbname=z"
+        );
+    }
+
+    #[test]
+    fn passwords_go_to_the_environment() {
+        let s = |d: &str| strip_password(d);
+        assert_eq!(
+            s("postgres://app:s%40cret@db1:5432/orders"),
+            (
+                "postgres://app@db1:5432/orders".into(),
+                Some("s@cret".into())
+            )
+        );
+        assert_eq!(
+            s("postgres://app@db1/orders"),
+            ("postgres://app@db1/orders".into(), None)
+        );
+        assert_eq!(
+            s("postgresql://db1/orders?user=app&password=x&sslmode=disable"),
+            (
+                "postgresql://db1/orders?user=app&sslmode=disable".into(),
+                Some("x".into())
+            )
+        );
+        assert_eq!(
+            s("host=/tmp password='it\\'s me' dbname=x"),
+            ("host=/tmp dbname=x".into(), Some("it's me".into()))
+        );
+        assert_eq!(
+            s("host=h port=5 dbname=x"),
+            ("host=h port=5 dbname=x".into(), None)
+        );
     }
 
     #[test]

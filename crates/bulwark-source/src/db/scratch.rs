@@ -35,7 +35,9 @@ pub fn scratch_user() -> DbResult<Option<RunAs>> {
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
     }
-    let configured = std::env::var("BULWARK_SCRATCH_USER").ok().filter(|s| !s.is_empty());
+    let configured = std::env::var("BULWARK_SCRATCH_USER")
+        .ok()
+        .filter(|s| !s.is_empty());
     let name = configured.clone().unwrap_or_else(|| "postgres".to_string());
     match lookup_user(&name) {
         Some(u) if u.uid != 0 => Ok(Some(u)),
@@ -96,7 +98,12 @@ impl ScratchCluster {
         let root = tempfile::Builder::new()
             .prefix("bulwark-scratch-")
             .tempdir_in(&base)
-            .map_err(|e| DbError(format!("cannot create a scratch directory in {}: {e}", base.display())))?
+            .map_err(|e| {
+                DbError(format!(
+                    "cannot create a scratch directory in {}: {e}",
+                    base.display()
+                ))
+            })?
             .keep();
         let mut cluster = ScratchCluster {
             data: root.join("data"),
@@ -109,12 +116,16 @@ impl ScratchCluster {
             keep_log: false,
             major,
         };
-        cluster.init(&initdb, &pg_ctl).inspect_err(|_| cluster.keep_log())?;
+        cluster
+            .init(&initdb, &pg_ctl)
+            .inspect_err(|_| cluster.keep_log())?;
         Ok(cluster)
     }
 
     fn init(&mut self, initdb: &Path, pg_ctl: &Path) -> DbResult<()> {
-        let io = |what: &str, e: std::io::Error| DbError(format!("{what} in {}: {e}", self.root.display()));
+        let io = |what: &str, e: std::io::Error| {
+            DbError(format!("{what} in {}: {e}", self.root.display()))
+        };
         fs::create_dir(&self.socket).map_err(|e| io("cannot create the socket directory", e))?;
         OpenOptions::new()
             .create(true)
@@ -123,15 +134,26 @@ impl ScratchCluster {
             .map_err(|e| io("cannot create the log", e))?;
         if let Some(u) = &self.run_as {
             for p in [&self.root, &self.socket, &self.log] {
-                std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
-                    .map_err(|e| DbError(format!("cannot give {} to user {}: {e}", p.display(), u.name)))?;
+                std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).map_err(|e| {
+                    DbError(format!(
+                        "cannot give {} to user {}: {e}",
+                        p.display(),
+                        u.name
+                    ))
+                })?;
             }
         }
         let out = self
             .command(initdb)
             .arg("--pgdata")
             .arg(&self.data)
-            .args(["--username", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C"])
+            .args([
+                "--username",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ])
             .args(["--data-checksums", "--no-sync"])
             .output()
             .map_err(|e| DbError(format!("cannot run {}: {e}", initdb.display())))?;
@@ -162,7 +184,8 @@ impl ScratchCluster {
             self.socket.display()
         );
         let conf = self.data.join("postgresql.conf");
-        let mut text = fs::read_to_string(&conf).map_err(|e| io("cannot read postgresql.conf", e))?;
+        let mut text =
+            fs::read_to_string(&conf).map_err(|e| io("cannot read postgresql.conf", e))?;
         text += &settings;
         fs::write(&conf, text).map_err(|e| io("cannot write postgresql.conf", e))?;
         let out = self
@@ -192,13 +215,26 @@ impl ScratchCluster {
     /// A command for a cluster program, run as the scratch user.
     fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
-        c.current_dir(&self.root).stdin(Stdio::null()).env("HOME", &self.root);
-        for v in ["PGDATA", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGOPTIONS"] {
+        c.current_dir(&self.root)
+            .stdin(Stdio::null())
+            .env("HOME", &self.root);
+        for v in [
+            "PGDATA",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+            "PGPASSWORD",
+            "PGOPTIONS",
+        ] {
             c.env_remove(v);
         }
         if let Some(u) = &self.run_as {
             // std drops supplementary groups (setgroups(0)) when changing uid as root.
-            c.uid(u.uid).gid(u.gid).env("USER", &u.name).env("LOGNAME", &u.name);
+            c.uid(u.uid)
+                .gid(u.gid)
+                .env("USER", &u.name)
+                .env("LOGNAME", &u.name);
         }
         c
     }
@@ -212,7 +248,10 @@ impl ScratchCluster {
 
     /// A libpq connection string for database `db` as the superuser.
     pub fn dsn(&self, db: &str) -> String {
-        format!("host={} port={PORT} user={SUPERUSER} dbname={db}", self.socket.display())
+        format!(
+            "host={} port={PORT} user={SUPERUSER} dbname={db}",
+            self.socket.display()
+        )
     }
 
     pub fn connect(&self, db: &str) -> DbResult<Client> {
@@ -256,7 +295,10 @@ impl ScratchCluster {
                 .stderr(Stdio::null())
                 .status();
             if !matches!(r, Ok(s) if s.success()) {
-                tracing::warn!("could not stop the scratch cluster in {}", self.data.display());
+                tracing::warn!(
+                    "could not stop the scratch cluster in {}",
+                    self.data.display()
+                );
             }
         }
     }
@@ -278,5 +320,9 @@ impl Drop for ScratchCluster {
 /// socket path (about 107 bytes), then /tmp.
 fn scratch_base() -> PathBuf {
     let t = std::env::temp_dir();
-    if t.as_os_str().len() > 60 { PathBuf::from("/tmp") } else { t }
+    if t.as_os_str().len() > 60 {
+        PathBuf::from("/tmp")
+    } else {
+        t
+    }
 }

@@ -43,16 +43,25 @@ const BUSY_LIMIT: Duration = Duration::from_secs(120);
 
 /// Copy the live database at `source` with the online backup API and fingerprint the copy.
 pub fn consistent_copy(source: &Path) -> DbResult<SqliteCopy> {
-    let meta = std::fs::metadata(source).map_err(|e| DbError(format!("cannot back up {}: {e}", source.display())))?;
+    let meta = std::fs::metadata(source)
+        .map_err(|e| DbError(format!("cannot back up {}: {e}", source.display())))?;
     if !meta.is_file() {
         return Err(DbError(format!("{} is not a file", source.display())));
     }
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| DbError(format!("cannot open {}: {e}", source.display())))?;
+    let src = Connection::open_with_flags(
+        source,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| DbError(format!("cannot open {}: {e}", source.display())))?;
     src.busy_timeout(BUSY_LIMIT)?;
     let journal_mode: String = src
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .map_err(|e| DbError(format!("{} is not a readable SQLite database: {e}", source.display())))?;
+        .map_err(|e| {
+            DbError(format!(
+                "{} is not a readable SQLite database: {e}",
+                source.display()
+            ))
+        })?;
     let name = source
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -91,11 +100,15 @@ pub fn consistent_copy(source: &Path) -> DbResult<SqliteCopy> {
         tracing::warn!("{} fails quick_check: {quick_check}", source.display());
     }
     let tables = fingerprint(&dst)?;
-    let pragma = |p: &str| -> DbResult<i64> { Ok(dst.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))?) };
+    let pragma =
+        |p: &str| -> DbResult<i64> { Ok(dst.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))?) };
     let page_size = pragma("page_size")? as u64;
     let page_count = pragma("page_count")? as u64;
     let facts = SqliteFacts {
-        source: std::path::absolute(source).unwrap_or(source.to_path_buf()).display().to_string(),
+        source: std::path::absolute(source)
+            .unwrap_or(source.to_path_buf())
+            .display()
+            .to_string(),
         file: name,
         sqlite_version: ::rusqlite::version().to_string(),
         page_size,
@@ -108,12 +121,19 @@ pub fn consistent_copy(source: &Path) -> DbResult<SqliteCopy> {
         tables,
     };
     dst.close().map_err(|(_, e)| DbError::from(e))?;
-    Ok(SqliteCopy { facts, path, _dir: dir })
+    Ok(SqliteCopy {
+        facts,
+        path,
+        _dir: dir,
+    })
 }
 
 pub fn open(path: &Path) -> DbResult<Connection> {
-    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| DbError(format!("cannot open {}: {e}", path.display())))?;
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| DbError(format!("cannot open {}: {e}", path.display())))?;
     c.busy_timeout(BUSY_LIMIT)?;
     Ok(c)
 }
@@ -145,8 +165,14 @@ pub fn fingerprint(conn: &Connection) -> DbResult<Fingerprint> {
                     ValueRef::Null => h.update(&[0]),
                     ValueRef::Integer(v) => h.update(&[1]).update(&v.to_le_bytes()),
                     ValueRef::Real(f) => h.update(&[2]).update(&f.to_bits().to_le_bytes()),
-                    ValueRef::Text(t) => h.update(&[3]).update(&(t.len() as u64).to_le_bytes()).update(t),
-                    ValueRef::Blob(b) => h.update(&[4]).update(&(b.len() as u64).to_le_bytes()).update(b),
+                    ValueRef::Text(t) => h
+                        .update(&[3])
+                        .update(&(t.len() as u64).to_le_bytes())
+                        .update(t),
+                    ValueRef::Blob(b) => h
+                        .update(&[4])
+                        .update(&(b.len() as u64).to_le_bytes())
+                        .update(b),
                 };
             }
             let digest = h.finalize();
@@ -167,7 +193,11 @@ pub fn fingerprint(conn: &Connection) -> DbResult<Fingerprint> {
 
 /// `PRAGMA integrity_check` (or `quick_check`): "ok", or the problems found joined by "; ".
 pub fn integrity(conn: &Connection, quick: bool) -> DbResult<String> {
-    let pragma = if quick { "PRAGMA quick_check(20)" } else { "PRAGMA integrity_check(20)" };
+    let pragma = if quick {
+        "PRAGMA quick_check(20)"
+    } else {
+        "PRAGMA integrity_check(20)"
+    };
     let lines: Vec<String> = conn
         .prepare(pragma)?
         .query_map([], |r| r.get(0))?
@@ -192,7 +222,14 @@ pub fn assertion(conn: &Connection, sql: &str) -> DbResult<(bool, String)> {
         }
         ValueRef::Blob(_) => (false, "a blob".to_string()),
     };
-    Ok((ok, if ok { format!("returned {shown}") } else { format!("returned {shown}, not true") }))
+    Ok((
+        ok,
+        if ok {
+            format!("returned {shown}")
+        } else {
+            format!("returned {shown}, not true")
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -218,15 +255,19 @@ mod tests {
         assert_eq!(copy.facts.journal_mode, "wal");
         let again = fingerprint(&open(&copy.path).unwrap()).unwrap();
         assert_eq!(again, copy.facts.tables);
-        c.execute("UPDATE t SET v = 'changed' WHERE id = 500", []).unwrap();
+        c.execute("UPDATE t SET v = 'changed' WHERE id = 500", [])
+            .unwrap();
         let live = fingerprint(&c).unwrap();
         assert_eq!(live["t"].rows, 1000);
         assert_ne!(live["t"].checksum, copy.facts.tables["t"].checksum);
-        assert_eq!(assertion(&c, "SELECT count(*) = 1000 FROM t").unwrap().0, true);
-        assert_eq!(assertion(&c, "SELECT count(*) > 1000 FROM t").unwrap().0, false);
+        assert!(assertion(&c, "SELECT count(*) = 1000 FROM t").unwrap().0);
+        assert!(!assertion(&c, "SELECT count(*) > 1000 FROM t").unwrap().0);
         assert!(consistent_copy(&dir.path().join("missing.db")).is_err());
         std::fs::write(dir.path().join("junk.db"), vec![7u8; 4096]).unwrap();
-        let err = consistent_copy(&dir.path().join("junk.db")).err().unwrap().to_string();
+        let err = consistent_copy(&dir.path().join("junk.db"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not a"), "{err}");
     }
 }

@@ -57,7 +57,10 @@ pub fn seed(test: &str) -> u64 {
         Ok(s) => s.parse().expect("BULWARK_TEST_SEED must be a u64"),
         Err(_) => {
             let mut b = [0u8; 8];
-            fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
+            fs::File::open("/dev/urandom")
+                .unwrap()
+                .read_exact(&mut b)
+                .unwrap();
             u64::from_le_bytes(b)
         }
     };
@@ -86,17 +89,29 @@ pub struct Out {
 
 impl Out {
     pub fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.describe()))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}",
+                self.describe()
+            )
+        })
     }
 
     pub fn describe(&self) -> String {
-        format!("exit code {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit code {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "unexpected exit code:\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            code,
+            "unexpected exit code:\n{}",
+            self.describe()
+        );
         self
     }
 
@@ -108,27 +123,50 @@ impl Out {
     /// The documented shape of a failure: one line on stderr, starting with "error:".
     #[track_caller]
     pub fn assert_one_error_line(&self) -> &Self {
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "expected exactly one stderr line:\n{}", self.describe());
-        assert!(lines[0].starts_with("error:"), "stderr must start with 'error:':\n{}", self.describe());
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one stderr line:\n{}",
+            self.describe()
+        );
+        assert!(
+            lines[0].starts_with("error:"),
+            "stderr must start with 'error:':\n{}",
+            self.describe()
+        );
         self
     }
 }
 
 pub fn exit_code(status: ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 #[track_caller]
 pub fn assert_no_panic(out: &Out) {
     assert_ne!(out.code, 101, "bulwark panicked:\n{}", out.describe());
-    assert!(!out.stderr.contains("panicked"), "bulwark panicked:\n{}", out.describe());
-    assert!(!out.stderr.contains("RUST_BACKTRACE"), "bulwark panicked:\n{}", out.describe());
+    assert!(
+        !out.stderr.contains("panicked"),
+        "bulwark panicked:\n{}",
+        out.describe()
+    );
+    assert!(
+        !out.stderr.contains("RUST_BACKTRACE"),
+        "bulwark panicked:\n{}",
+        out.describe()
+    );
 }
 
 /// How long one bulwark command may take before the test calls it hung. Generous: commands here
-/// take seconds; this only turns a hang into a failure instead of a stuck test run.
-pub const WATCHDOG: Duration = Duration::from_secs(300);
+/// take seconds even on a loaded machine; this turns a hang into a failure instead of a stuck run.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Run to completion, feeding `stdin` if given. Asserts that bulwark did not panic.
 #[track_caller]
@@ -170,7 +208,10 @@ pub fn run_limited(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> 
             let _ = child.kill();
             let _ = child.wait();
             let err = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
-            panic!("bulwark {:?} did not finish within {limit:?} (hung?); stderr so far:\n{err}", cmd.get_args());
+            panic!(
+                "bulwark {:?} did not finish within {limit:?} (hung?); stderr so far:\n{err}",
+                cmd.get_args()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -231,7 +272,10 @@ pub struct Repo {
 impl Repo {
     /// `bulwark init` a fresh repository with `extra` init options.
     pub fn init(extra: &[&str]) -> Repo {
-        let dir = tempfile::Builder::new().prefix("bulwark-repo-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("bulwark-repo-")
+            .tempdir()
+            .unwrap();
         let path = dir.path().join("repo");
         let repo = Repo {
             dir,
@@ -243,14 +287,20 @@ impl Repo {
         let out = repo.run(&args);
         out.assert_ok();
         let v = out.json();
-        assert_eq!(v["id"].as_str().map(str::len), Some(64), "init --json prints the id: {v}");
+        assert_eq!(
+            v["id"].as_str().map(str::len),
+            Some(64),
+            "init --json prints the id: {v}"
+        );
         repo
     }
 
     /// A command on this repository with the passphrase in BULWARK_PASSWORD.
     pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut c = bulwark();
-        c.arg("-r").arg(&self.path).env("BULWARK_PASSWORD", &self.password);
+        c.arg("-r")
+            .arg(&self.path)
+            .env("BULWARK_PASSWORD", &self.password);
         c.args(args);
         c
     }
@@ -319,7 +369,11 @@ impl Repo {
         out.assert_ok();
         assert_eq!(v["ok"], Value::Bool(true), "check --read-data: {v}");
         assert_eq!(v["errors"], serde_json::json!([]), "check --read-data: {v}");
-        assert_eq!(v["damaged_packs"], serde_json::json!([]), "check --read-data: {v}");
+        assert_eq!(
+            v["damaged_packs"],
+            serde_json::json!([]),
+            "check --read-data: {v}"
+        );
     }
 
     /// Open through the library, as the CLI does.
@@ -350,7 +404,9 @@ impl Repo {
 }
 
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Every regular file below `dir` (none when it does not exist).
@@ -358,7 +414,9 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else { continue };
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries {
             let e = e.unwrap();
             let ft = e.file_type().unwrap();
@@ -387,7 +445,9 @@ pub fn id_of(v: &Value) -> String {
 }
 
 pub fn u64_of(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or_else(|| panic!("no numeric {field} in {v}"))
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no numeric {field} in {v}"))
 }
 
 pub fn strings(v: &Value) -> Vec<String> {
@@ -442,8 +502,22 @@ impl Prng {
     /// Text-like data that compresses to roughly a third: random words from a small vocabulary.
     pub fn text(&mut self, len: usize) -> Vec<u8> {
         const WORDS: &[&[u8]] = &[
-            b"backup ", b"restore ", b"snapshot ", b"pack ", b"index ", b"chunk ", b"tree ", b"blob ",
-            b"the ", b"of ", b"and ", b"repository ", b"key ", b"lock ", b"verify ", b"data\n",
+            b"backup ",
+            b"restore ",
+            b"snapshot ",
+            b"pack ",
+            b"index ",
+            b"chunk ",
+            b"tree ",
+            b"blob ",
+            b"the ",
+            b"of ",
+            b"and ",
+            b"repository ",
+            b"key ",
+            b"lock ",
+            b"verify ",
+            b"data\n",
         ];
         let mut v = Vec::with_capacity(len + 16);
         while v.len() < len {
@@ -475,7 +549,7 @@ pub enum Kind {
 }
 
 /// Everything about one file system entry that a restore must reproduce.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     pub kind: Kind,
     pub mode: u32,
@@ -486,6 +560,23 @@ pub struct Entry {
     /// BLAKE3 of the content, for regular files.
     pub hash: Option<String>,
     pub link: Option<OsString>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} mode {:o} owner {}:{} mtime {}.{:09} size {}",
+            self.kind, self.mode, self.uid, self.gid, self.mtime.0, self.mtime.1, self.size
+        )?;
+        if let Some(h) = &self.hash {
+            write!(f, " blake3 {}", &h[..16])?;
+        }
+        if let Some(l) = &self.link {
+            write!(f, " -> {l:?}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Describe `path` (not following a symlink).
@@ -543,8 +634,14 @@ pub struct Compare {
 }
 
 impl Compare {
-    pub const ALL: Compare = Compare { metadata: true, owners: true };
-    pub const CONTENT: Compare = Compare { metadata: false, owners: false };
+    pub const ALL: Compare = Compare {
+        metadata: true,
+        owners: true,
+    };
+    pub const CONTENT: Compare = Compare {
+        metadata: false,
+        owners: false,
+    };
 }
 
 fn masked(e: &Entry, c: Compare) -> Entry {
@@ -565,11 +662,21 @@ fn masked(e: &Entry, c: Compare) -> Entry {
 pub fn assert_same_tree(expected: &Path, actual: &Path, c: Compare) {
     let want = scan(expected);
     let got = scan(actual);
-    assert_same_entries(&want, &got, c, &format!("{} vs {}", expected.display(), actual.display()));
+    assert_same_entries(
+        &want,
+        &got,
+        c,
+        &format!("{} vs {}", expected.display(), actual.display()),
+    );
 }
 
 #[track_caller]
-pub fn assert_same_entries(want: &BTreeMap<PathBuf, Entry>, got: &BTreeMap<PathBuf, Entry>, c: Compare, what: &str) {
+pub fn assert_same_entries(
+    want: &BTreeMap<PathBuf, Entry>,
+    got: &BTreeMap<PathBuf, Entry>,
+    c: Compare,
+    what: &str,
+) {
     let mut problems = Vec::new();
     let keys: BTreeSet<&PathBuf> = want.keys().chain(got.keys()).collect();
     for k in keys {
@@ -579,7 +686,9 @@ pub fn assert_same_entries(want: &BTreeMap<PathBuf, Entry>, got: &BTreeMap<PathB
             (Some(w), Some(g)) => {
                 let (w, g) = (masked(w, c), masked(g, c));
                 if w != g {
-                    problems.push(format!("{k:?} differs:\n    source:   {w:?}\n    restored: {g:?}"));
+                    problems.push(format!(
+                        "{k:?} differs:\n    source:   {w:?}\n    restored: {g:?}"
+                    ));
                 }
             }
             (None, None) => unreachable!(),
@@ -608,7 +717,11 @@ pub fn chmod_tree_open(path: &Path) {
 /// Flip one bit of the byte at `offset` in `path`.
 pub fn flip_byte(path: &Path, offset: u64) {
     use std::os::unix::fs::FileExt;
-    let f = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, offset).unwrap();
     b[0] ^= 0x20;
@@ -631,7 +744,10 @@ pub fn pg_bindir() -> PathBuf {
     if let Some(d) = std::env::var_os("BULWARK_PG_BINDIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    let out = Command::new("pg_config").arg("--bindir").output().expect("pg_config (install PostgreSQL)");
+    let out = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .expect("pg_config (install PostgreSQL)");
     assert!(out.status.success(), "pg_config --bindir failed");
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
@@ -645,13 +761,20 @@ pub fn pg_run_as() -> Option<(u32, u32)> {
     let c = std::ffi::CString::new(name.clone()).unwrap();
     // SAFETY: getpwnam returns null or a pointer to static storage, read at once.
     let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-    assert!(!pw.is_null(), "tests run as root need an unprivileged '{name}' account for PostgreSQL");
+    assert!(
+        !pw.is_null(),
+        "tests run as root need an unprivileged '{name}' account for PostgreSQL"
+    );
     // SAFETY: pw is non-null.
     unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct PgServer {
@@ -667,21 +790,44 @@ impl PgServer {
     pub fn start() -> PgServer {
         let bindir = pg_bindir();
         let run_as = pg_run_as();
-        let dir = tempfile::Builder::new().prefix("bulwark-pgtest-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("bulwark-pgtest-")
+            .tempdir()
+            .unwrap()
+            .keep();
         fs::create_dir(dir.join("sock")).unwrap();
         if let Some((uid, gid)) = run_as {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
             std::os::unix::fs::chown(dir.join("sock"), Some(uid), Some(gid)).unwrap();
         }
-        let mut server = PgServer { dir, port: 0, bindir, run_as, running: false };
+        let mut server = PgServer {
+            dir,
+            port: 0,
+            bindir,
+            run_as,
+            running: false,
+        };
         let out = server
             .cmd("initdb")
             .arg("-D")
             .arg(server.dir.join("data"))
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut conf = fs::read_to_string(server.dir.join("data/postgresql.conf")).unwrap();
         conf += &format!(
             "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\n",
@@ -707,7 +853,10 @@ impl PgServer {
                 return server;
             }
         }
-        panic!("pg_ctl start failed: {}", fs::read_to_string(server.dir.join("log")).unwrap_or_default());
+        panic!(
+            "pg_ctl start failed: {}",
+            fs::read_to_string(server.dir.join("log")).unwrap_or_default()
+        );
     }
 
     fn cmd(&self, program: &str) -> Command {
@@ -735,7 +884,11 @@ impl PgServer {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert!(out.status.success(), "psql failed on {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql failed on {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
@@ -743,7 +896,12 @@ impl PgServer {
     pub fn stop_immediate(&mut self) {
         if self.running {
             self.running = false;
-            let _ = self.cmd("pg_ctl").arg("-D").arg(self.dir.join("data")).args(["-m", "immediate", "-w", "stop"]).output();
+            let _ = self
+                .cmd("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
         }
     }
 }
