@@ -89,20 +89,43 @@ struct Plan {
     keep_index: MasterIndex,
 }
 
-/// Every blob some snapshot reaches. Any unreadable snapshot or tree stops prune: deleting on a
-/// partial view could destroy data.
-fn used_blobs(repo: &Repository, index: &MasterIndex) -> Result<(IdSet, usize)> {
+/// What the snapshots need, judged consistently.
+struct Usage {
+    used: IdSet,
+    snapshots: usize,
+    /// Every pack the index files list, read after the snapshots.
+    packs: BTreeMap<Id, IndexPack>,
+    /// Those packs as one index, condemned ones demoted.
+    index: MasterIndex,
+}
+
+/// Every blob some snapshot reaches. Snapshots are listed before the index is read: a backup
+/// writes its index before its snapshot, so every snapshot seen has its blobs in the index read.
+/// Any unreadable snapshot or tree stops prune: deleting on a partial view could destroy data.
+fn usage(repo: &Repository) -> Result<Usage> {
     let (snapshots, bad) = repo.load_snapshots()?;
     if let Some(e) = bad.into_iter().next() {
         return Err(Error::Invalid(format!(
             "refusing to prune while a snapshot is unreadable ({e}); run `bulwark check`"
         )));
     }
+    let packs = index_packs(repo)?;
+    let mut index = MasterIndex::default();
+    for p in packs.values() {
+        index.add_pack(p);
+    }
+    index.demote(&repo.condemned_packs()?);
+    index.finish();
     let mut used = IdSet::default();
     for (_, snap) in &snapshots {
-        collect_blobs(repo, index, &snap.tree, &mut used)?;
+        collect_blobs(repo, &index, &snap.tree, &mut used)?;
     }
-    Ok((used, snapshots.len()))
+    Ok(Usage {
+        used,
+        snapshots: snapshots.len(),
+        packs,
+        index,
+    })
 }
 
 fn index_packs(repo: &Repository) -> Result<BTreeMap<Id, IndexPack>> {
@@ -116,11 +139,15 @@ fn index_packs(repo: &Repository) -> Result<BTreeMap<Id, IndexPack>> {
 }
 
 fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Result<Plan> {
-    let index = repo.load_index()?;
     let condemned = repo.condemned_packs()?;
-    let (used, snapshots) = used_blobs(repo, &index)?;
+    let Usage {
+        used,
+        snapshots,
+        packs,
+        index,
+    } = usage(repo)?;
     report.snapshots = snapshots;
-    let packs: Vec<IndexPack> = index_packs(repo)?
+    let packs: Vec<IndexPack> = packs
         .into_values()
         .filter(|p| !condemned.contains(&p.id))
         .collect();
@@ -295,14 +322,16 @@ fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
 
     // Rescue: a blob some snapshot needs that only a doomed pack holds keeps its pack alive.
     let all_condemned = repo.condemned_packs()?;
-    let indexed = index_packs(repo)?;
+    let Usage {
+        used,
+        packs: indexed,
+        ..
+    } = usage(repo)?;
     let mut live_index = MasterIndex::default();
     for p in indexed.values().filter(|p| !all_condemned.contains(&p.id)) {
         live_index.add_pack(p);
     }
     live_index.finish();
-    let full_index = repo.load_index()?;
-    let (used, _) = used_blobs(repo, &full_index)?;
     let mut rescued: Vec<IndexPack> = Vec::new();
     for id in &doomed {
         let Some(&size) = stored.get(id) else {

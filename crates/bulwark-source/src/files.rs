@@ -128,11 +128,8 @@ pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> io::Result<()>
         )
     };
     let (atime, mtime) = (to_time(node.atime_ns), to_time(node.mtime_ns));
-    if symlink {
-        filetime::set_symlink_file_times(path, atime, mtime)
-    } else {
-        filetime::set_file_times(path, atime, mtime)
-    }
+    // utimensat on the path itself: never opens the file (a FIFO would block) nor follows links.
+    filetime::set_symlink_file_times(path, atime, mtime)
 }
 
 #[cfg(test)]
