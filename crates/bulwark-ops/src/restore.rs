@@ -146,6 +146,9 @@ fn lay_out_tree(
     plan: &mut Plan,
     report: &mut RestoreReport,
 ) -> Result<()> {
+    // A name twice in one tree (say a symlink and a directory) could steer writes through the
+    // link and out of the target: only a tampered repository has such trees.
+    let mut seen = std::collections::HashSet::new();
     for node in &tree.nodes {
         if !node.has_safe_name() {
             return Err(Error::corrupt(
@@ -154,13 +157,28 @@ fn lay_out_tree(
             ));
         }
         let name = node.os_name()?;
+        if !seen.insert(name.clone()) {
+            return Err(Error::corrupt(
+                "tree",
+                format!("the name {:?} appears twice in one directory", node.name),
+            ));
+        }
         let (path, snap_path) = (dir.join(&name), snap_dir.join(&name));
         let included = included || opts.include.matches(&snap_path);
         if node.kind == NodeKind::Dir {
             let sub = browse::load_subtree(repo, index, node)?;
-            if included {
-                fs::create_dir_all(&path)
-                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {}
+                // Never descend through a symlink or into a file standing where a directory goes.
+                Ok(_) => {
+                    return Err(Error::Invalid(format!(
+                        "{} exists and is not a directory; restore into an empty target",
+                        path.display()
+                    )));
+                }
+                Err(_) if included => fs::create_dir_all(&path)
+                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?,
+                Err(_) => {}
             }
             lay_out_tree(
                 repo, index, &sub, &path, &snap_path, included, opts, plan, report,

@@ -312,6 +312,39 @@ fn a_flipped_byte_in_a_pack_is_found_by_reading_the_data() {
 }
 
 #[test]
+fn a_flipped_byte_in_the_tree_pack_makes_the_whole_snapshot_affected() {
+    let f = Fixture::new(BIG_BLOBS);
+    let lib = f.repo.open_lib();
+    let index = lib.load_index().unwrap();
+    let tree_packs: BTreeSet<String> = index
+        .blobs()
+        .filter(|b| b.blob.kind == bulwark_repo::BlobKind::Tree)
+        .map(|b| b.pack.id.to_hex())
+        .collect();
+    assert_eq!(tree_packs.len(), 1, "one small backup writes one tree pack");
+    let pack = tree_packs.into_iter().next().unwrap();
+    let size = f.repo.objects("data")[&pack];
+    flip_byte(&f.repo.pack_path(&pack), size / 2);
+
+    let (out, report) = f.repo.check(&["--read-data"]);
+    out.assert_code(1);
+    assert_eq!(
+        set_of(&report["damaged_packs"]),
+        BTreeSet::from([pack.clone()]),
+        "{report}"
+    );
+    assert_mentions(&report, "errors", &pack);
+    // The root tree is in the damaged pack: everything below it is out of reach.
+    assert_eq!(
+        set_of(&report["affected"]),
+        BTreeSet::from([format!("{}:/", f.short())]),
+        "{report}"
+    );
+    let target = tempdir("bulwark-tree-damage-");
+    f.repo.restore(&f.snap, target.path(), &[]).assert_code(1);
+}
+
+#[test]
 fn a_missing_pack_is_named() {
     let f = Fixture::new(BIG_BLOBS);
     let contents = f.pack_contents();
@@ -454,4 +487,107 @@ fn a_damaged_config_or_key_slot_fails_without_panicking() {
     assert!(out.stderr.contains("config"), "{}", out.describe());
     fs::write(&config, &original[..original.len() / 2]).unwrap();
     f.repo.run(&["snapshots"]).assert_code(1);
+}
+
+/// Store a snapshot whose root tree holds one file called `name`, written through the library
+/// (as a tampering party holding the key could): restore must refuse names that are not one
+/// plain path component, and write nothing outside the target.
+fn snapshot_with_name(repo: &Repo, name: &[u8]) -> String {
+    use bulwark_repo::writer::BlobWriter;
+    use bulwark_repo::{BlobKind, Node, NodeKind, Tree};
+    use std::os::unix::ffi::OsStrExt;
+    let lib = repo.open_lib();
+    let index = lib.load_index().unwrap();
+    let (root, _) = BlobWriter::run(&lib, &index, 1, |w| {
+        let data = w.save(BlobKind::Data, b"escaped")?;
+        let mut node = Node::new(std::ffi::OsStr::from_bytes(name), NodeKind::File);
+        node.mode = 0o644;
+        node.size = 7;
+        node.content = vec![data];
+        w.save(BlobKind::Tree, &Tree { nodes: vec![node] }.to_bytes())
+    })
+    .unwrap();
+    let snapshot: bulwark_repo::Snapshot = serde_json::from_value(serde_json::json!({
+        "time": "2024-01-01T00:00:00Z",
+        "tree": root,
+        "paths": ["/crafted"],
+        "hostname": "crafted",
+        "username": "crafted",
+        "program_version": "crafted",
+    }))
+    .unwrap();
+    lib.save_snapshot(&snapshot).unwrap().to_hex()
+}
+
+#[test]
+fn crafted_snapshots_with_unsafe_names_are_refused() {
+    let repo = Repo::init(&[]);
+    let outside = tempdir("bulwark-unsafe-");
+    for name in [
+        &b".."[..],
+        b".",
+        b"a/../../escape",
+        b"/abs",
+        b"nul\0byte",
+        b"",
+    ] {
+        let id = snapshot_with_name(&repo, name);
+        let target = outside.path().join("target");
+        let out = repo.restore(&id, &target, &[]);
+        out.assert_code(1).assert_one_error_line();
+        let stray: Vec<PathBuf> = files_below(outside.path());
+        assert!(stray.is_empty(), "restoring {name:?} wrote {stray:?}");
+        let _ = fs::remove_dir_all(&target);
+    }
+    // check walks such trees without panicking.
+    let (out, _) = repo.check(&["--read-data"]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.describe());
+}
+
+/// A crafted tree holding a symlink and a directory of the same name: restoring the directory
+/// must not follow the symlink and write outside the target.
+#[test]
+fn crafted_duplicate_names_cannot_redirect_a_restore_through_a_symlink() {
+    use bulwark_repo::writer::BlobWriter;
+    use bulwark_repo::{BlobKind, Node, NodeKind, Tree};
+    let repo = Repo::init(&[]);
+    let outside = tempdir("bulwark-dup-names-");
+    let victim = outside.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    let lib = repo.open_lib();
+    let index = lib.load_index().unwrap();
+    let (root, _) = BlobWriter::run(&lib, &index, 1, |w| {
+        let data = w.save(BlobKind::Data, b"planted")?;
+        let mut file = Node::new("planted".as_ref(), NodeKind::File);
+        (file.mode, file.size, file.content) = (0o644, 7, vec![data]);
+        let inner = w.save(BlobKind::Tree, &Tree { nodes: vec![file] }.to_bytes())?;
+        let mut link = Node::new("d".as_ref(), NodeKind::Symlink);
+        link.mode = 0o777;
+        link.set_link_target(victim.as_os_str());
+        let mut dir = Node::new("d".as_ref(), NodeKind::Dir);
+        dir.mode = 0o755;
+        dir.subtree = Some(inner);
+        w.save(
+            BlobKind::Tree,
+            &Tree {
+                nodes: vec![link, dir],
+            }
+            .to_bytes(),
+        )
+    })
+    .unwrap();
+    let snapshot: bulwark_repo::Snapshot = serde_json::from_value(serde_json::json!({
+        "time": "2024-01-01T00:00:00Z", "tree": root, "paths": ["/d"], "hostname": "crafted",
+        "username": "crafted", "program_version": "crafted",
+    }))
+    .unwrap();
+    let id = lib.save_snapshot(&snapshot).unwrap().to_hex();
+    let target = outside.path().join("target");
+    let out = repo.restore(&id, &target, &[]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.describe());
+    let planted: Vec<PathBuf> = files_below(&victim);
+    assert!(
+        planted.is_empty(),
+        "restore wrote outside its target through a symlink: {planted:?}"
+    );
 }
