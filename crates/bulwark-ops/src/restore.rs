@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bulwark_repo::index::BlobLocation;
 use bulwark_repo::lock::LockKind;
@@ -197,11 +198,11 @@ fn lay_out_tree(
         remove_existing(&path)?;
         let made = match node.kind {
             NodeKind::File => {
-                let file = File::create(&path)
-                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
-                // Pre-sizing leaves holes wherever zero chunks are skipped: sparse files stay sparse.
-                file.set_len(node.size)
-                    .map_err(|e| Error::io(format!("cannot size {}", path.display()), e))?;
+                // Files with content are created by the first write into them (see write_contents).
+                if node.size == 0 {
+                    File::create(&path)
+                        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                }
                 plan.files.push((path.clone(), node.clone()));
                 Ok(())
             }
@@ -269,6 +270,7 @@ fn write_contents(
         }
     }
     let failures = Mutex::new(Vec::new());
+    let written_end: Vec<AtomicU64> = files.iter().map(|_| AtomicU64::new(0)).collect();
     by_pack
         .into_par_iter()
         .try_for_each(|(pack, blobs)| -> Result<()> {
@@ -301,7 +303,12 @@ fn write_contents(
                         let file = match open.entry(t.file) {
                             std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                             std::collections::btree_map::Entry::Vacant(v) => {
-                                match OpenOptions::new().write(true).open(path) {
+                                match OpenOptions::new()
+                                    .write(true)
+                                    .create(true)
+                                    .truncate(false)
+                                    .open(path)
+                                {
                                     Ok(f) => v.insert(f),
                                     Err(e) => {
                                         failures
@@ -316,11 +323,26 @@ fn write_contents(
                         file.write_all_at(&plain, t.offset).map_err(|e| {
                             Error::io(format!("cannot write {}", path.display()), e)
                         })?;
+                        written_end[t.file]
+                            .fetch_max(t.offset + plain.len() as u64, Ordering::Relaxed);
                     }
                 }
             }
             Ok(())
         })?;
+    // Zero chunks were skipped: a file ending in them (or made only of them) is sized here,
+    // leaving holes, so sparse files stay sparse.
+    for (i, (path, node)) in files.iter().enumerate() {
+        if node.size > written_end[i].load(Ordering::Relaxed) {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .and_then(|f| f.set_len(node.size))
+                .map_err(|e| Error::io(format!("cannot size {}", path.display()), e))?;
+        }
+    }
     report
         .errors
         .extend(failures.into_inner().expect("failures"));
