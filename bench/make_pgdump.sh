@@ -6,9 +6,12 @@
 # Starts a throwaway cluster (initdb/pg_ctl from `pg_config --bindir`) in a temp dir, on a free
 # port, listening on a Unix socket only, run as the `postgres` user (postgres refuses root).
 # Loads a shop-like schema with varied text (seeded, so the content is the same every time),
-# dumps it to OUTDIR/day1.sql, updates ~2% of the rows spread over every table (plus a few
-# inserts and deletes), dumps OUTDIR/day2.sql, and removes the cluster.
-# SCALE is the number of customers in thousands: about 1 MB of dump per unit.
+# dumps it to OUTDIR/day1.sql, updates ~2% of the rows of every table (five runs of consecutive
+# ids, "hot ranges", spread evenly over the table; PostgreSQL moves updated rows to the table's end),
+# deletes 0.2% of the events, appends 0.5% new ones, dumps OUTDIR/day2.sql, and removes the
+# cluster. (Updating every 50th row instead leaves no ~1 MiB chunk unchanged: every tool then
+# stores day2 in full, which measures nothing about deduplication.)
+# SCALE is the number of customers in thousands: about 1.6 MB of dump per unit.
 set -euo pipefail
 
 out=$1
@@ -38,26 +41,27 @@ as_pg "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w \
 psql_() { as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$tmp" -p "$port" -U postgres "$@"; }
 psql_ -d postgres -c "CREATE DATABASE shop"
 
+# A fixed vocabulary; sentences are seeded random picks from it.
+words="the of and to in is for on that with as by at from this be are was an or it not have which
+order customer shipment delivered returned invoice payment pending refund warehouse parcel
+address street avenue road lane north south east west city village harbour station garden
+quick slow broken fine excellent poor average late early damaged complete partial missing
+blue red green black white silver golden small large medium heavy light fragile sturdy
+monday tuesday wednesday thursday friday saturday sunday january march june september
+please thanks request contact support ticket issue resolved escalated callback email phone
+coffee tea paper printer cable laptop monitor keyboard chair desk lamp bottle book shoe
+alpha beta gamma delta kappa sigma omega vector matrix tensor kernel socket thread buffer
+happy angry calm curious tired eager gentle brave clever honest proud quiet rapid steady"
+read -r -a wordlist <<<"$(tr '\n' ' ' <<<"$words")"
+nwords=${#wordlist[@]}
+words=$(IFS=,; echo "${wordlist[*]}")
+
 echo "make_pgdump: loading (scale $scale) on port $port"
-psql_ -d shop <<SQL
+psql_ -d shop >/dev/null <<SQL
 SELECT setseed(0.4242);
-CREATE TABLE vocab AS
-SELECT row_number() OVER () AS i, w FROM unnest(string_to_array(
- 'the of and to in is for on that with as by at from this be are was an or it not have which
-  order customer shipment delivered returned invoice payment pending refund warehouse parcel
-  address street avenue road lane north south east west city village harbour station garden
-  quick slow broken fine excellent poor average late early damaged complete partial missing
-  blue red green black white silver golden small large medium heavy light fragile sturdy
-  monday tuesday wednesday thursday friday saturday sunday january march june september
-  please thanks request contact support ticket issue resolved escalated callback email phone
-  coffee tea paper printer cable laptop monitor keyboard chair desk lamp bottle book shoe
-  alpha beta gamma delta kappa sigma omega vector matrix tensor kernel socket thread buffer
-  happy angry calm curious tired eager gentle brave clever honest proud quiet rapid steady',
- ' ')) AS w WHERE w <> '';
 CREATE FUNCTION sentence(n int) RETURNS text LANGUAGE sql VOLATILE AS \$\$
-  SELECT string_agg(v.w, ' ')
-  FROM generate_series(1, n) g
-  JOIN vocab v ON v.i = 1 + floor(random() * (SELECT count(*) FROM vocab))::int
+  SELECT string_agg(('{$words}'::text[])[1 + floor(random() * $nwords)::int], ' ')
+  FROM generate_series(1, n)
 \$\$;
 
 CREATE TABLE customers (
@@ -102,18 +106,23 @@ FROM generate_series(1, $scale * 6000) i;
 DROP FUNCTION sentence(int);
 SQL
 
-as_pg "$bindir/pg_dump" -h "$tmp" -p "$port" -U postgres -d shop >"$out/day1.sql.tmp"
+# Newer pg_dump writes a random \restrict key; pin it so the dumps are byte-for-byte repeatable.
+restrict=
+if "$bindir/pg_dump" --help | grep -- --restrict-key >/dev/null; then restrict=--restrict-key=bulwarkbench; fi
+pg_dump_() { as_pg "$bindir/pg_dump" -h "$tmp" -p "$port" -U postgres -d shop $restrict; }
+pg_dump_ >"$out/day1.sql.tmp"
 
 echo "make_pgdump: changing ~2% of rows"
-psql_ -d shop <<SQL
+psql_ -d shop >/dev/null <<SQL
 SELECT setseed(0.1717);
+-- Hot ranges: each table cut into 250 runs of consecutive ids, every 50th updated (5 runs, 2%).
 UPDATE customers SET notes = coalesce(notes, '') || ' updated ' || md5(id::text), phone = '+1-5550000000'
- WHERE id % 50 = 17;
+ WHERE (id::bigint * 250 / ($scale * 1000 + 1)) % 50 = 17;
 UPDATE orders SET status = 'delivered', comment = comment || ' (delivered on time)'
- WHERE id % 50 = 23;
+ WHERE (id * 250 / ($scale * 4000 + 1)) % 50 = 23;
 UPDATE events SET payload = jsonb_set(payload, '{score}', to_jsonb(floor(random() * 100)::int))
- WHERE id % 50 = 31;
-DELETE FROM events WHERE id % 1000 = 5;
+ WHERE (id * 250 / ($scale * 6000 + 1)) % 50 = 31;
+DELETE FROM events WHERE id * 500 / ($scale * 6000 + 1) = 123;
 INSERT INTO events
 SELECT $scale * 6000 + i, 1 + (i * 7919) % ($scale * 4000), 'complaint',
        timestamptz '2024-05-01' + i * interval '1 second',
@@ -121,7 +130,7 @@ SELECT $scale * 6000 + i, 1 + (i * 7919) % ($scale * 4000), 'complaint',
 FROM generate_series(1, $scale * 30) i;
 SQL
 
-as_pg "$bindir/pg_dump" -h "$tmp" -p "$port" -U postgres -d shop >"$out/day2.sql.tmp"
+pg_dump_ >"$out/day2.sql.tmp"
 mv "$out/day1.sql.tmp" "$out/day1.sql"
 mv "$out/day2.sql.tmp" "$out/day2.sql"
 ls -l "$out"/day1.sql "$out"/day2.sql
