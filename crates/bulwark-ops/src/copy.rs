@@ -234,6 +234,21 @@ pub fn collect_blobs(
     Ok(())
 }
 
+/// The source snapshot ids that re-encrypted copies in `repo` came from: such a copy has a new
+/// id and remembers its origin, so copies stay idempotent.
+pub fn copied_origins(repo: &Repository) -> Result<std::collections::HashSet<String>> {
+    let (snapshots, _) = repo.load_snapshots()?;
+    Ok(snapshots
+        .iter()
+        .filter_map(|(_, s)| {
+            s.meta
+                .get("copied_from")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .collect())
+}
+
 fn copy_reencrypting(
     src: &Repository,
     dst: &Repository,
@@ -242,17 +257,7 @@ fn copy_reencrypting(
     snapshots: Vec<(Id, Snapshot)>,
     report: &mut CopyReport,
 ) -> Result<Vec<Snapshot>> {
-    // A re-encrypted snapshot has a new id; it remembers its origin so runs stay idempotent.
-    let (existing, _) = dst.load_snapshots()?;
-    let done: std::collections::HashSet<String> = existing
-        .iter()
-        .filter_map(|(_, s)| {
-            s.meta
-                .get("copied_from")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        })
-        .collect();
+    let done = copied_origins(dst)?;
     let todo: Vec<_> = snapshots
         .into_iter()
         .filter(|(id, _)| {

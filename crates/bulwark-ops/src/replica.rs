@@ -56,16 +56,7 @@ pub fn status(primary: &Repository, replica: &Repository) -> Result<ReplicaStatu
         }
     } else {
         // Re-encrypted copies carry their origin instead of sharing ids.
-        let (copies, _) = replica.load_snapshots()?;
-        let origins: std::collections::HashSet<String> = copies
-            .iter()
-            .filter_map(|(_, s)| {
-                s.meta
-                    .get("copied_from")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-            .collect();
+        let origins = crate::copy::copied_origins(replica)?;
         st.missing_on_replica = p
             .iter()
             .map(Id::to_hex)
