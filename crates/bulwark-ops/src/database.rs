@@ -341,7 +341,7 @@ fn restore_postgres(
         if let Some(g) = &f.globals_file {
             let node = snapshot_file(repo, index, snap, g)?;
             let mut r = SnapshotFileReader::new(repo, index, &node);
-            let admin_dsn = with_dbname(dsn, "postgres");
+            let admin_dsn = pg::with_dbname(dsn, "postgres");
             let msgs = pg::psql(&tools, &admin_dsn, &mut r, &log, false).map_err(source_failed)?;
             for e in pg::unexpected_errors(&msgs) {
                 report.warnings.push(format!("globals.sql: {e}"));
@@ -380,24 +380,6 @@ fn restore_postgres(
     let mut client = pg::connect(dsn).map_err(source_failed)?;
     report.differences = pg::verify(&mut client, f).map_err(source_failed)?;
     Ok(())
-}
-
-/// `dsn` pointing at database `db` instead (key=value form appended; URL form rewritten).
-fn with_dbname(dsn: &str, db: &str) -> String {
-    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
-        let (base, query) = match dsn.split_once('?') {
-            Some((b, q)) => (b, format!("?{q}")),
-            None => (dsn, String::new()),
-        };
-        let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-        let host_end = base[scheme_end..]
-            .find('/')
-            .map(|i| scheme_end + i)
-            .unwrap_or(base.len());
-        format!("{}/{db}{query}", &base[..host_end])
-    } else {
-        format!("{dsn} dbname={}", pg::quote_literal(db))
-    }
 }
 
 fn restore_sqlite(
@@ -456,15 +438,15 @@ mod tests {
     #[test]
     fn dbname_rewrites() {
         assert_eq!(
-            with_dbname("postgres://a@h:5/x?sslmode=disable", "postgres"),
+            pg::with_dbname("postgres://a@h:5/x?sslmode=disable", "postgres"),
             "postgres://a@h:5/postgres?sslmode=disable"
         );
         assert_eq!(
-            with_dbname("postgres://a@h", "postgres"),
+            pg::with_dbname("postgres://a@h", "postgres"),
             "postgres://a@h/postgres"
         );
         assert_eq!(
-            with_dbname("host=/tmp dbname=x", "postgres"),
+            pg::with_dbname("host=/tmp dbname=x", "postgres"),
             "host=/tmp dbname=x dbname='postgres'"
         );
     }

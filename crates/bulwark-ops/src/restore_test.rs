@@ -185,7 +185,7 @@ impl Scratch {
     fn dsn(&self, db: &str) -> String {
         match self {
             Scratch::Cluster(c) => c.dsn(db),
-            Scratch::Server { dsn, .. } => server_dsn(dsn, db),
+            Scratch::Server { dsn, .. } => pg::with_dbname(dsn, db),
         }
     }
 
@@ -208,23 +208,6 @@ impl Scratch {
             Scratch::Server { admin, .. } => Ok(admin),
             Scratch::Cluster(_) => Err(DbError::new("no admin connection kept for a cluster")),
         }
-    }
-}
-
-fn server_dsn(dsn: &str, db: &str) -> String {
-    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
-        let (base, query) = match dsn.split_once('?') {
-            Some((b, q)) => (b, format!("?{q}")),
-            None => (dsn, String::new()),
-        };
-        let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-        let host_end = base[scheme_end..]
-            .find('/')
-            .map(|i| scheme_end + i)
-            .unwrap_or(base.len());
-        format!("{}/{db}{query}", &base[..host_end])
-    } else {
-        format!("{dsn} dbname={}", pg::quote_literal(db))
     }
 }
 

@@ -422,6 +422,24 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// A connection string with its password blanked, for messages.
+/// `dsn` pointing at database `db` instead (key=value form appended; URL form rewritten).
+pub fn with_dbname(dsn: &str, db: &str) -> String {
+    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        let (base, query) = match dsn.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (dsn, String::new()),
+        };
+        let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map(|i| scheme_end + i)
+            .unwrap_or(base.len());
+        format!("{}/{db}{query}", &base[..host_end])
+    } else {
+        format!("{dsn} dbname={}", quote_literal(db))
+    }
+}
+
 pub fn redact(dsn: &str) -> String {
     if let Some(rest) = dsn
         .strip_prefix("postgres://")
