@@ -165,17 +165,7 @@ fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
         }
         None => BackupSource::Paths(a.paths.clone()),
     };
-    let time = a
-        .time
-        .as_deref()
-        .map(DateTime::parse_from_rfc3339)
-        .transpose()
-        .map_err(|e| {
-            Failure::usage(
-                format!("bad --time: {e}"),
-                "use RFC 3339, e.g. 2026-01-31T02:00:00Z",
-            )
-        })?;
+    let time = parse_time(a.time.as_deref())?;
     let excludes = Patterns::new(&a.exclude)
         .map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
     let repo = open(g)?;
@@ -228,6 +218,18 @@ fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
         );
         Ok(3)
     }
+}
+
+/// `--time`: an RFC 3339 instant with its offset, for importing history.
+pub fn parse_time(t: Option<&str>) -> CliResult<Option<DateTime<chrono::FixedOffset>>> {
+    t.map(DateTime::parse_from_rfc3339)
+        .transpose()
+        .map_err(|e| {
+            Failure::usage(
+                format!("bad --time: {e}"),
+                "use RFC 3339, e.g. 2026-01-31T02:00:00Z",
+            )
+        })
 }
 
 pub fn human_bytes(n: u64) -> String {

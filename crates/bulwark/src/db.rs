@@ -11,7 +11,6 @@ use bulwark_ops::restore_test::{RestoreTestOptions, restore_test};
 use bulwark_repo::Repository;
 use bulwark_source::db::DbMeta;
 use bulwark_source::db::postgres::{PgBackupOptions, PgTools};
-use chrono::DateTime;
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
@@ -117,17 +116,7 @@ pub fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
             "leave it out",
         ));
     }
-    let time = a
-        .time
-        .as_deref()
-        .map(DateTime::parse_from_rfc3339)
-        .transpose()
-        .map_err(|e| {
-            Failure::usage(
-                format!("bad --time: {e}"),
-                "use RFC 3339, e.g. 2026-01-31T02:00:00Z",
-            )
-        })?;
+    let time = crate::commands::parse_time(a.time.as_deref())?;
     let source = match (&db.postgres, &db.sqlite) {
         (Some(dsn), _) => DbSource::Postgres(PgBackupOptions {
             dsn: dsn.clone(),
