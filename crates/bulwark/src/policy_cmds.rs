@@ -168,8 +168,8 @@ pub fn run(g: &Global, a: crate::cli::RunArgs) -> CliResult<i32> {
     } else {
         bulwark_ops::run::Selection::Named(a.datasets.clone())
     };
-    let report = bulwark_ops::run::run(&ctx, ledger.as_mut(), &selection)
-        .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+    let report =
+        bulwark_ops::run::run(&ctx, ledger.as_mut(), &selection).map_err(ledger_failure)?;
     emit(g, &report, || {
         let mut t = String::new();
         for d in &report.datasets {
@@ -207,7 +207,7 @@ fn record_config_change(
     use bulwark_ledger::{EventKind, NewEvent};
     let last = ledger
         .last(&EventKind::ConfigChange, None, true)
-        .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+        .map_err(ledger_failure)?;
     if last.as_ref().and_then(|e| e.config_hash.as_deref()) != Some(hash) {
         let now = chrono::Utc::now();
         ledger
@@ -220,7 +220,7 @@ fn record_config_change(
                 .timed(now, now)
                 .ok(true),
             )
-            .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+            .map_err(ledger_failure)?;
     }
     Ok(())
 }
@@ -257,7 +257,7 @@ pub fn status(g: &Global, a: crate::cli::StatusArgs) -> CliResult<i32> {
     let mut rendered = String::new();
     for d in config.datasets.values() {
         let facts = bulwark_ops::status::facts(&config, d, &times, ledger.as_ref())
-            .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+            .map_err(ledger_failure)?;
         let s = evaluate(&config, d, &facts, now);
         overall = overall.max(s.verdict);
         rendered += &format!(
@@ -299,9 +299,7 @@ pub fn ledger(g: &Global, l: crate::cli::LedgerCommand) -> CliResult<i32> {
         crate::cli::LedgerCommand::Verify { config } => {
             let cfg = load_config(&config.config)?;
             let ledger = open_ledger(&config.config, &cfg)?;
-            let report = ledger
-                .verify()
-                .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+            let report = ledger.verify().map_err(ledger_failure)?;
             emit(g, &report, || report.to_string());
             Ok(if report.is_ok() { 0 } else { 1 })
         }
@@ -312,9 +310,7 @@ pub fn ledger(g: &Global, l: crate::cli::LedgerCommand) -> CliResult<i32> {
             if let Some(d) = dataset {
                 filter = filter.dataset(d);
             }
-            let events = ledger
-                .events(&filter)
-                .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+            let events = ledger.events(&filter).map_err(ledger_failure)?;
             emit(g, &events, || {
                 events
                     .iter()
@@ -342,9 +338,7 @@ pub fn remediation(g: &Global, r: crate::cli::RemediationCommand) -> CliResult<i
         crate::cli::RemediationCommand::List { config, all } => {
             let cfg = load_config(&config.config)?;
             let ledger = open_ledger(&config.config, &cfg)?;
-            let items = ledger
-                .remediations(!all)
-                .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+            let items = ledger.remediations(!all).map_err(ledger_failure)?;
             emit(g, &items, || {
                 items
                     .iter()
@@ -367,7 +361,7 @@ pub fn remediation(g: &Global, r: crate::cli::RemediationCommand) -> CliResult<i
             let mut ledger = open_ledger(&config.config, &cfg)?;
             let full = ledger
                 .remediations(true)
-                .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?
+                .map_err(ledger_failure)?
                 .into_iter()
                 .find(|i| i.id.starts_with(&id))
                 .ok_or_else(|| {
@@ -379,9 +373,14 @@ pub fn remediation(g: &Global, r: crate::cli::RemediationCommand) -> CliResult<i
                 })?;
             let closed = ledger
                 .close_remediation(&full.id, None, &note)
-                .map_err(|e| Failure::new(1, format!("ledger: {e}"), None))?;
+                .map_err(ledger_failure)?;
             emit(g, &closed, || format!("closed {}", &closed.id[..12]));
             Ok(0)
         }
     }
+}
+
+/// A ledger that cannot be read or written fails the command: evidence must not go missing quietly.
+fn ledger_failure(e: bulwark_ledger::Error) -> Failure {
+    Failure::new(1, format!("ledger: {e}"), None)
 }
