@@ -43,12 +43,24 @@ pub struct RestoreReport {
     pub errors: Vec<String>,
 }
 
+#[derive(Default)]
 struct Plan {
     files: Vec<(PathBuf, Node)>,
-    /// Everything whose metadata is applied after the data is written, children before parents.
+    /// Everything whose metadata is applied once the data is written.
     metadata: Vec<(PathBuf, Node)>,
     dirs: u64,
     links: u64,
+    warnings: Vec<String>,
+}
+
+impl Plan {
+    fn absorb(&mut self, other: Plan) {
+        self.files.extend(other.files);
+        self.metadata.extend(other.metadata);
+        self.dirs += other.dirs;
+        self.links += other.links;
+        self.warnings.extend(other.warnings);
+    }
 }
 
 /// Blobs never span more than this gap when fetched together from one pack.
@@ -64,19 +76,17 @@ pub fn restore(repo: &Repository, spec: &str, opts: &RestoreOptions) -> Result<R
         snapshot_id: sel.id.to_hex(),
         ..Default::default()
     };
-    let plan = lay_out(repo, &index, &sel, opts, &mut report)?;
+    let started = std::time::Instant::now();
+    let plan = lay_out(repo, &index, &sel, opts)?;
+    tracing::debug!(entries = plan.metadata.len(), elapsed = ?started.elapsed(), "restore: laid out");
+    report.warnings.extend(plan.warnings);
     let total: u64 = plan.files.iter().map(|(_, n)| n.size).sum();
     let progress = Progress::bytes(opts.show_progress, Some(total), "restore");
     write_contents(repo, &index, &plan.files, &progress, &mut report)?;
     progress.finish();
-    let as_root = running_as_root();
-    for (path, node) in &plan.metadata {
-        if let Err(e) = apply_metadata(path, node, as_root) {
-            report
-                .warnings
-                .push(format!("{}: metadata: {e}", path.display()));
-        }
-    }
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: contents written");
+    report.warnings.extend(apply_all_metadata(plan.metadata));
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: metadata applied");
     report.files = plan.files.len() as u64;
     report.bytes = total;
     report.dirs = plan.dirs;
@@ -100,19 +110,41 @@ pub fn restore(repo: &Repository, spec: &str, opts: &RestoreOptions) -> Result<R
     Ok(report)
 }
 
+/// Owners, modes and times, once every file is written: non-directories all at once, then
+/// directories deepest first, so creating or changing an entry never touches a directory whose
+/// times are already set, and a read-only directory is locked only after its contents.
+fn apply_all_metadata(mut entries: Vec<(PathBuf, Node)>) -> Vec<String> {
+    let as_root = running_as_root();
+    let apply = |(path, node): &(PathBuf, Node)| {
+        apply_metadata(path, node, as_root)
+            .err()
+            .map(|e| format!("{}: metadata: {e}", path.display()))
+    };
+    let depth = |(path, node): &(PathBuf, Node)| match node.kind {
+        NodeKind::Dir => path.components().count(),
+        _ => usize::MAX,
+    };
+    entries.par_sort_by_key(|e| std::cmp::Reverse(depth(e)));
+    let mut warnings = Vec::new();
+    for level in entries.chunk_by(|a, b| depth(a) == depth(b)) {
+        warnings.extend(level.par_iter().filter_map(apply).collect::<Vec<_>>());
+    }
+    warnings
+}
+
+struct LayOut<'a> {
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    opts: &'a RestoreOptions,
+    plan: Mutex<Plan>,
+}
+
 fn lay_out(
     repo: &Repository,
     index: &MasterIndex,
     sel: &Selection,
     opts: &RestoreOptions,
-    report: &mut RestoreReport,
 ) -> Result<Plan> {
-    let mut plan = Plan {
-        files: Vec::new(),
-        metadata: Vec::new(),
-        dirs: 0,
-        links: 0,
-    };
     let tree = browse::selected_tree(repo, index, sel)?;
     let snap_base = match &sel.node {
         Some(n) if n.kind != NodeKind::Dir => {
@@ -121,106 +153,139 @@ fn lay_out(
         _ => sel.path.clone(),
     };
     let everything = opts.include.patterns().is_empty();
-    lay_out_tree(
+    let layout = LayOut {
         repo,
         index,
-        &tree,
-        &opts.target,
-        &snap_base,
-        everything,
         opts,
-        &mut plan,
-        report,
-    )?;
-    Ok(plan)
+        plan: Mutex::new(Plan::default()),
+    };
+    // An empty target cannot hold anything in the way: skip the per-entry checks.
+    let empty = fs::read_dir(&opts.target)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    layout.tree(&tree, &opts.target, &snap_base, everything, empty)?;
+    Ok(layout.plan.into_inner().expect("plan"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn lay_out_tree(
-    repo: &Repository,
-    index: &MasterIndex,
-    tree: &Tree,
-    dir: &Path,
-    snap_dir: &Path,
-    included: bool,
-    opts: &RestoreOptions,
-    plan: &mut Plan,
-    report: &mut RestoreReport,
-) -> Result<()> {
-    // A name twice in one tree (say a symlink and a directory) could steer writes through the
-    // link and out of the target: only a tampered repository has such trees.
-    let mut seen = std::collections::HashSet::new();
-    for node in &tree.nodes {
-        if !node.has_safe_name() {
-            return Err(Error::corrupt(
-                "tree",
-                format!("unsafe file name {:?}", node.name),
-            ));
-        }
-        let name = node.os_name()?;
-        if !seen.insert(name.clone()) {
-            return Err(Error::corrupt(
-                "tree",
-                format!("the name {:?} appears twice in one directory", node.name),
-            ));
-        }
-        let (path, snap_path) = (dir.join(&name), snap_dir.join(&name));
-        let included = included || opts.include.matches(&snap_path);
-        if node.kind == NodeKind::Dir {
-            let sub = browse::load_subtree(repo, index, node)?;
-            match fs::symlink_metadata(&path) {
-                Ok(m) if m.is_dir() => {}
-                // Never descend through a symlink or into a file standing where a directory goes.
-                Ok(_) => {
-                    return Err(Error::Invalid(format!(
-                        "{} exists and is not a directory; restore into an empty target",
-                        path.display()
-                    )));
+impl LayOut<'_> {
+    /// Create one directory's entries, then its subdirectories in parallel. `fresh`: `dir` was
+    /// just created by this restore, so nothing can stand in the way of its entries.
+    fn tree(
+        &self,
+        tree: &Tree,
+        dir: &Path,
+        snap_dir: &Path,
+        included: bool,
+        fresh: bool,
+    ) -> Result<()> {
+        // A name twice in one tree (say a symlink and a directory) could steer writes through the
+        // link and out of the target: only a tampered repository has such trees.
+        let mut seen = std::collections::HashSet::new();
+        let mut plan = Plan::default();
+        let mut subdirs = Vec::new();
+        for node in &tree.nodes {
+            if !node.has_safe_name() {
+                return Err(Error::corrupt(
+                    "tree",
+                    format!("unsafe file name {:?}", node.name),
+                ));
+            }
+            let name = node.os_name()?;
+            if !seen.insert(name.clone()) {
+                return Err(Error::corrupt(
+                    "tree",
+                    format!("the name {:?} appears twice in one directory", node.name),
+                ));
+            }
+            let (path, snap_path) = (dir.join(&name), snap_dir.join(&name));
+            let included = included || self.opts.include.matches(&snap_path);
+            if node.kind == NodeKind::Dir {
+                subdirs.push((node, path, snap_path, included));
+                continue;
+            }
+            if !included {
+                continue;
+            }
+            if !fresh {
+                fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+                remove_existing(&path)?;
+            }
+            let made = match node.kind {
+                NodeKind::File => {
+                    // Files with content are created by the first write into them (see write_contents).
+                    if node.size == 0 {
+                        File::create(&path).map_err(|e| {
+                            Error::io(format!("cannot create {}", path.display()), e)
+                        })?;
+                    }
+                    plan.files.push((path.clone(), node.clone()));
+                    Ok(())
                 }
-                Err(_) if included => fs::create_dir_all(&path)
-                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?,
-                Err(_) => {}
-            }
-            lay_out_tree(
-                repo, index, &sub, &path, &snap_path, included, opts, plan, report,
-            )?;
-            if included || path.exists() {
-                plan.dirs += 1;
-                plan.metadata.push((path, node.clone()));
-            }
-            continue;
-        }
-        if !included {
-            continue;
-        }
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        remove_existing(&path)?;
-        let made = match node.kind {
-            NodeKind::File => {
-                // Files with content are created by the first write into them (see write_contents).
-                if node.size == 0 {
-                    File::create(&path)
-                        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                NodeKind::Symlink => {
+                    plan.links += 1;
+                    std::os::unix::fs::symlink(node.link_target()?, &path)
                 }
-                plan.files.push((path.clone(), node.clone()));
-                Ok(())
+                NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                    make_special(&path, node)
+                }
+                NodeKind::Socket | NodeKind::Dir => continue,
+            };
+            match made {
+                Ok(()) => plan.metadata.push((path, node.clone())),
+                Err(e) => plan.warnings.push(format!("{}: {e}", path.display())),
             }
-            NodeKind::Symlink => {
-                plan.links += 1;
-                std::os::unix::fs::symlink(node.link_target()?, &path)
-            }
-            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                make_special(&path, node)
-            }
-            NodeKind::Socket | NodeKind::Dir => continue,
-        };
-        match made {
-            Ok(()) => plan.metadata.push((path, node.clone())),
-            Err(e) => report.warnings.push(format!("{}: {e}", path.display())),
         }
+        self.plan.lock().expect("plan").absorb(plan);
+        subdirs
+            .into_par_iter()
+            .try_for_each(|(node, path, snap_path, included)| {
+                self.subdir(node, path, &snap_path, included, fresh)
+            })
     }
-    Ok(())
+
+    fn subdir(
+        &self,
+        node: &Node,
+        path: PathBuf,
+        snap_path: &Path,
+        included: bool,
+        parent_fresh: bool,
+    ) -> Result<()> {
+        let sub = browse::load_subtree(self.repo, self.index, node)?;
+        let existing = if parent_fresh {
+            None
+        } else {
+            fs::symlink_metadata(&path).ok()
+        };
+        let fresh = match existing {
+            Some(m) if m.is_dir() => false,
+            // Never descend through a symlink or into a file standing where a directory goes.
+            Some(_) => {
+                return Err(Error::Invalid(format!(
+                    "{} exists and is not a directory; restore into an empty target",
+                    path.display()
+                )));
+            }
+            None if included => {
+                let made = if parent_fresh {
+                    fs::create_dir(&path)
+                } else {
+                    fs::create_dir_all(&path)
+                };
+                made.map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                true
+            }
+            None => false,
+        };
+        self.tree(&sub, &path, snap_path, included, fresh)?;
+        if included || path.exists() {
+            let mut plan = self.plan.lock().expect("plan");
+            plan.dirs += 1;
+            plan.metadata.push((path, node.clone()));
+        }
+        Ok(())
+    }
 }
 
 fn remove_existing(path: &Path) -> Result<()> {

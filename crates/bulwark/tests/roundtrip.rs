@@ -650,3 +650,38 @@ fn fifos_restore_without_hanging() {
     assert!(!out.stderr.contains("warning"), "{}", out.describe());
     assert_same_tree(&src, &restored_at(target.path(), &src), Compare::ALL);
 }
+
+#[test]
+fn restoring_over_an_earlier_restore_replaces_files_without_touching_their_other_links() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("d/e")).unwrap();
+    fs::write(src.path().join("d/e/f"), b"from the snapshot").unwrap();
+    fs::write(src.path().join("d/g"), b"g").unwrap();
+    let repo = Repo::init(&[]);
+    let snap = id_of(&repo.backup(&[src.path()], &[]));
+    let target = tempfile::tempdir().unwrap();
+    repo.restore(&snap, target.path(), &[]).assert_ok();
+    let f = restored_at(target.path(), &src.path().join("d/e/f"));
+    // Someone edits the restored file, and another name links to it.
+    fs::write(&f, b"edited after the restore, longer than before").unwrap();
+    let other = target.path().join("other-link");
+    fs::hard_link(&f, &other).unwrap();
+    repo.restore(&snap, target.path(), &[]).assert_ok();
+    assert_eq!(fs::read(&f).unwrap(), b"from the snapshot");
+    assert_eq!(
+        fs::read(&other).unwrap(),
+        b"edited after the restore, longer than before"
+    );
+    // A file where the snapshot has a directory stops the restore instead of being followed.
+    let e = restored_at(target.path(), &src.path().join("d/e"));
+    fs::remove_dir_all(&e).unwrap();
+    fs::write(&e, b"in the way").unwrap();
+    let out = repo.restore(&snap, target.path(), &[]);
+    out.assert_code(1).assert_one_error_line();
+    assert!(
+        out.stderr.contains("is not a directory"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(fs::read(&e).unwrap(), b"in the way");
+}
