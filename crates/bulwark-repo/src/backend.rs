@@ -354,6 +354,12 @@ impl Backend for StoreBackend {
         match runtime().block_on(self.store.put_opts(&path, PutPayload::from(data), opts)) {
             Ok(_) => Ok(Written::Created),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::Existed),
+            // Writing never needs anything to exist but the bucket.
+            Err(object_store::Error::NotFound { .. }) => Err(Error::Backend(format!(
+                "cannot write {} at {}: the bucket does not exist",
+                describe(kind, name),
+                self.location
+            ))),
             Err(e) => Err(self.map_err(describe(kind, name), e)),
         }
     }

@@ -298,6 +298,12 @@ fn permanent_s3_errors_are_one_clear_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Initialising into a bucket nobody created says so, and exits 1.
+    let out = run(&["init", "-r", &moto.url("no-such-bucket", "x")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("the bucket does not exist"), "{stderr}");
     // Nothing listening at the endpoint.
     let dead = TcpListener::bind("127.0.0.1:0")
         .unwrap()
