@@ -67,6 +67,10 @@ pub trait Backend: Send + Sync {
     fn concurrency(&self) -> usize {
         2
     }
+    /// Whether reads cost a request over the network (and are worth caching locally).
+    fn remote(&self) -> bool {
+        false
+    }
 }
 
 /// Open the backend a repository location names: a directory path, `file://PATH`, or
@@ -419,5 +423,9 @@ impl Backend for StoreBackend {
 
     fn concurrency(&self) -> usize {
         self.concurrency
+    }
+
+    fn remote(&self) -> bool {
+        self.multipart_above.is_some()
     }
 }

@@ -6,6 +6,7 @@
 //! nonce argument, `pack` for the pack layout and `writer` for crash safety.
 
 pub mod backend;
+pub mod cache;
 pub mod chunker;
 pub mod condemned;
 pub mod crypto;

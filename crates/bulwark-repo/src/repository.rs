@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, FileKind, Written};
+use crate::cache::Cache;
 use crate::chunker::ChunkerParams;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
@@ -62,6 +63,7 @@ pub struct Repository {
     created: DateTime<Utc>,
     settings: Settings,
     key_slot: String,
+    cache: Option<Cache>,
 }
 
 impl Repository {
@@ -129,6 +131,7 @@ impl Repository {
             created: header.created,
             settings,
             key_slot,
+            cache: None,
         })
     }
 
@@ -160,6 +163,7 @@ impl Repository {
                     created: header.created,
                     settings,
                     key_slot: name,
+                    cache: None,
                 });
             }
         }
@@ -234,16 +238,20 @@ impl Repository {
     // ---- index ----
 
     pub fn list_index_files(&self) -> Result<Vec<String>> {
-        Ok(self
+        let names: Vec<String> = self
             .backend
             .list(FileKind::Index)?
             .into_iter()
             .map(|(n, _)| n)
-            .collect())
+            .collect();
+        if let Some(cache) = &self.cache {
+            cache.retain(FileKind::Index, |n| names.iter().any(|m| m == n));
+        }
+        Ok(names)
     }
 
     pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
-        let stored = self.backend.read(FileKind::Index, name)?;
+        let stored = self.read_whole(FileKind::Index, name)?;
         if Id::of_stored(&stored).to_hex() != name {
             return Err(Error::corrupt(
                 format!("index/{name}"),
@@ -260,6 +268,11 @@ impl Repository {
         let mut index = self.index_of_packs(|_| true)?;
         index.demote(&condemned);
         index.finish();
+        if let Some(cache) = &self.cache {
+            cache.retain(FileKind::Pack, |n| {
+                n.parse::<Id>().is_ok_and(|id| index.has_pack(&id))
+            });
+        }
         Ok(index)
     }
 
@@ -340,7 +353,65 @@ impl Repository {
                 "indexed as data, not a tree",
             ));
         }
-        Tree::from_bytes(id, &self.read_blob(&loc)?)
+        Tree::from_bytes(id, &self.read_tree_blob(&loc)?)
+    }
+
+    /// A tree blob, through the cache when there is one: the first tree wanted from a pack
+    /// brings the whole pack (trees are packed apart from data, so the pack is all trees).
+    fn read_tree_blob(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let Some(cache) = &self.cache else {
+            return self.read_blob(loc);
+        };
+        let name = loc.pack.id.to_hex();
+        let start = loc.blob.offset as u64;
+        let range = start..start + loc.blob.stored_len as u64;
+        let cached = cache
+            .get_range(FileKind::Pack, &name, range.clone())
+            .or_else(|| {
+                cache.fetching(|| {
+                    cache
+                        .get_range(FileKind::Pack, &name, range.clone())
+                        .or_else(|| {
+                            let whole = self.backend.read(FileKind::Pack, &name).ok()?;
+                            cache.put(FileKind::Pack, &name, &whole);
+                            let range = range.start as usize..range.end as usize;
+                            whole.get(range).map(Bytes::copy_from_slice)
+                        })
+                })
+            });
+        if let Some(stored) = cached {
+            match loc.blob.open(&self.key, &loc.pack.salt, &stored) {
+                Ok(plain) => return Ok(plain),
+                Err(_) => cache.forget(FileKind::Pack, &name),
+            }
+        }
+        self.read_blob(loc)
+    }
+
+    /// Keep later reads of index files, snapshots and tree packs local (see [`Cache`]):
+    /// in `base`, or with `None` in a temporary cache for this command only.
+    pub fn use_cache(&mut self, base: Option<&std::path::Path>) {
+        let cache = match base {
+            Some(base) => Cache::open(base, &self.id),
+            None => Cache::temporary(&self.id),
+        };
+        match cache {
+            Ok(cache) => self.cache = Some(cache),
+            Err(e) => tracing::warn!("not caching: {e}"),
+        }
+    }
+
+    /// A whole immutable object, from the cache when it has it.
+    fn read_whole(&self, kind: FileKind, name: &str) -> Result<Bytes> {
+        let Some(cache) = &self.cache else {
+            return self.backend.read(kind, name);
+        };
+        if let Some(data) = cache.get(kind, name) {
+            return Ok(data);
+        }
+        let data = self.backend.read(kind, name)?;
+        cache.put(kind, name, &data);
+        Ok(data)
     }
 
     // ---- snapshots ----
@@ -358,7 +429,7 @@ impl Repository {
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let name = id.to_hex();
         let what = format!("snapshot {}", id.short());
-        let stored = self.backend.read(FileKind::Snapshot, &name)?;
+        let stored = self.read_whole(FileKind::Snapshot, &name)?;
         if Id::of_stored(&stored) != *id {
             return Err(Error::corrupt(what, "content does not match its name"));
         }
@@ -367,14 +438,21 @@ impl Repository {
     }
 
     pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
-        self.backend
+        let ids = self
+            .backend
             .list(FileKind::Snapshot)?
             .into_iter()
             .map(|(n, _)| {
                 n.parse::<Id>()
                     .map_err(|_| Error::corrupt(format!("snapshots/{n}"), "bad name"))
             })
-            .collect()
+            .collect::<Result<Vec<Id>>>()?;
+        if let Some(cache) = &self.cache {
+            cache.retain(FileKind::Snapshot, |n| {
+                n.parse::<Id>().is_ok_and(|id| ids.contains(&id))
+            });
+        }
+        Ok(ids)
     }
 
     /// Every readable snapshot, oldest first, and the errors for those that are not.

@@ -37,6 +37,10 @@ pub struct Global {
     /// More log output on stderr (-v info, -vv debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Read everything from the repository itself, not from the local cache kept for remote
+    /// repositories (BULWARK_CACHE_DIR, else ~/.cache/bulwark)
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 #[derive(Subcommand)]

@@ -73,12 +73,28 @@ fn backend(g: &Global, create: bool) -> CliResult<Arc<dyn Backend>> {
     Ok(bulwark_repo::backend::open_location(repo, create)?)
 }
 
-fn open(g: &Global) -> CliResult<Repository> {
+pub(crate) fn open(g: &Global) -> CliResult<Repository> {
+    Ok(with_cache(g, open_uncached(g)?))
+}
+
+fn open_uncached(g: &Global) -> CliResult<Repository> {
     let backend = backend(g, false)?;
     // Refuse early, before asking for a passphrase, when nothing is there.
     bulwark_repo::repository::describe_header(backend.as_ref())?;
     let credential = credentials::existing(g)?;
     Ok(Repository::open(backend, &credential)?)
+}
+
+/// Remote repositories read their unchanging objects through a local cache, which saves a
+/// request per tree, snapshot and index file on every command after the first.
+pub(crate) fn with_cache(g: &Global, mut repo: Repository) -> Repository {
+    if !g.no_cache
+        && repo.backend().remote()
+        && let Some(base) = bulwark_repo::cache::Cache::default_base()
+    {
+        repo.use_cache(Some(&base));
+    }
+    repo
 }
 
 /// The second repository of `copy`, `replica status`, `repair packs` and `init --replica-of`.
@@ -93,7 +109,7 @@ fn open_other(g: &Global, location: &str, other: &OtherCredentials) -> CliResult
     } else {
         credentials::existing(g)?
     };
-    Ok(Repository::open(backend, &credential)?)
+    Ok(with_cache(g, Repository::open(backend, &credential)?))
 }
 
 fn init(g: &Global, a: InitArgs) -> CliResult<i32> {
@@ -402,7 +418,12 @@ fn check_cmd(g: &Global, a: CheckArgs) -> CliResult<i32> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let repo = open(g)?;
+    // A check judges what the repository holds now, so it reads nothing from the lasting cache;
+    // a cache of its own still fetches each tree pack once instead of each tree.
+    let mut repo = open_uncached(g)?;
+    if !g.no_cache && repo.backend().remote() {
+        repo.use_cache(None);
+    }
     let report = check(&repo, read, show_progress(g))?;
     if !g.json {
         for w in &report.warnings {

@@ -8,7 +8,6 @@ use bulwark_ops::database::{
     DbBackupOptions, DbSource, DbTarget, backup_database, restore_database,
 };
 use bulwark_ops::restore_test::{RestoreTestOptions, restore_test};
-use bulwark_repo::Repository;
 use bulwark_source::db::DbMeta;
 use bulwark_source::db::postgres::{PgBackupOptions, PgTools};
 use clap::Args;
@@ -16,8 +15,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{BackupArgs, Global, RestoreArgs};
+use crate::commands::open;
 use crate::failure::Failure;
-use crate::{CliResult, credentials, show_progress};
+use crate::{CliResult, show_progress};
 
 /// Database sources for `backup`.
 #[derive(Args, Clone, Default)]
@@ -79,16 +79,6 @@ pub struct RestoreTestArgs {
     /// Restore into a scratch database on this PostgreSQL server instead of a throwaway local cluster
     #[arg(long, value_name = "DSN")]
     pub scratch_postgres: Option<String>,
-}
-
-fn open(g: &Global) -> CliResult<Repository> {
-    let location = g.repo.as_deref().ok_or_else(|| {
-        Failure::usage("no repository given", "pass -r/--repo or set BULWARK_REPO")
-    })?;
-    let backend = bulwark_repo::backend::open_location(location, false)?;
-    bulwark_repo::repository::describe_header(backend.as_ref())?;
-    let credential = credentials::existing(g)?;
-    Ok(Repository::open(backend, &credential)?)
 }
 
 fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {

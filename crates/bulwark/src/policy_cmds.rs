@@ -117,7 +117,7 @@ fn repository_opener<'a>(
         let credential = crate::credentials::existing(&creds)
             .map_err(|f| bulwark_repo::Error::Invalid(f.message))?;
         let backend = bulwark_repo::backend::open_location(&url, true)?;
-        match bulwark_repo::Repository::open(backend.clone(), &credential) {
+        let opened = match bulwark_repo::Repository::open(backend.clone(), &credential) {
             // The embedded default creates its repositories on first use.
             Err(bulwark_repo::Error::NoRepository { .. }) if !url.contains("://") => {
                 match &r.replica_of {
@@ -134,7 +134,8 @@ fn repository_opener<'a>(
                 }
             }
             other => other,
-        }
+        };
+        opened.map(|repo| crate::commands::with_cache(g, repo))
     }
 }
 

@@ -19,10 +19,27 @@ const PASSWORD: &str = "s3 test passphrase";
 struct Moto {
     child: Child,
     port: u16,
+    /// Where the server logs each request, when started with `start_logged`.
+    log: Option<PathBuf>,
 }
 
 impl Moto {
     fn start() -> Moto {
+        Moto::spawn(None)
+    }
+
+    fn start_logged(log: &Path) -> Moto {
+        Moto::spawn(Some(log))
+    }
+
+    /// GET requests logged so far (`start_logged` only).
+    fn gets(&self) -> usize {
+        thread::sleep(Duration::from_millis(300)); // the server logs after it answers
+        let log = std::fs::read_to_string(self.log.as_ref().expect("a logged server")).unwrap();
+        log.lines().filter(|l| l.contains("\"GET /")).count()
+    }
+
+    fn spawn(log: Option<&Path>) -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,7 +48,10 @@ impl Moto {
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect(
                 "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
@@ -41,7 +61,11 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto_server did not start");
             thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, port }
+        Moto {
+            child,
+            port,
+            log: log.map(Path::to_path_buf),
+        }
     }
 
     fn create_bucket(&self, bucket: &str) {
@@ -79,11 +103,18 @@ fn bulwark(args: &[&str]) -> Command {
         .env("BULWARK_PASSWORD", PASSWORD)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("BULWARK_CACHE_DIR", cache_dir())
         .env_remove("BULWARK_REPO")
         .env_remove("BULWARK_PASSWORD_FILE")
         .env_remove("BULWARK_KEY_FILE")
         .stdin(Stdio::null());
     c
+}
+
+/// One local cache for every command of this test process (entries are kept per repository).
+fn cache_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -550,4 +581,76 @@ fn faults_between_bulwark_and_storage_never_leave_a_snapshot_with_missing_data()
         target.to_str().unwrap(),
         "--verify",
     ]);
+}
+
+#[test]
+fn the_local_cache_saves_a_request_per_tree_and_never_serves_a_damaged_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moto = Moto::start_logged(&tmp.path().join("moto.log"));
+    moto.create_bucket("cached");
+    let url = moto.url("cached", "r");
+    let src = tmp.path().join("src");
+    // Many directories, so many trees.
+    for d in 0..40 {
+        make_source(&src.join(format!("dir{d}")), 3, d);
+    }
+    let init = ok(&["init", "--json", "-r", &url]);
+    ok(&["backup", "--json", "-r", &url, src.to_str().unwrap()]);
+    let trees = 1 + 40 * 4; // src, dir*, dir*/d0..d2 (and a few above src)
+
+    let before = moto.gets();
+    ok(&[
+        "backup",
+        "--json",
+        "--no-cache",
+        "-r",
+        &url,
+        src.to_str().unwrap(),
+    ]);
+    let uncached = moto.gets() - before;
+    assert!(
+        uncached >= trees,
+        "{uncached} GETs for {trees} trees without a cache"
+    );
+
+    let before = moto.gets();
+    ok(&["backup", "--json", "-r", &url, src.to_str().unwrap()]);
+    let cached = moto.gets() - before;
+    assert!(
+        cached * 10 < uncached,
+        "a no-change backup made {cached} GETs with the cache, {uncached} without"
+    );
+    let repo_cache = cache_dir().join(init["id"].as_str().unwrap());
+    let cached_files: Vec<PathBuf> = ["index", "snapshots", "data"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(repo_cache.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(cached_files.len() >= 3, "cache holds {cached_files:?}");
+
+    // Damage every cached object: commands fetch again and still restore exactly.
+    for f in &cached_files {
+        let len = std::fs::metadata(f).unwrap().len() as usize;
+        std::fs::write(f, vec![0x5a; len]).unwrap();
+    }
+    let target = tmp.path().join("restore");
+    ok(&[
+        "restore",
+        "--json",
+        "-r",
+        &url,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    trees_equal(&src, &restored(&target, &src));
+    for f in &cached_files {
+        if let Ok(data) = std::fs::read(f) {
+            assert!(
+                data.iter().any(|&b| b != 0x5a),
+                "{} still damaged",
+                f.display()
+            );
+        }
+    }
 }
