@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::cli::*;
 use crate::failure::Failure;
-use crate::{CliResult, credentials, show_progress};
+use crate::{CliResult, credentials, output, show_progress};
 
 pub fn run(cli: Cli) -> CliResult<i32> {
     let g = &cli.global;
@@ -54,14 +54,11 @@ pub fn run(cli: Cli) -> CliResult<i32> {
 /// Print `value` as JSON, or `text` for a person.
 pub fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string(value).expect("reports serialise")
-        );
+        output::print(&serde_json::to_string(value).expect("reports serialise"));
     } else if !g.quiet {
         let t = text();
         if !t.is_empty() {
-            println!("{t}");
+            output::print(&t);
         }
     }
 }
@@ -529,7 +526,7 @@ fn cat(g: &Global, c: CatCommand) -> CliResult<i32> {
         }
     };
     // `cat` prints JSON either way: it shows objects as stored.
-    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    output::print(&serde_json::to_string_pretty(&doc).expect("json"));
     Ok(0)
 }
 

@@ -11,11 +11,10 @@ use bulwark_ops::restore_test::{RestoreTestOptions, restore_test};
 use bulwark_source::db::DbMeta;
 use bulwark_source::db::postgres::{PgBackupOptions, PgTools};
 use clap::Args;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{BackupArgs, Global, RestoreArgs};
-use crate::commands::open;
+use crate::commands::{emit, open};
 use crate::failure::Failure;
 use crate::{CliResult, show_progress};
 
@@ -79,17 +78,6 @@ pub struct RestoreTestArgs {
     /// Restore into a scratch database on this PostgreSQL server instead of a throwaway local cluster
     #[arg(long, value_name = "DSN")]
     pub scratch_postgres: Option<String>,
-}
-
-fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
-    if g.json {
-        println!(
-            "{}",
-            serde_json::to_string(value).expect("reports serialise")
-        );
-    } else if !g.quiet {
-        println!("{}", text());
-    }
 }
 
 pub fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {

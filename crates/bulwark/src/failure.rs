@@ -27,7 +27,7 @@ impl Failure {
         eprintln!("{line}");
         if json {
             let doc = serde_json::json!({ "error": self.message, "hint": self.hint, "exit_code": self.code });
-            println!("{doc}");
+            crate::output::print(&doc.to_string());
         }
     }
 }

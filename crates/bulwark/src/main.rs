@@ -7,6 +7,7 @@ mod commands;
 mod credentials;
 mod db;
 mod failure;
+mod output;
 mod policy_cmds;
 
 use std::io::IsTerminal;
@@ -28,6 +29,10 @@ fn main() {
             failure.code
         }
     };
+    if let Some(e) = output::failure() {
+        eprintln!("error: cannot write the output: {e} (hint: check where stdout goes)");
+        std::process::exit(if code == 0 { 1 } else { code });
+    }
     std::process::exit(code);
 }
 

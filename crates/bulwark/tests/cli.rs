@@ -828,3 +828,43 @@ fn usage_errors_exit_2_and_config_is_reported() {
     out.assert_code(1);
     assert_eq!(out.json()["exit_code"], 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Output that cannot be written.
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error_and_a_full_disk_is() {
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..2000 {
+        fs::write(src.path().join(format!("file-{i:04}")), b"x").unwrap();
+    }
+    let repo = Repo::init(&[]);
+    repo.backup(&[src.path()], &[]);
+    // `bulwark ls latest | head -1`: the pipe closes before the listing is written.
+    let mut child = repo
+        .cmd(&["ls", "latest"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = finish(child);
+    assert_no_panic(&out);
+    out.assert_ok();
+    assert!(repo.objects("locks").is_empty(), "the lock was released");
+    // Output into a full disk is a failure, said on one line.
+    let full = fs::File::create("/dev/full").unwrap();
+    let out = finish(
+        repo.cmd(&["ls", "latest"])
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    out.assert_code(1).assert_one_error_line();
+    assert!(
+        out.stderr.contains("cannot write the output"),
+        "{}",
+        out.describe()
+    );
+}
