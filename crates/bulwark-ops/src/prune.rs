@@ -33,7 +33,8 @@ use crate::copy::collect_blobs;
 use crate::progress::Progress;
 
 pub struct PruneOptions {
-    /// Unused space, as a fraction of all pack bytes, that may remain instead of repacking.
+    /// Unused space that may remain instead of repacking, as a fraction of the repository after
+    /// pruning (restic's measure).
     pub max_unused: f64,
     pub dry_run: bool,
     pub show_progress: bool,
@@ -181,8 +182,13 @@ fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Res
         }
     }
     report.bytes_unused = report.bytes_total - report.bytes_used;
-    // Repack the most wasteful packs until what stays unused is within the allowance.
-    let allowance = (opts.max_unused * report.bytes_total as f64) as u64;
+    // Repack the most wasteful packs until what stays unused is within the allowance: a share of
+    // the repository as it will be after pruning, as restic counts it (unused <= p/(1-p) * used).
+    let allowance = if opts.max_unused >= 1.0 {
+        u64::MAX
+    } else {
+        (report.bytes_used as f64 * opts.max_unused / (1.0 - opts.max_unused)) as u64
+    };
     let mut remaining: u64 = candidates.iter().map(|c| c.0).sum();
     candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut repack = Vec::new();

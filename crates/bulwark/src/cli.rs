@@ -301,14 +301,15 @@ pub struct ForgetArgs {
     /// Prune afterwards
     #[arg(long)]
     pub prune: bool,
-    /// With --prune: unused space allowed to remain, e.g. 5%
+    /// With --prune: unused space allowed to remain, as a share of the repository after pruning, e.g. 5%
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
 }
 
 #[derive(Args)]
 pub struct PruneArgs {
-    /// Unused space allowed to remain instead of repacking, e.g. 5%
+    /// Unused space allowed to remain instead of repacking, as a share of the repository after
+    /// pruning (restic's measure), e.g. 5%; 100% repacks nothing
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
     /// Show what would be deleted and freed, delete nothing

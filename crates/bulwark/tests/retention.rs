@@ -274,6 +274,21 @@ fn prune_beside_concurrent_backups_never_loses_a_needed_blob() {
         repo.assert_clean();
     }
     assert_all_restore(&repo, &base.join("restores"));
+    // --max-unused is a share of the repository after pruning, as restic measures it.
+    repo.json(&["forget", "--json", "--keep-last", "1", "--group-by", "host"]);
+    let everything = repo.json(&["prune", "--json", "--dry-run", "--max-unused", "100%"]);
+    assert_eq!(everything["packs_to_repack"], 0, "{everything}");
+    let plan = repo.json(&["prune", "--json", "--dry-run", "--max-unused", "10%"]);
+    let n = |k: &str| plan[k].as_u64().unwrap_or_else(|| panic!("{k} in {plan}"));
+    let left_unused = n("bytes_total") - n("bytes_to_free") - n("bytes_used");
+    assert!(
+        n("bytes_unused") > 0,
+        "forgetting left nothing unused: {plan}"
+    );
+    assert!(
+        left_unused * 9 <= n("bytes_used"),
+        "{left_unused} unused bytes left is over 10% of what remains: {plan}"
+    );
     // With nothing else running, a prune finishes every postponed deletion.
     let done = repo.json(&["prune", "--json", "--max-unused", "0%"]);
     assert_eq!(done["postponed"], serde_json::json!([]), "{done}");
