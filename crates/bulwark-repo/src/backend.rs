@@ -112,6 +112,8 @@ pub struct StoreBackend {
     /// Objects larger than this go up in parts (object stores only).
     multipart_above: Option<usize>,
     concurrency: usize,
+    /// The directory of a local repository, read directly (see `read_local`).
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// Object stores charge per request: only objects well above the default pack size go in parts.
@@ -137,6 +139,7 @@ impl StoreBackend {
             prefix: String::new(),
             multipart_above: None,
             concurrency: 2,
+            local_root: Some(dir.to_path_buf()),
         })
     }
 
@@ -205,6 +208,7 @@ impl StoreBackend {
             prefix: prefix.trim_matches('/').to_string(),
             multipart_above: Some(MULTIPART_ABOVE),
             concurrency: 8,
+            local_root: None,
         })
     }
 
@@ -238,6 +242,35 @@ impl StoreBackend {
                 Err(e)
             }
         }
+    }
+
+    /// Read part of a local object with one `pread` on the calling thread. object_store hands
+    /// every local read to a blocking-thread pool and back, and for the many small tree reads the
+    /// hand-offs cost more than the reads: `check` of a repository of 15,700 directories took
+    /// 1.1-1.6 s that way and 0.35 s this way.
+    fn read_local(
+        &self,
+        root: &std::path::Path,
+        kind: FileKind,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let path = root.join(self.path(kind, name).as_ref());
+        let what = || describe(kind, name);
+        let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { what: what() },
+            _ => Error::io(format!("cannot open {}", path.display()), e),
+        })?;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        file.read_exact_at(&mut buf, range.start)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    Error::corrupt(what(), "shorter than its index says")
+                }
+                _ => Error::io(format!("cannot read {}", path.display()), e),
+            })?;
+        Ok(Bytes::from(buf))
     }
 
     fn map_err(&self, what: String, e: object_store::Error) -> Error {
@@ -376,6 +409,9 @@ impl Backend for StoreBackend {
     }
 
     fn read_range(&self, kind: FileKind, name: &str, range: Range<u64>) -> Result<Bytes> {
+        if let Some(root) = &self.local_root {
+            return self.read_local(root, kind, name, range);
+        }
         let path = self.path(kind, name);
         let want = range.end - range.start;
         let bytes = runtime()
