@@ -58,9 +58,14 @@ pub struct PruneReport {
     pub packs_deleted: usize,
     pub bytes_freed: u64,
     pub packs_rescued: usize,
+    /// Partial files of killed uploads, older than a day, deleted.
+    pub abandoned_writes_removed: usize,
     /// Condemnations left for a later prune, and why.
     pub postponed: Vec<String>,
 }
+
+/// A write still unfinished after this long belongs to no running process.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     let lock = repo.lock(LockKind::Maintenance)?;
@@ -74,10 +79,17 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     }
     if !plan.condemn.is_empty() {
         repack(repo, &plan, opts.show_progress)?;
-        condemn(repo, plan.condemn.to_vec(), lock.holder())?;
-        report.packs_condemned = plan.condemn.len();
+    }
+    let doomed = plan.condemn;
+    // The sweep loads an index of its own; the plan's must not sit beside it.
+    drop(plan.keep_index);
+    drop(plan.repack);
+    if !doomed.is_empty() {
+        report.packs_condemned = doomed.len();
+        condemn(repo, doomed, lock.holder())?;
     }
     sweep(repo, lock.holder(), &mut report)?;
+    report.abandoned_writes_removed = repo.backend().remove_abandoned_writes(ABANDONED_AFTER)?;
     Ok(report)
 }
 

@@ -71,6 +71,12 @@ pub trait Backend: Send + Sync {
     fn remote(&self) -> bool {
         false
     }
+    /// Delete partial writes that killed processes left behind, once older than `age` (so no
+    /// running upload loses its file). Returns how many went. Object stores never show partial
+    /// objects; their unfinished multipart uploads are for a bucket lifecycle rule to abort.
+    fn remove_abandoned_writes(&self, _age: std::time::Duration) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// Open the backend a repository location names: a directory path, `file://PATH`, or
@@ -463,5 +469,37 @@ impl Backend for StoreBackend {
 
     fn remote(&self) -> bool {
         self.multipart_above.is_some()
+    }
+
+    fn remove_abandoned_writes(&self, age: std::time::Duration) -> Result<usize> {
+        let Some(root) = &self.local_root else {
+            return Ok(0);
+        };
+        // object_store writes `NAME#N` and renames it to NAME when complete.
+        let mut removed = 0;
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    dirs.push(entry.path());
+                    continue;
+                }
+                let stale = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|elapsed| elapsed > age);
+                if entry.file_name().as_encoded_bytes().contains(&b'#')
+                    && stale
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -340,4 +341,35 @@ fn prune_killed_at_any_instant_leaves_a_clean_repository_and_finishes_next_time(
     assert_eq!(again["packs_to_repack"], 0, "{again}");
     repo.assert_clean();
     assert_all_restore(&repo, &base.join("restores"));
+}
+
+#[test]
+fn prune_removes_partial_writes_of_killed_runs_once_they_are_a_day_old() {
+    let repo = FastRepo::init(&[]);
+    let base = repo.repo.dir.path().to_path_buf();
+    let src = base.join("src");
+    write_day(&src, &mut Prng::new(seed("abandoned")), 0);
+    repo.json(&["backup", "--json", src.to_str().unwrap()]);
+    let root = &repo.repo.path;
+    let (old, fresh) = (
+        root.join("data/ab/abandoned#1"),
+        root.join("index/uploading#2"),
+    );
+    fs::create_dir_all(old.parent().unwrap()).unwrap();
+    fs::write(&old, b"half a pack").unwrap();
+    fs::write(&fresh, b"half an index").unwrap();
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 2 * 86400;
+    set_times(&old, (two_days_ago, 0), (two_days_ago, 0));
+    let report = repo.json(&["prune", "--json"]);
+    assert_eq!(report["abandoned_writes_removed"], 1, "{report}");
+    assert!(!old.exists(), "the day-old partial write is gone");
+    assert!(
+        fresh.exists(),
+        "a write that may still be running is left alone"
+    );
+    repo.repo.assert_clean();
 }
