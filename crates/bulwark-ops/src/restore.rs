@@ -124,7 +124,7 @@ fn apply_all_metadata(mut entries: Vec<(PathBuf, Node)>) -> Vec<String> {
         NodeKind::Dir => path.components().count(),
         _ => usize::MAX,
     };
-    entries.par_sort_by_key(|e| std::cmp::Reverse(depth(e)));
+    entries.par_sort_by_cached_key(|e| std::cmp::Reverse(depth(e)));
     let mut warnings = Vec::new();
     for level in entries.chunk_by(|a, b| depth(a) == depth(b)) {
         warnings.extend(level.par_iter().filter_map(apply).collect::<Vec<_>>());

@@ -482,20 +482,24 @@ impl Backend for StoreBackend {
             let entries = std::fs::read_dir(&dir)
                 .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
             for entry in entries.flatten() {
-                let Ok(meta) = entry.metadata() else { continue };
-                if meta.is_dir() {
+                // file_type comes with the listing; only partial writes cost a stat.
+                let Ok(file_type) = entry.file_type() else {
+                    continue;
+                };
+                if file_type.is_dir() {
                     dirs.push(entry.path());
                     continue;
                 }
-                let stale = meta
-                    .modified()
+                if !entry.file_name().as_encoded_bytes().contains(&b'#') {
+                    continue;
+                }
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
                     .ok()
                     .and_then(|m| m.elapsed().ok())
                     .is_some_and(|elapsed| elapsed > age);
-                if entry.file_name().as_encoded_bytes().contains(&b'#')
-                    && stale
-                    && std::fs::remove_file(entry.path()).is_ok()
-                {
+                if stale && std::fs::remove_file(entry.path()).is_ok() {
                     removed += 1;
                 }
             }

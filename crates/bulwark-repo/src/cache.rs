@@ -5,6 +5,7 @@
 //! back is still decrypted and authenticated. A damaged cache entry is dropped and fetched
 //! again; a cache that cannot be written only costs requests, never a command.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -21,6 +22,8 @@ pub struct Cache {
     dir: PathBuf,
     /// Held while a pack is fetched, so threads wanting the same pack fetch it once.
     fetching: Mutex<()>,
+    /// Objects offered to `put` whose bytes did not match their names, this command.
+    refused: Mutex<HashSet<(FileKind, String)>>,
     /// A cache for one command only lives (and dies) with this.
     _temporary: Option<tempfile::TempDir>,
 }
@@ -47,6 +50,7 @@ impl Cache {
         Ok(Cache {
             dir,
             fetching: Mutex::new(()),
+            refused: Mutex::new(HashSet::new()),
             _temporary: None,
         })
     }
@@ -90,9 +94,13 @@ impl Cache {
         Some(Bytes::from(buf))
     }
 
-    /// Store an object whose bytes hash to its name; anything else is not cached.
+    /// Store an object whose bytes hash to its name; anything else is not cached, and noted.
     pub fn put(&self, kind: FileKind, name: &str, data: &[u8]) {
         if Id::of_stored(data).to_hex() != name {
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((kind, name.to_string()));
             return;
         }
         static WRITES: AtomicU64 = AtomicU64::new(0);
@@ -106,6 +114,14 @@ impl Cache {
             let _ = fs::remove_file(&tmp);
             tracing::warn!("cannot write the cache at {}: {e}", self.dir.display());
         }
+    }
+
+    /// Whether `put` was offered damaged bytes for this object during this command.
+    pub fn refused(&self, kind: FileKind, name: &str) -> bool {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(kind, name.to_string()))
     }
 
     pub fn forget(&self, kind: FileKind, name: &str) {
@@ -157,6 +173,8 @@ mod tests {
         let other = Id::of_stored(b"other").to_hex();
         cache.put(FileKind::Index, &other, b"not other");
         assert_eq!(cache.get(FileKind::Index, &other), None);
+        assert!(cache.refused(FileKind::Index, &other));
+        assert!(!cache.refused(FileKind::Index, &name));
         // A damaged entry is dropped on read.
         let path = cache.path(FileKind::Index, &name);
         fs::write(&path, b"damaged").unwrap();

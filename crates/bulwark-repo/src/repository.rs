@@ -1,5 +1,7 @@
 //! Opening, creating and reading a repository.
 
+use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -245,7 +247,8 @@ impl Repository {
             .map(|(n, _)| n)
             .collect();
         if let Some(cache) = &self.cache {
-            cache.retain(FileKind::Index, |n| names.iter().any(|m| m == n));
+            let listed: HashSet<&str> = names.iter().map(String::as_str).collect();
+            cache.retain(FileKind::Index, |n| listed.contains(n));
         }
         Ok(names)
     }
@@ -367,18 +370,7 @@ impl Repository {
         let range = start..start + loc.blob.stored_len as u64;
         let cached = cache
             .get_range(FileKind::Pack, &name, range.clone())
-            .or_else(|| {
-                cache.fetching(|| {
-                    cache
-                        .get_range(FileKind::Pack, &name, range.clone())
-                        .or_else(|| {
-                            let whole = self.backend.read(FileKind::Pack, &name).ok()?;
-                            cache.put(FileKind::Pack, &name, &whole);
-                            let range = range.start as usize..range.end as usize;
-                            whole.get(range).map(Bytes::copy_from_slice)
-                        })
-                })
-            });
+            .or_else(|| cache.fetching(|| self.fetch_tree_pack(cache, &name, range)));
         if let Some(stored) = cached {
             match loc.blob.open(&self.key, &loc.pack.salt, &stored) {
                 Ok(plain) => return Ok(plain),
@@ -386,6 +378,23 @@ impl Repository {
             }
         }
         self.read_blob(loc)
+    }
+
+    /// Bring a whole tree pack into the cache and return `range` of it; another thread may have
+    /// brought it meanwhile. A pack whose bytes do not match its name is fetched once only:
+    /// its trees are then read one by one, and each is judged by its own authentication.
+    fn fetch_tree_pack(&self, cache: &Cache, name: &str, range: Range<u64>) -> Option<Bytes> {
+        if let Some(hit) = cache.get_range(FileKind::Pack, name, range.clone()) {
+            return Some(hit);
+        }
+        if cache.refused(FileKind::Pack, name) {
+            return None;
+        }
+        let whole = self.backend.read(FileKind::Pack, name).ok()?;
+        cache.put(FileKind::Pack, name, &whole);
+        whole
+            .get(range.start as usize..range.end as usize)
+            .map(Bytes::copy_from_slice)
     }
 
     /// Keep later reads of index files, snapshots and tree packs local (see [`Cache`]):
@@ -448,8 +457,9 @@ impl Repository {
             })
             .collect::<Result<Vec<Id>>>()?;
         if let Some(cache) = &self.cache {
+            let listed: HashSet<Id> = ids.iter().copied().collect();
             cache.retain(FileKind::Snapshot, |n| {
-                n.parse::<Id>().is_ok_and(|id| ids.contains(&id))
+                n.parse::<Id>().is_ok_and(|id| listed.contains(&id))
             });
         }
         Ok(ids)
