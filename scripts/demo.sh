@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 cargo build --release -q -p bulwark
 bulwark=target/release/bulwark
 $bulwark policy check -c examples/bulwark.toml
-$bulwark run -c examples/bulwark.toml
+$bulwark run --init -c examples/bulwark.toml
 $bulwark status -c examples/bulwark.toml
 $bulwark ledger verify -c examples/bulwark.toml

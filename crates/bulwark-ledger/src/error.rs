@@ -10,6 +10,9 @@ pub enum Error {
     Postgres(#[from] postgres::Error),
     #[error("ledger: {0}")]
     Io(#[from] std::io::Error),
+    /// The ledger database is not there (and was not to be created).
+    #[error("there is no ledger at {0}")]
+    Missing(String),
     /// Stored data that cannot be read as an event, or a JSONL copy that cannot be parsed.
     #[error("ledger data is malformed: {0}")]
     Malformed(String),

@@ -39,11 +39,15 @@ pub enum EventKind {
     Drill,
     Incident,
     Review,
+    /// One invocation of `run` (or a scheduler tick): what it found due and did.
+    Run,
+    /// The ledger's own copy stored in a repository.
+    LedgerCopy,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 13] = [
+    const NAMED: [(EventKind, &'static str); 15] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -57,6 +61,8 @@ impl EventKind {
         (EventKind::Drill, "drill"),
         (EventKind::Incident, "incident"),
         (EventKind::Review, "review"),
+        (EventKind::Run, "run"),
+        (EventKind::LedgerCopy, "ledger_copy"),
     ];
 
     pub fn as_str(&self) -> &str {

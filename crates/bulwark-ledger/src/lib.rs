@@ -3,9 +3,9 @@
 //!
 //! # Storage
 //!
-//! SQLite by default (one file beside the configuration, see [`default_path`]); PostgreSQL when
-//! several hosts share one ledger (`ledger = "postgres://..."`). Both sit behind [`Ledger`];
-//! [`open`] picks one from a path or URL.
+//! SQLite by default ([`SqliteLedger`], one file); PostgreSQL when several hosts share one
+//! ledger ([`PgLedger`]). Both sit behind [`Ledger`]; where a policy file's ledger lives is the
+//! application layer's business.
 //!
 //! # The chain
 //!
@@ -51,8 +51,6 @@ mod error;
 mod pg;
 mod sqlite;
 
-use std::path::{Path, PathBuf};
-
 use chrono::{DateTime, Utc};
 
 pub use error::{Error, Result};
@@ -65,9 +63,6 @@ pub use verify::{Anchor, Problem, ProblemKind, VerifyReport, parse_jsonl, verify
 
 /// Bumped when the tables change incompatibly.
 pub(crate) const SCHEMA_VERSION: &str = "1";
-
-/// The default ledger file name, beside the configuration file.
-pub const DEFAULT_FILE_NAME: &str = "bulwark-ledger.sqlite";
 
 /// The evidence ledger, whichever database holds it.
 pub trait Ledger: Send {
@@ -178,84 +173,21 @@ pub trait Ledger: Send {
 }
 
 /// How to open a ledger.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
-    /// The host name recorded in appended events (default: this machine's host name).
-    pub host: Option<String>,
+    /// The host name recorded in appended events.
+    pub host: String,
 }
 
 impl Options {
-    pub(crate) fn host_name(&self) -> String {
-        self.host.clone().unwrap_or_else(this_host)
+    pub fn new(host: impl Into<String>) -> Options {
+        Options { host: host.into() }
     }
-}
-
-/// This machine's host name, or "unknown".
-pub fn this_host() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Whether `target` names a PostgreSQL database rather than a SQLite file.
 pub fn is_postgres(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
-}
-
-/// Opens the ledger `target` names: a `postgres://` / `postgresql://` URL, or a SQLite file path
-/// (optionally written `sqlite://PATH` or `sqlite:PATH`), created if missing.
-pub fn open(target: &str) -> Result<Box<dyn Ledger>> {
-    open_with(target, &Options::default())
-}
-
-pub fn open_with(target: &str, options: &Options) -> Result<Box<dyn Ledger>> {
-    if is_postgres(target) {
-        return Ok(Box::new(PgLedger::connect_with(target, options)?));
-    }
-    let path = target
-        .strip_prefix("sqlite://")
-        .or_else(|| target.strip_prefix("sqlite:"))
-        .unwrap_or(target);
-    if path.is_empty() {
-        return Err(Error::Invalid("empty ledger path".into()));
-    }
-    Ok(Box::new(SqliteLedger::open_with(path, options)?))
-}
-
-/// The default ledger file for the configuration file `config`: beside it.
-pub fn default_path(config: &Path) -> PathBuf {
-    config
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(DEFAULT_FILE_NAME)
-}
-
-/// Opens the ledger for the configuration file `config`: `setting` is its `ledger = "..."`
-/// value, if any (a relative SQLite path is taken relative to the configuration's directory);
-/// without one, the default file beside the configuration.
-pub fn open_for_config(
-    config: &Path,
-    setting: Option<&str>,
-    options: &Options,
-) -> Result<Box<dyn Ledger>> {
-    match setting {
-        None => Ok(Box::new(SqliteLedger::open_with(
-            default_path(config),
-            options,
-        )?)),
-        Some(target) if is_postgres(target) => open_with(target, options),
-        Some(target) => {
-            let path = target
-                .strip_prefix("sqlite://")
-                .or_else(|| target.strip_prefix("sqlite:"))
-                .unwrap_or(target);
-            let dir = config.parent().unwrap_or_else(|| Path::new("."));
-            Ok(Box::new(SqliteLedger::open_with(dir.join(path), options)?))
-        }
-    }
 }
 
 /// The hash recorded as an event's `config_hash`: BLAKE3 (hex) of the configuration file's bytes.

@@ -88,12 +88,9 @@ pub struct PgLedger {
 }
 
 impl PgLedger {
-    /// Connects with a libpq-style URL or key=value string (no TLS).
-    pub fn connect(url: &str) -> Result<PgLedger> {
-        PgLedger::connect_with(url, &Options::default())
-    }
-
-    pub fn connect_with(url: &str, options: &Options) -> Result<PgLedger> {
+    /// Connects with a libpq-style URL or key=value string (no TLS), creating the tables if the
+    /// database has none.
+    pub fn connect(url: &str, options: &Options) -> Result<PgLedger> {
         let mut client = Client::connect(url, NoTls)?;
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
@@ -120,7 +117,7 @@ impl PgLedger {
         Ok(PgLedger {
             client: Mutex::new(client),
             location: redact(url),
-            host: options.host_name(),
+            host: options.host.clone(),
         })
     }
 

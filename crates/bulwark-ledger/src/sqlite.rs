@@ -82,12 +82,8 @@ pub struct SqliteLedger {
 }
 
 impl SqliteLedger {
-    /// Opens (creating if needed) the ledger file at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<SqliteLedger> {
-        SqliteLedger::open_with(path, &Options::default())
-    }
-
-    pub fn open_with(path: impl AsRef<Path>, options: &Options) -> Result<SqliteLedger> {
+    /// Opens the ledger file at `path`, creating it (and its tables) if there is none.
+    pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<SqliteLedger> {
         let path = path.as_ref().to_path_buf();
         let conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -95,8 +91,18 @@ impl SqliteLedger {
         Ok(SqliteLedger {
             conn,
             path,
-            host: options.host_name(),
+            host: options.host.clone(),
         })
+    }
+
+    /// Opens the ledger file at `path`, which must exist: a ledger that went missing is an
+    /// error, never silently replaced by an empty one.
+    pub fn open_existing(path: impl AsRef<Path>, options: &Options) -> Result<SqliteLedger> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(Error::Missing(path.display().to_string()));
+        }
+        SqliteLedger::open(path, options)
     }
 
     /// WAL mode and the schema (both idempotent, so retried as a whole when busy).

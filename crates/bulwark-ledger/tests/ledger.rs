@@ -7,8 +7,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use bulwark_ledger::{
-    Anchor, Error, Event, EventFilter, EventKind, Ledger, NewEvent, Options, ProblemKind,
-    VerifyReport, hash_hex, parse_jsonl, verify_jsonl,
+    Anchor, Error, Event, EventFilter, EventKind, Ledger, NewEvent, Options, PgLedger, ProblemKind,
+    SqliteLedger, VerifyReport, hash_hex, parse_jsonl, verify_jsonl,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
@@ -51,10 +51,7 @@ impl SqliteDb {
 
 impl Db for SqliteDb {
     fn open_as(&self, host: &str) -> Box<dyn Ledger> {
-        let options = Options {
-            host: Some(host.into()),
-        };
-        bulwark_ledger::open_with(self.path.to_str().unwrap(), &options).unwrap()
+        Box::new(SqliteLedger::open(&self.path, &Options::new(host)).unwrap())
     }
 
     fn tamper(&self, sql: &str) {
@@ -94,10 +91,7 @@ impl PgDb {
 
 impl Db for PgDb {
     fn open_as(&self, host: &str) -> Box<dyn Ledger> {
-        let options = Options {
-            host: Some(host.into()),
-        };
-        bulwark_ledger::open_with(&self.url, &options).unwrap()
+        Box::new(PgLedger::connect(&self.url, &Options::new(host)).unwrap())
     }
 
     fn tamper(&self, sql: &str) {
@@ -811,32 +805,24 @@ against!(sqlite: round_trip, tampering, concurrent_appends, remediation_lifecycl
 against!(pg: round_trip, tampering, concurrent_appends, remediation_lifecycle, jsonl_copies);
 
 #[test]
-fn default_location_beside_the_config() {
+fn a_missing_ledger_is_not_created_when_it_must_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bulwark.toml");
-    let options = Options {
-        host: Some("h".into()),
-    };
-    let mut ledger = bulwark_ledger::open_for_config(&config, None, &options).unwrap();
+    let path = dir.path().join("gone.sqlite");
+    let options = Options::new("h");
+    assert!(matches!(
+        SqliteLedger::open_existing(&path, &options),
+        Err(Error::Missing(_))
+    ));
+    assert!(!path.exists());
+    let mut ledger = SqliteLedger::open(&path, &options).unwrap();
     ledger
         .append(NewEvent::new(
             EventKind::ConfigChange,
             "initial configuration",
         ))
         .unwrap();
-    assert_eq!(
-        ledger.location(),
-        dir.path()
-            .join("bulwark-ledger.sqlite")
-            .display()
-            .to_string()
-    );
     drop(ledger);
-    let ledger =
-        bulwark_ledger::open_for_config(&config, Some("sqlite:bulwark-ledger.sqlite"), &options)
-            .unwrap();
+    let ledger = SqliteLedger::open_existing(&path, &options).unwrap();
     assert_eq!(ledger.head().unwrap().seq, 1);
-    let ledger = bulwark_ledger::open_for_config(&config, Some("other.db"), &options).unwrap();
-    assert_eq!(ledger.head().unwrap().seq, 0);
-    assert!(dir.path().join("other.db").exists());
+    assert_eq!(ledger.location(), path.display().to_string());
 }

@@ -13,14 +13,15 @@ use std::time::Instant;
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
 use bulwark_repo::{
-    BlobKind, Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, Summary, Tree,
+    BlobKind, Id, MasterIndex, Node, NodeKind, Repository, Snapshot, Summary, Tree,
 };
 use bulwark_source::Patterns;
 use bulwark_source::files::{node_from_metadata, unchanged};
 use chrono::{DateTime, FixedOffset, Local};
 use rayon::prelude::*;
 
-use crate::progress::Progress;
+use crate::error::{Error, RepoError, Result};
+use crate::progress::{Counter, Progress, Unit};
 
 pub enum BackupSource {
     Paths(Vec<PathBuf>),
@@ -87,7 +88,17 @@ impl From<Error> for EntryError {
     }
 }
 
-pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Result<BackupReport> {
+impl From<RepoError> for EntryError {
+    fn from(e: RepoError) -> Self {
+        EntryError::Repo(e.into())
+    }
+}
+
+pub fn backup(
+    repo: &Repository,
+    opts: BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupReport> {
     let started = Instant::now();
     let lock = repo.lock(LockKind::Shared)?;
     let (mut index, condemned) = repo.load_index_for_writing()?;
@@ -148,6 +159,11 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
                     None
                 }
             });
+    let counter = progress.start(
+        opts.dataset.as_deref().unwrap_or("backup"),
+        Unit::Bytes,
+        None,
+    );
     let archiver = Archiver {
         repo,
         index: &index,
@@ -155,7 +171,7 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
         counters: Counters::default(),
         unreadable: Mutex::new(Vec::new()),
         buffers: Mutex::new(Vec::new()),
-        progress,
+        progress: counter.as_ref(),
     };
     let (root, stats) =
         BlobWriter::run(
@@ -170,7 +186,6 @@ pub fn backup(repo: &Repository, opts: BackupOptions, progress: &Progress) -> Re
                 Source::Streams(streams) => archiver.archive_streams(writer, streams),
             },
         )?;
-    progress.finish();
     let c = &archiver.counters;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let unreadable = archiver.unreadable.into_inner().expect("unreadable list");
@@ -257,14 +272,14 @@ fn find_parent(
     paths: &[String],
 ) -> Result<Option<(Id, Snapshot)>> {
     if let Some(spec) = explicit {
-        return repo.find_snapshot(spec, |_| true).map(Some);
+        return Ok(Some(repo.find_snapshot(spec, |_| true)?));
     }
     match repo.find_snapshot("latest", |s| {
         s.same_source(host, paths) && s.dataset.as_deref() == dataset
     }) {
         Ok(found) => Ok(Some(found)),
-        Err(Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
+        Err(RepoError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -303,7 +318,7 @@ struct Archiver<'a> {
     counters: Counters,
     unreadable: Mutex<Vec<String>>,
     buffers: Mutex<Vec<Vec<u8>>>,
-    progress: &'a Progress,
+    progress: &'a dyn Counter,
 }
 
 impl Archiver<'_> {
@@ -330,7 +345,7 @@ impl Archiver<'_> {
         let mut tree = Tree { nodes: Vec::new() };
         tree.nodes.append(&mut nodes);
         tree.sort();
-        writer.save(BlobKind::Tree, &tree.to_bytes())
+        Ok(writer.save(BlobKind::Tree, &tree.to_bytes())?)
     }
 
     /// The directories above the targets: their own metadata, and only the children on the way.
@@ -470,7 +485,7 @@ impl Archiver<'_> {
                     let ids: Vec<Id> = cuts
                         .par_iter()
                         .map(|r| writer.save(BlobKind::Data, &window[r.clone()]))
-                        .collect::<Result<_>>()?;
+                        .collect::<bulwark_repo::Result<_>>()?;
                     content.extend(ids);
                 }
                 let n: usize = cuts.iter().map(|r| r.len()).sum();
@@ -518,9 +533,7 @@ impl Archiver<'_> {
         let (content, size) = match self.save_stream(writer, reader) {
             Ok(r) => r,
             Err(EntryError::Source(e)) => {
-                return Err(Error::SourceFailed(format!(
-                    "reading the stream for {name}: {e}"
-                )));
+                return Err(Error::Source(format!("reading the stream for {name}: {e}")));
             }
             Err(EntryError::Repo(e)) => return Err(e),
         };

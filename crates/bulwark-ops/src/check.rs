@@ -10,13 +10,11 @@ use bulwark_repo::id::IdSet;
 use bulwark_repo::index::IndexPack;
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::pack::{self, PACK_PREFIX_LEN};
-use bulwark_repo::{
-    BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Result, Tree,
-};
+use bulwark_repo::{BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Tree};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 
 #[derive(Clone, Copy, Debug)]
 pub enum ReadData {
@@ -40,7 +38,11 @@ pub struct CheckReport {
     pub affected: Vec<String>,
 }
 
-pub fn check(repo: &Repository, read_data: ReadData, show_progress: bool) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    read_data: ReadData,
+    progress: &dyn Progress,
+) -> crate::Result<CheckReport> {
     let _lock = repo.lock(LockKind::Shared)?;
     let mut report = CheckReport::default();
 
@@ -121,16 +123,16 @@ pub fn check(repo: &Repository, read_data: ReadData, show_progress: bool) -> Res
         .filter(|p| !damaged.contains(&p.id))
         .collect();
     report.packs_read = selected.len();
-    let progress = Progress::items(show_progress, Some(selected.len() as u64), "check packs");
+    let counter = progress.start("check packs", Unit::Items, Some(selected.len() as u64));
     let pack_errors: Vec<(Id, String)> = selected
         .par_iter()
         .filter_map(|p| {
             let r = read_pack(repo, p);
-            progress.inc(1);
+            counter.inc(1);
             r.err().map(|e| (p.id, e))
         })
         .collect();
-    progress.finish();
+    drop(counter);
     for (id, e) in pack_errors {
         report.errors.push(format!("pack {id}: {e}"));
         damaged.insert(id);

@@ -8,19 +8,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bulwark_repo::id::{IdMap, IdSet};
-use bulwark_repo::index::{IndexFile, IndexPack};
+use bulwark_repo::index::IndexFile;
 use bulwark_repo::lock::{LockGuard, LockKind};
-use bulwark_repo::pack;
+use bulwark_repo::transfer::{COPIED_FROM, collect_blobs, copied_origins, copy_pack};
 use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
 use bulwark_repo::{
     BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Result, Snapshot, Tree,
 };
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 
-#[derive(Serialize, Debug, Default)]
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
 pub struct CopyReport {
     /// `verbatim` between replicas, `re-encrypted` otherwise.
     pub mode: String,
@@ -50,8 +51,8 @@ pub fn copy(
     src: &Repository,
     dst: &Repository,
     specs: &[String],
-    show_progress: bool,
-) -> Result<CopyReport> {
+    progress: &dyn Progress,
+) -> crate::Result<CopyReport> {
     let _src_lock = src.lock(LockKind::Shared)?;
     let dst_lock = dst.lock(LockKind::Shared)?;
     let src_index = src.load_index()?;
@@ -69,7 +70,7 @@ pub fn copy(
             &src_index,
             dst_index,
             snapshots,
-            show_progress,
+            progress,
             &dst_lock,
             &mut report,
         )?;
@@ -93,7 +94,7 @@ fn copy_verbatim(
     src_index: &MasterIndex,
     mut dst_index: MasterIndex,
     snapshots: Vec<(Id, Snapshot)>,
-    show_progress: bool,
+    progress: &dyn Progress,
     dst_lock: &LockGuard,
     report: &mut CopyReport,
 ) -> Result<()> {
@@ -121,8 +122,7 @@ fn copy_verbatim(
                 packs.push((loc.pack.id, loc.pack.size));
             }
         }
-        let progress =
-            Progress::bytes(show_progress, Some(packs.iter().map(|p| p.1).sum()), "copy");
+        let counter = progress.start("copy", Unit::Bytes, Some(packs.iter().map(|p| p.1).sum()));
         let copied = Mutex::new(Vec::new());
         let bytes = AtomicU64::new(0);
         let pool = rayon::ThreadPoolBuilder::new()
@@ -135,12 +135,12 @@ fn copy_verbatim(
                 .try_for_each(|(pack_id, size)| -> Result<()> {
                     let landed = copy_pack(src, dst, pack_id, *size)?;
                     bytes.fetch_add(*size, Ordering::Relaxed);
-                    progress.inc(*size);
+                    counter.inc(*size);
                     copied.lock().expect("copied packs").push(landed);
                     Ok(())
                 })
         })?;
-        progress.finish();
+        drop(counter);
         let copied = copied.into_inner().expect("copied packs");
         if !copied.is_empty() {
             let file = IndexFile {
@@ -169,84 +169,6 @@ fn copy_verbatim(
         report.snapshots_copied.push(id.to_hex());
     }
     Ok(())
-}
-
-/// Move one pack verbatim, checking its hash on both sides; returns its index entry.
-pub fn copy_pack(src: &Repository, dst: &Repository, id: &Id, size: u64) -> Result<IndexPack> {
-    let (data, entry) = fetch_pack(src, id, size)?;
-    land_pack(dst, id, data)?;
-    Ok(entry)
-}
-
-/// Read a pack and prove it is the one its name says, with a readable directory.
-pub fn fetch_pack(src: &Repository, id: &Id, size: u64) -> Result<(bytes::Bytes, IndexPack)> {
-    let name = id.to_hex();
-    let data = src.backend().read(FileKind::Pack, &name)?;
-    if Id::of_stored(&data) != *id || data.len() as u64 != size {
-        return Err(Error::corrupt(
-            format!("pack {name} in {}", src.backend().location()),
-            "content does not match its name; run `bulwark check --read-data` there",
-        ));
-    }
-    let salt = pack::salt_of(id, &data)?;
-    let blobs = pack::parse_directory(src.key(), id, &salt, size, &data)?;
-    Ok((
-        data,
-        IndexPack {
-            id: *id,
-            salt,
-            size,
-            blobs,
-        },
-    ))
-}
-
-/// Store a verified pack and read it back to prove it landed intact.
-pub fn land_pack(dst: &Repository, id: &Id, data: bytes::Bytes) -> Result<()> {
-    let name = id.to_hex();
-    dst.backend().create(FileKind::Pack, &name, data)?;
-    let landed = dst.backend().read(FileKind::Pack, &name)?;
-    if Id::of_stored(&landed) != *id {
-        return Err(Error::corrupt(
-            format!("pack {name} in {}", dst.backend().location()),
-            "differs after upload",
-        ));
-    }
-    Ok(())
-}
-
-/// Every blob (trees and data) a tree reaches.
-pub fn collect_blobs(
-    repo: &Repository,
-    index: &MasterIndex,
-    tree: &Id,
-    out: &mut IdSet,
-) -> Result<()> {
-    if !out.insert(*tree) {
-        return Ok(());
-    }
-    for node in repo.load_tree(index, tree)?.nodes {
-        out.extend(node.content.iter().copied());
-        if let Some(sub) = node.subtree {
-            collect_blobs(repo, index, &sub, out)?;
-        }
-    }
-    Ok(())
-}
-
-/// The source snapshot ids that re-encrypted copies in `repo` came from: such a copy has a new
-/// id and remembers its origin, so copies stay idempotent.
-pub fn copied_origins(repo: &Repository) -> Result<std::collections::HashSet<String>> {
-    let (snapshots, _) = repo.load_snapshots()?;
-    Ok(snapshots
-        .iter()
-        .filter_map(|(_, s)| {
-            s.meta
-                .get("copied_from")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        })
-        .collect())
 }
 
 fn copy_reencrypting(
@@ -278,7 +200,7 @@ fn copy_reencrypting(
                 copy.tree = tree;
                 copy.parent = None;
                 copy.meta
-                    .insert("copied_from".into(), serde_json::json!(id.to_hex()));
+                    .insert(COPIED_FROM.into(), serde_json::json!(id.to_hex()));
                 out.push(copy);
             }
             Ok(out)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bulwark_repo::lock::LockKind;
-use bulwark_repo::{Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot};
+use bulwark_repo::{Id, MasterIndex, Node, NodeKind, Repository, Snapshot};
 use bulwark_source::Patterns;
 use bulwark_source::db::postgres::{self as pg, PgBackupOptions, PgFacts, PgTools};
 use bulwark_source::db::sqlite::{self, SqliteFacts};
@@ -22,11 +22,17 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backup::{BackupOptions, BackupReport, BackupSource, backup};
+use crate::error::{Error, RepoError, Result};
 use crate::progress::Progress;
 
-/// A database error as the repository layer's "the source failed" (no snapshot was saved).
+/// A database error while backing up: the source failed, no snapshot was saved.
 pub fn source_failed(e: DbError) -> Error {
-    Error::SourceFailed(e.0)
+    Error::Source(e.0)
+}
+
+/// A database error while restoring: the target failed, the snapshot is unharmed.
+pub fn target_failed(e: DbError) -> Error {
+    Error::Target(e.0)
 }
 
 pub enum DbSource {
@@ -51,7 +57,7 @@ pub struct DbBackupReport {
 pub fn backup_database(
     repo: &Repository,
     opts: DbBackupOptions,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<DbBackupReport> {
     let mut streams: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
     // Held until the backup has read it: the SQLite copy lives in a temporary directory.
@@ -106,7 +112,7 @@ pub fn find_db_snapshot(
             dataset.is_none_or(|d| s.dataset.as_deref() == Some(d))
         })
         .map_err(|e| match (e, dataset) {
-            (Error::NotFound { .. }, Some(d)) if spec == "latest" => Error::NotFound {
+            (RepoError::NotFound { .. }, Some(d)) if spec == "latest" => RepoError::NotFound {
                 what: format!("a snapshot of dataset '{d}'"),
             },
             (e, _) => e,
@@ -142,8 +148,10 @@ pub fn snapshot_file(
     tree.find(OsStr::new(name))
         .filter(|n| n.kind == NodeKind::File)
         .cloned()
-        .ok_or_else(|| Error::NotFound {
-            what: format!("file '{name}' in the snapshot"),
+        .ok_or_else(|| {
+            Error::Repo(RepoError::NotFound {
+                what: format!("file '{name}' in the snapshot"),
+            })
         })
 }
 
@@ -178,7 +186,7 @@ impl<'a> SnapshotFileReader<'a> {
         }
     }
 
-    fn fetch(&mut self) -> Result<()> {
+    fn fetch(&mut self) -> bulwark_repo::Result<()> {
         let end = (self.next + PREFETCH).min(self.ids.len());
         let blobs: Vec<Vec<u8>> = self.ids[self.next..end]
             .par_iter()
@@ -186,10 +194,10 @@ impl<'a> SnapshotFileReader<'a> {
                 let loc = self
                     .index
                     .lookup(id)
-                    .ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in the index"))?;
+                    .ok_or_else(|| RepoError::corrupt(format!("blob {id}"), "not in the index"))?;
                 self.repo.read_blob(&loc)
             })
-            .collect::<Result<_>>()?;
+            .collect::<bulwark_repo::Result<_>>()?;
         self.next = end;
         self.ready.extend(blobs);
         Ok(())
@@ -297,13 +305,13 @@ fn restore_postgres(
     report: &mut DbRestoreReport,
 ) -> Result<()> {
     let tools = PgTools::locate();
-    tools.program("psql").map_err(source_failed)?;
+    tools.program("psql").map_err(target_failed)?;
     let dump = snapshot_file(repo, index, snap, &f.dump_file)?;
-    let db = pg::dbname(dsn).map_err(source_failed)?;
+    let db = pg::dbname(dsn).map_err(target_failed)?;
     let mut admin = pg::connect_other_db(dsn, "postgres")
         .or_else(|_| pg::connect_other_db(dsn, "template1"))
-        .map_err(source_failed)?;
-    let major = pg::server_major(&mut admin).map_err(source_failed)?;
+        .map_err(target_failed)?;
+    let major = pg::server_major(&mut admin).map_err(target_failed)?;
     if major < f.major {
         return Err(Error::Invalid(format!(
             "the target runs PostgreSQL {major}, older than the backup's {} ({}): a dump restores only into \
@@ -317,7 +325,7 @@ fn restore_postgres(
             f.major
         ));
     }
-    let missing_ext = pg::missing_extensions(&mut admin, &f.extensions).map_err(source_failed)?;
+    let missing_ext = pg::missing_extensions(&mut admin, &f.extensions).map_err(target_failed)?;
     if !missing_ext.is_empty() {
         return Err(Error::Invalid(format!(
             "the target cannot restore this backup: {}",
@@ -329,7 +337,7 @@ fn restore_postgres(
         .tempdir()
         .map_err(|e| Error::io("cannot create a temporary directory", e))?;
     let log = log_dir.path().join("restore.log");
-    let missing = pg::missing_roles(&mut admin, &f.roles).map_err(source_failed)?;
+    let missing = pg::missing_roles(&mut admin, &f.roles).map_err(target_failed)?;
     if !missing.is_empty() {
         if !create_roles {
             return Err(Error::Invalid(format!(
@@ -342,16 +350,16 @@ fn restore_postgres(
             let node = snapshot_file(repo, index, snap, g)?;
             let mut r = SnapshotFileReader::new(repo, index, &node);
             let admin_dsn = pg::with_dbname(dsn, "postgres");
-            let msgs = pg::psql(&tools, &admin_dsn, &mut r, &log, false).map_err(source_failed)?;
+            let msgs = pg::psql(&tools, &admin_dsn, &mut r, &log, false).map_err(target_failed)?;
             for e in pg::unexpected_errors(&msgs) {
                 report.warnings.push(format!("globals.sql: {e}"));
             }
         }
-        let still = pg::missing_roles(&mut admin, &f.roles).map_err(source_failed)?;
-        pg::create_roles(&mut admin, &still).map_err(source_failed)?;
+        let still = pg::missing_roles(&mut admin, &f.roles).map_err(target_failed)?;
+        pg::create_roles(&mut admin, &still).map_err(target_failed)?;
         report.created_roles = missing;
     }
-    match pg::database_tables(&mut admin, dsn, &db).map_err(source_failed)? {
+    match pg::database_tables(&mut admin, dsn, &db).map_err(target_failed)? {
         Some(0) => {}
         Some(n) => {
             return Err(Error::Invalid(format!(
@@ -359,7 +367,7 @@ fn restore_postgres(
             )));
         }
         None => {
-            pg::create_database(&mut admin, &db, f).map_err(source_failed)?;
+            pg::create_database(&mut admin, &db, f).map_err(target_failed)?;
             report.created_database = true;
         }
     }
@@ -372,13 +380,13 @@ fn restore_postgres(
         } else {
             format!("database {db} is left partly restored")
         };
-        return Err(Error::SourceFailed(format!(
+        return Err(Error::Target(format!(
             "restoring into {db} failed ({state}): {e} (psql's messages: {})",
             kept.join("restore.log").display()
         )));
     }
-    let mut client = pg::connect(dsn).map_err(source_failed)?;
-    report.differences = pg::verify(&mut client, f).map_err(source_failed)?;
+    let mut client = pg::connect(dsn).map_err(target_failed)?;
+    report.differences = pg::verify(&mut client, f).map_err(target_failed)?;
     Ok(())
 }
 
@@ -411,15 +419,15 @@ fn restore_sqlite(
         out.flush()
             .and_then(|_| out.sync_all())
             .map_err(|e| Error::io("cannot sync", e))?;
-        let conn = sqlite::open(&tmp).map_err(source_failed)?;
-        let integrity = sqlite::integrity(&conn, false).map_err(source_failed)?;
+        let conn = sqlite::open(&tmp).map_err(target_failed)?;
+        let integrity = sqlite::integrity(&conn, false).map_err(target_failed)?;
         if integrity != "ok" {
             return Err(Error::corrupt(
                 "the restored database",
                 format!("integrity_check: {integrity}"),
             ));
         }
-        let restored = sqlite::fingerprint(&conn).map_err(source_failed)?;
+        let restored = sqlite::fingerprint(&conn).map_err(target_failed)?;
         report.differences = bulwark_source::db::compare(&f.tables, &restored);
         drop(conn);
         fs::rename(&tmp, path)

@@ -7,7 +7,9 @@ use bulwark_policy::retention::{Candidate, Hold, KeepRules, WithinReference, pla
 use bulwark_policy::{GroupBy, GroupKey, group_by};
 use bulwark_repo::holds::HoldRecord;
 use bulwark_repo::lock::LockKind;
-use bulwark_repo::{Error, FileKind, Id, Repository, Result, Snapshot};
+use bulwark_repo::{FileKind, Id, Repository, Snapshot};
+
+use crate::error::{Error, Result};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
@@ -83,7 +85,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
     } else {
         let (snapshots, bad) = repo.load_snapshots()?;
         if let Some(e) = bad.into_iter().next() {
-            return Err(e);
+            return Err(e.into());
         }
         let snapshots: Vec<(Id, Snapshot)> = snapshots
             .into_iter()

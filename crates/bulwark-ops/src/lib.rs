@@ -1,11 +1,15 @@
-//! Bulwark's jobs, each a function over an open repository: backup, restore, check, repair and
-//! browsing. The CLI (and later the server) parse input, call these, and render the reports.
+//! Bulwark's jobs, each a function over one open repository (or a source and a replica): backup,
+//! restore, check, repair, copy, forget, prune, database backups and restores, restore tests and
+//! browsing. Jobs return typed reports and errors ([`Error`]) and report progress through the
+//! front-end's [`Progress`]; what a policy file asks for (which jobs, when, recorded how) is the
+//! application layer's business, and exit codes and rendering are the front-ends'.
 
 pub mod backup;
 pub mod browse;
 pub mod check;
 pub mod copy;
 pub mod database;
+pub mod error;
 pub mod forget;
 pub mod progress;
 pub mod prune;
@@ -13,7 +17,6 @@ pub mod repair;
 pub mod replica;
 pub mod restore;
 pub mod restore_test;
-pub mod run;
-pub mod status;
 
-pub use progress::Progress;
+pub use error::{Error, Result};
+pub use progress::{Counter, Progress, Silent, Unit};

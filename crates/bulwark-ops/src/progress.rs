@@ -1,76 +1,38 @@
-//! Progress on a terminal; nothing at all when output is piped or JSON is asked for.
+//! What a job tells its front-end while it works. A job knows what it counts (bytes restored,
+//! packs checked); the front-end decides how to show it: a bar on a terminal, the state of a job
+//! in the daemon, or nothing at all ([`Silent`]). Jobs never draw anything themselves.
 
-use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-#[derive(Clone)]
-pub struct Progress {
-    bar: Option<ProgressBar>,
+/// What a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Items,
 }
 
-impl Progress {
-    pub fn hidden() -> Progress {
-        Progress { bar: None }
-    }
+/// A source of counters, one per phase of a job.
+pub trait Progress: Send + Sync {
+    /// A new counter for the phase `label`, with its total when known.
+    fn start(&self, label: &str, unit: Unit, total: Option<u64>) -> Box<dyn Counter>;
+}
 
-    /// A byte counter with an optional known total.
-    pub fn bytes(enabled: bool, total: Option<u64>, label: &str) -> Progress {
-        Self::make(
-            enabled,
-            total,
-            label,
-            "{bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-            "{bytes} ({bytes_per_sec}) {msg}",
-        )
-    }
+/// One phase's count. Dropping it ends the phase.
+pub trait Counter: Send + Sync {
+    fn inc(&self, n: u64);
+    /// What is being worked on now (a file name, say).
+    fn set_message(&self, _message: &str) {}
+}
 
-    /// A count of items with an optional known total.
-    pub fn items(enabled: bool, total: Option<u64>, label: &str) -> Progress {
-        Self::make(enabled, total, label, "{pos}/{len} ({eta})", "{pos} {msg}")
-    }
+/// No progress at all.
+pub struct Silent;
 
-    fn make(
-        enabled: bool,
-        total: Option<u64>,
-        label: &str,
-        with_total: &str,
-        without: &str,
-    ) -> Progress {
-        if !enabled {
-            return Progress::hidden();
-        }
-        let bar = match total {
-            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr())
-                .with_style(
-                    ProgressStyle::with_template(&format!("{label} [{{bar:30}}] {with_total}"))
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template(&format!("{{spinner}} {label} {without}"))
-                    .expect("valid template"),
-            ),
-        };
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Progress { bar: Some(bar) }
-    }
+struct Nothing;
 
-    pub fn inc(&self, n: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(n);
-        }
-    }
+impl Counter for Nothing {
+    fn inc(&self, _n: u64) {}
+}
 
-    pub fn set_message(&self, msg: impl Into<std::borrow::Cow<'static, str>>) {
-        if let Some(b) = &self.bar {
-            b.set_message(msg);
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
+impl Progress for Silent {
+    fn start(&self, _label: &str, _unit: Unit, _total: Option<u64>) -> Box<dyn Counter> {
+        Box::new(Nothing)
     }
 }

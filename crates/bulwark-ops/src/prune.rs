@@ -27,20 +27,20 @@ use bulwark_repo::writer::BlobWriter;
 use bulwark_repo::{Error, FileKind, Id, Repository, Result};
 use chrono::Utc;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::copy::collect_blobs;
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
+use bulwark_repo::transfer::collect_blobs;
 
 pub struct PruneOptions {
     /// Unused space that may remain instead of repacking, as a fraction of the repository after
     /// pruning (restic's measure).
     pub max_unused: f64,
     pub dry_run: bool,
-    pub show_progress: bool,
 }
 
-#[derive(Serialize, Debug, Default)]
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
 pub struct PruneReport {
     pub dry_run: bool,
     pub snapshots: usize,
@@ -67,7 +67,11 @@ pub struct PruneReport {
 /// A write still unfinished after this long belongs to no running process.
 const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+pub fn prune(
+    repo: &Repository,
+    opts: &PruneOptions,
+    progress: &dyn Progress,
+) -> crate::Result<PruneReport> {
     let lock = repo.lock(LockKind::Maintenance)?;
     let mut report = PruneReport {
         dry_run: opts.dry_run,
@@ -78,7 +82,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         return Ok(report);
     }
     if !plan.condemn.is_empty() {
-        repack(repo, &plan, opts.show_progress)?;
+        repack(repo, &plan, progress)?;
     }
     let doomed = plan.condemn;
     // The sweep loads an index of its own; the plan's must not sit beside it.
@@ -230,11 +234,11 @@ fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Res
 }
 
 /// Write the live blobs of the packs being repacked into new packs.
-fn repack(repo: &Repository, plan: &Plan, show_progress: bool) -> Result<()> {
+fn repack(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<()> {
     if plan.repack.is_empty() {
         return Ok(());
     }
-    let progress = Progress::items(show_progress, Some(plan.repack.len() as u64), "repack");
+    let counter = progress.start("repack", Unit::Items, Some(plan.repack.len() as u64));
     BlobWriter::run(
         repo,
         &plan.keep_index,
@@ -256,12 +260,12 @@ fn repack(repo: &Repository, plan: &Plan, show_progress: bool) -> Result<()> {
                         let plain = b.open(repo.key(), &p.salt, &data[range])?;
                         writer.save_with_id(b.kind, b.id, &plain)?;
                     }
-                    progress.inc(1);
+                    counter.inc(1);
                     Ok(())
                 })
         },
     )?;
-    progress.finish();
+    drop(counter);
     Ok(())
 }
 

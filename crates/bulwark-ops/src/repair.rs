@@ -4,11 +4,11 @@
 
 use bulwark_repo::index::IndexFile;
 use bulwark_repo::lock::LockKind;
-use bulwark_repo::{FileKind, Id, Repository, Result};
+use bulwark_repo::{FileKind, Id, Repository};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 
 #[derive(Serialize, Debug, Default)]
 pub struct RepairReport {
@@ -19,21 +19,21 @@ pub struct RepairReport {
     pub unreadable_packs: Vec<String>,
 }
 
-pub fn repair_index(repo: &Repository, show_progress: bool) -> Result<RepairReport> {
+pub fn repair_index(repo: &Repository, progress: &dyn Progress) -> crate::Result<RepairReport> {
     let _lock = repo.lock(LockKind::Exclusive)?;
     let old = repo.list_index_files()?;
     let packs = repo.backend().list(FileKind::Pack)?;
-    let progress = Progress::items(show_progress, Some(packs.len() as u64), "read packs");
+    let counter = progress.start("read packs", Unit::Items, Some(packs.len() as u64));
     let results: Vec<_> = packs
         .par_iter()
         .filter_map(|(name, size)| {
             let id: Id = name.parse().ok()?;
             let r = repo.read_pack_directory(&id, *size);
-            progress.inc(1);
+            counter.inc(1);
             Some(r.map_err(|e| format!("{name}: {e}")))
         })
         .collect();
-    progress.finish();
+    drop(counter);
     let mut report = RepairReport::default();
     let mut file = IndexFile {
         packs: Vec::new(),

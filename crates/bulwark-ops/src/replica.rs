@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use bulwark_repo::lock::LockKind;
-use bulwark_repo::{Error, FileKind, Id, Repository, Result};
+use bulwark_repo::{Error, FileKind, Id, Repository};
 use serde::Serialize;
 
-use crate::copy::{fetch_pack, land_pack};
+use bulwark_repo::transfer::{copied_origins, fetch_pack, land_pack};
 
 #[derive(Serialize, Debug, Default)]
 pub struct ReplicaStatus {
@@ -22,7 +22,7 @@ pub struct ReplicaStatus {
     pub in_sync: bool,
 }
 
-pub fn status(primary: &Repository, replica: &Repository) -> Result<ReplicaStatus> {
+pub fn status(primary: &Repository, replica: &Repository) -> crate::Result<ReplicaStatus> {
     let p: Vec<Id> = primary.snapshot_ids()?;
     let r: Vec<Id> = replica.snapshot_ids()?;
     let mut st = ReplicaStatus {
@@ -56,7 +56,7 @@ pub fn status(primary: &Repository, replica: &Repository) -> Result<ReplicaStatu
         }
     } else {
         // Re-encrypted copies carry their origin instead of sharing ids.
-        let origins = crate::copy::copied_origins(replica)?;
+        let origins = copied_origins(replica)?;
         st.missing_on_replica = p
             .iter()
             .map(Id::to_hex)
@@ -77,7 +77,10 @@ pub struct RepairPacksReport {
 
 /// Find packs the primary's index needs that are missing, truncated or damaged (by hash), and
 /// copy good ones back from the replica, verified by hash on both sides.
-pub fn repair_packs(primary: &Repository, replica: &Repository) -> Result<RepairPacksReport> {
+pub fn repair_packs(
+    primary: &Repository,
+    replica: &Repository,
+) -> crate::Result<RepairPacksReport> {
     let _lock = primary.lock(LockKind::Exclusive)?;
     let index = primary.load_index()?;
     let stored: BTreeMap<String, u64> = primary
@@ -110,7 +113,7 @@ pub fn repair_packs(primary: &Repository, replica: &Repository) -> Result<Repair
             Err(Error::NotFound { .. }) | Err(Error::Corrupt { .. }) => {
                 report.unrecoverable.push(name)
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(report)

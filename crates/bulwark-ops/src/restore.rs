@@ -19,13 +19,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::browse::{self, Selection};
-use crate::progress::Progress;
+use crate::progress::{Counter, Progress, Unit};
 
 pub struct RestoreOptions {
     pub target: PathBuf,
     pub include: Patterns,
     pub verify: bool,
-    pub show_progress: bool,
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -66,24 +65,41 @@ impl Plan {
 /// Blobs never span more than this gap when fetched together from one pack.
 const MAX_READ_GAP: u64 = 1 << 20;
 
-pub fn restore(repo: &Repository, spec: &str, opts: &RestoreOptions) -> Result<RestoreReport> {
+pub fn restore(
+    repo: &Repository,
+    spec: &str,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> crate::Result<RestoreReport> {
     let _lock = repo.lock(LockKind::Shared)?;
     let index = repo.load_index()?;
     let sel = browse::select(repo, &index, spec, None)?;
-    fs::create_dir_all(&opts.target)
-        .map_err(|e| Error::io(format!("cannot create {}", opts.target.display()), e))?;
+    restore_selection(repo, &index, &sel, opts, progress)
+}
+
+/// Restore `sel` with an index already loaded, under a lock the caller holds.
+pub fn restore_selection(
+    repo: &Repository,
+    index: &MasterIndex,
+    sel: &Selection,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> crate::Result<RestoreReport> {
+    fs::create_dir_all(&opts.target).map_err(|e| {
+        crate::Error::Target(format!("cannot create {}: {e}", opts.target.display()))
+    })?;
     let mut report = RestoreReport {
         snapshot_id: sel.id.to_hex(),
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    let plan = lay_out(repo, &index, &sel, opts)?;
+    let plan = lay_out(repo, index, sel, opts)?;
     tracing::debug!(entries = plan.metadata.len(), elapsed = ?started.elapsed(), "restore: laid out");
     report.warnings.extend(plan.warnings);
     let total: u64 = plan.files.iter().map(|(_, n)| n.size).sum();
-    let progress = Progress::bytes(opts.show_progress, Some(total), "restore");
-    write_contents(repo, &index, &plan.files, &progress, &mut report)?;
-    progress.finish();
+    let counter = progress.start("restore", Unit::Bytes, Some(total));
+    write_contents(repo, index, &plan.files, counter.as_ref(), &mut report)?;
+    drop(counter);
     tracing::debug!(elapsed = ?started.elapsed(), "restore: contents written");
     report.warnings.extend(apply_all_metadata(plan.metadata));
     tracing::debug!(elapsed = ?started.elapsed(), "restore: metadata applied");
@@ -92,17 +108,17 @@ pub fn restore(repo: &Repository, spec: &str, opts: &RestoreOptions) -> Result<R
     report.dirs = plan.dirs;
     report.links = plan.links;
     if opts.verify {
-        let progress = Progress::bytes(opts.show_progress, Some(total), "verify ");
+        let counter = progress.start("verify", Unit::Bytes, Some(total));
         let failures: Vec<String> = plan
             .files
             .par_iter()
             .filter_map(|(path, node)| {
-                let r = verify_file(repo, &index, path, node);
-                progress.inc(node.size);
+                let r = verify_file(repo, index, path, node);
+                counter.inc(node.size);
                 r.err().map(|e| format!("{}: {e}", path.display()))
             })
             .collect();
-        progress.finish();
+        drop(counter);
         report.files_verified = plan.files.len() as u64 - failures.len() as u64;
         report.verified = failures.is_empty() && report.errors.is_empty();
         report.errors.extend(failures);
@@ -310,7 +326,7 @@ fn write_contents(
     repo: &Repository,
     index: &MasterIndex,
     files: &[(PathBuf, Node)],
-    progress: &Progress,
+    progress: &dyn Counter,
     report: &mut RestoreReport,
 ) -> Result<()> {
     // pack -> blob -> where it goes

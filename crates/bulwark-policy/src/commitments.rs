@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, Dataset, Location};
+use crate::duration::human;
 use crate::retention::UNLIMITED;
 
 /// The policy's numbers. A configuration may be stricter, never looser.
@@ -24,7 +25,8 @@ pub mod policy {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// `rpo`, `rto`, `retention`, `encryption`, `offsite`, `restore_test`, `drill`,
-    /// `incident_updates`, `postmortem`, `roles` or `review`.
+    /// `incident_updates`, `postmortem`, `roles`, `review` or `notifications` (a channel that
+    /// cannot deliver).
     pub commitment: &'static str,
     pub ok: bool,
     /// What the finding is about: `policy`, a dataset, a repository or a role.
@@ -46,17 +48,6 @@ pub const COMMITMENTS: [&str; 11] = [
     "roles",
     "review",
 ];
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s.is_multiple_of(86_400) && s >= 2 * 86_400 {
-        format!("{}d", s / 86_400)
-    } else if s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else {
-        format!("{}m", s / 60)
-    }
-}
 
 /// How far back a dataset's rules keep (at least) daily snapshots.
 pub fn daily_history(d: &Dataset) -> Duration {
@@ -255,6 +246,20 @@ pub fn check(config: &Config) -> Vec<Finding> {
                     Some(r.location),
                 );
             }
+        }
+    }
+    for n in config.notifications.values() {
+        if let crate::config::Channel::Webhook(_) = &n.channel {
+            push(
+                "notifications",
+                false,
+                &n.name,
+                format!(
+                    "channel '{}' is a webhook, which this version cannot deliver: failures would go unannounced (use `command = [...]`)",
+                    n.name
+                ),
+                Some(n.location),
+            );
         }
     }
     let critical: Vec<_> = config.roles.values().filter(|r| r.critical).collect();

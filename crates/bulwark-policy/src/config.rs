@@ -65,7 +65,7 @@ struct RawConfig {
     #[serde(default)]
     roles: BTreeMap<String, Spanned<RawRole>>,
     #[serde(default)]
-    notifications: BTreeMap<String, Notification>,
+    notifications: BTreeMap<String, Spanned<RawNotification>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -90,6 +90,7 @@ struct RawRepository {
     replica_of: Option<Spanned<String>>,
     password_file: Option<String>,
     key_file: Option<String>,
+    prune_every: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +109,8 @@ struct RawDataset {
     repository: Option<Spanned<String>>,
     retention: Option<Spanned<RawRetention>>,
     restore_test: Option<Spanned<RawRestoreTest>>,
+    /// PostgreSQL: a file whose first line is the password (else libpq's conventions).
+    password_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +133,8 @@ struct RawRestoreTest {
     every: Option<String>,
     #[serde(default)]
     checks: Vec<String>,
+    scratch: Option<String>,
+    max_bytes: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -146,12 +151,80 @@ fn yes() -> bool {
     true
 }
 
-/// Where failures are announced: a command run with the message on stdin, or a webhook.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawNotification {
+    command: Option<Vec<String>>,
+    webhook: Option<String>,
+    on: Option<Vec<Spanned<String>>>,
+}
+
+/// What a notification is about. A channel hears the events its `on` list names (every event
+/// when it has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    BackupFailed,
+    CopyFailed,
+    ForgetFailed,
+    PruneFailed,
+    LedgerCopyFailed,
+    RestoreTestFailed,
+    RestoreTestFixed,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 7] = [
+        NotifyEvent::BackupFailed,
+        NotifyEvent::CopyFailed,
+        NotifyEvent::ForgetFailed,
+        NotifyEvent::PruneFailed,
+        NotifyEvent::LedgerCopyFailed,
+        NotifyEvent::RestoreTestFailed,
+        NotifyEvent::RestoreTestFixed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::BackupFailed => "backup_failed",
+            NotifyEvent::CopyFailed => "copy_failed",
+            NotifyEvent::ForgetFailed => "forget_failed",
+            NotifyEvent::PruneFailed => "prune_failed",
+            NotifyEvent::LedgerCopyFailed => "ledger_copy_failed",
+            NotifyEvent::RestoreTestFailed => "restore_test_failed",
+            NotifyEvent::RestoreTestFixed => "restore_test_fixed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NotifyEvent> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// How a channel delivers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A program run with the message on its standard input.
+    Command(Vec<String>),
+    /// An HTTP POST of the event as JSON.
+    Webhook(String),
+}
+
+/// Where failures are announced.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Notification {
-    pub command: Option<Vec<String>>,
-    pub webhook: Option<String>,
+    pub name: String,
+    pub channel: Channel,
+    /// The events this channel hears.
+    pub on: Vec<NotifyEvent>,
+    pub location: Location,
+}
+
+impl Notification {
+    pub fn hears(&self, event: NotifyEvent) -> bool {
+        self.on.contains(&event)
+    }
 }
 
 /// The commitments, with where each was set (none: the default).
@@ -195,13 +268,23 @@ pub struct Repository {
     pub replica_of: Option<String>,
     pub password_file: Option<String>,
     pub key_file: Option<String>,
+    /// How often prune runs on this repository (it also runs after forget removed something).
+    pub prune_every: Duration,
     pub location: Location,
 }
+
+/// The default budget of a file dataset's restore test: larger snapshots are sampled.
+pub const DEFAULT_RESTORE_TEST_MAX_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone)]
 pub struct RestoreTest {
     pub every: Duration,
     pub checks: Vec<String>,
+    /// Where scratch targets go (default: the system's temporary directory).
+    pub scratch: Option<String>,
+    /// File datasets: restore at most this many bytes; a larger snapshot is tested on a random
+    /// sample of its files.
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +295,7 @@ pub struct Dataset {
     pub paths: Vec<String>,
     pub command: Vec<String>,
     pub exclude: Vec<String>,
+    pub password_file: Option<String>,
     pub tier: Tier,
     pub schedule: Schedule,
     pub repository: String,
@@ -333,6 +417,15 @@ impl Config {
                     ),
                 ));
             }
+            let prune_every = match &r.prune_every {
+                Some(p) => parse_duration(p.get_ref()).map_err(|e| {
+                    fail(
+                        p.span().start,
+                        format!("repositories.{name}.prune_every: {e}"),
+                    )
+                })?,
+                None => Duration::from_secs(86_400),
+            };
             repositories.insert(
                 name.clone(),
                 Repository {
@@ -342,6 +435,7 @@ impl Config {
                     replica_of: r.replica_of.as_ref().map(|s| s.get_ref().clone()),
                     password_file: r.password_file.clone(),
                     key_file: r.key_file.clone(),
+                    prune_every,
                     location: locate(text, span.start),
                 },
             );
@@ -437,23 +531,40 @@ impl Config {
                     RestoreTest {
                         every: targets.restore_test_every,
                         checks: Vec::new(),
+                        scratch: None,
+                        max_bytes: DEFAULT_RESTORE_TEST_MAX_BYTES,
                     },
                     None,
                 ),
                 Some(t) => {
-                    let every = match &t.get_ref().every {
-                        Some(e) => parse_duration(e).map_err(|err| {
-                            fail(
-                                t.span().start,
-                                format!("datasets.{name}.restore_test.every: {err}"),
-                            )
-                        })?,
+                    let raw = t.get_ref();
+                    let at = |e: String| {
+                        fail(t.span().start, format!("datasets.{name}.restore_test.{e}"))
+                    };
+                    let every = match &raw.every {
+                        Some(e) => parse_duration(e).map_err(|err| at(format!("every: {err}")))?,
                         None => targets.restore_test_every,
                     };
+                    let max_bytes = match &raw.max_bytes {
+                        None => DEFAULT_RESTORE_TEST_MAX_BYTES,
+                        Some(toml::Value::Integer(n)) if *n > 0 => *n as u64,
+                        Some(toml::Value::String(s)) => crate::size::parse_size(s)
+                            .map_err(|err| at(format!("max_bytes: {err}")))?,
+                        Some(other) => {
+                            return Err(at(format!(
+                                "max_bytes: expected a size such as \"10GiB\", not {other}"
+                            )));
+                        }
+                    };
+                    if max_bytes == 0 {
+                        return Err(at("max_bytes: must be more than 0".into()));
+                    }
                     (
                         RestoreTest {
                             every,
-                            checks: t.get_ref().checks.clone(),
+                            checks: raw.checks.clone(),
+                            scratch: raw.scratch.clone(),
+                            max_bytes,
                         },
                         Some(locate(text, t.span().start)),
                     )
@@ -468,6 +579,7 @@ impl Config {
                     paths: d.paths.clone(),
                     command: d.command.clone(),
                     exclude: d.exclude.clone(),
+                    password_file: d.password_file.clone(),
                     tier: d.tier.unwrap_or(Tier::Standard),
                     schedule,
                     repository,
@@ -498,13 +610,75 @@ impl Config {
                 )
             })
             .collect();
+        let mut notifications = BTreeMap::new();
+        for (name, n) in &raw.notifications {
+            let at = n.span().start;
+            let raw_n = n.get_ref();
+            let channel = match (&raw_n.command, &raw_n.webhook) {
+                (Some(argv), None) if !argv.is_empty() && !argv[0].is_empty() => {
+                    Channel::Command(argv.clone())
+                }
+                (Some(_), None) => {
+                    return Err(fail(
+                        at,
+                        format!("notifications.{name}.command: give the program and its arguments"),
+                    ));
+                }
+                (None, Some(url)) => Channel::Webhook(url.clone()),
+                (Some(_), Some(_)) => {
+                    return Err(fail(
+                        at,
+                        format!(
+                            "notifications.{name}: give either `command` or `webhook`, not both"
+                        ),
+                    ));
+                }
+                (None, None) => {
+                    return Err(fail(
+                        at,
+                        format!(
+                            "notifications.{name}: give `command = [...]` or `webhook = \"URL\"`"
+                        ),
+                    ));
+                }
+            };
+            let on = match &raw_n.on {
+                None => NotifyEvent::ALL.to_vec(),
+                Some(list) => list
+                    .iter()
+                    .map(|e| {
+                        NotifyEvent::parse(e.get_ref()).ok_or_else(|| {
+                            let known: Vec<_> =
+                                NotifyEvent::ALL.iter().map(|k| k.as_str()).collect();
+                            fail(
+                                e.span().start,
+                                format!(
+                                    "notifications.{name}.on: unknown event '{}' (known: {})",
+                                    e.get_ref(),
+                                    known.join(", ")
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            notifications.insert(
+                name.clone(),
+                Notification {
+                    name: name.clone(),
+                    channel,
+                    on,
+                    location: locate(text, at),
+                },
+            );
+        }
         Ok(Config {
             targets,
             ledger: raw.ledger,
             repositories,
             datasets,
             roles,
-            notifications: raw.notifications,
+            notifications,
         })
     }
 

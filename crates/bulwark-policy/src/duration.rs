@@ -267,6 +267,28 @@ impl<'de> Deserialize<'de> for CalendarDuration {
     }
 }
 
+/// A length of time in the largest whole unit that says it exactly enough: `7d`, `36h`,
+/// `90m`, `45s` (days from two days up, hours from two hours up). The one style of every
+/// human-readable message.
+pub fn human(d: StdDuration) -> String {
+    let s = d.as_secs();
+    if d == StdDuration::MAX {
+        "forever".into()
+    } else if s >= 2 * 86_400 && s.is_multiple_of(86_400) {
+        format!("{}d", s / 86_400)
+    } else if s >= 2 * 3600 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s >= 2 * 86_400 {
+        format!("{:.1}d", s as f64 / 86_400.0)
+    } else if s >= 2 * 3600 {
+        format!("{:.1}h", s as f64 / 3600.0)
+    } else if s >= 120 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 /// Parses `24h`, `30d`, `90d`, `2w`, `1y`, `1y6m`, ... into a fixed
 /// [`std::time::Duration`], for settings that need one length of time.
 ///

@@ -7,6 +7,9 @@ use std::ops::Range;
 use fastcdc::v2020::{FastCDC, Normalization};
 use serde::{Deserialize, Serialize};
 
+/// The chunking algorithm (its cut points are part of the format).
+pub const ALGORITHM: &str = "FastCDC 2020 (fastcdc 5.0.0), seeded";
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkerParams {
     pub min_size: u32,

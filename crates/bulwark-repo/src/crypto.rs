@@ -16,6 +16,11 @@ use ring::hkdf;
 use crate::error::{Error, Result};
 use crate::id::Id;
 
+/// What every stored object is sealed with, and how its key is derived: for descriptions.
+pub const CIPHER: &str = "AES-256-GCM";
+pub const OBJECT_KEY_DERIVATION: &str = "HKDF-SHA256(master key, random 256-bit salt per object)";
+pub const BLOB_ID_HASH: &str = "keyed BLAKE3-256";
+
 pub const KEY_LEN: usize = 32;
 pub const SALT_LEN: usize = 32;
 pub const TAG_LEN: usize = 16;

@@ -1,7 +1,7 @@
 use std::fmt;
 
-/// Everything that can go wrong inside the repository layer. Each variant maps to one of the
-/// documented exit codes (see `exit_code`), so the CLI never has to guess.
+/// Everything that can go wrong inside the repository layer. The variants are distinct enough
+/// for a front-end to map each to its own exit code and hint.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no repository at {location}")]
@@ -20,8 +20,6 @@ pub enum Error {
     Backend(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    SourceFailed(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -44,41 +42,6 @@ impl Error {
         Error::Io {
             context: context.to_string(),
             source,
-        }
-    }
-
-    /// The process exit code this error stands for (restic's convention).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::NoRepository { .. } => 10,
-            Error::Locked { .. } => 11,
-            Error::WrongKey { .. } => 12,
-            _ => 1,
-        }
-    }
-
-    /// A short next step for the user, printed after the error line.
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
-            Error::NoRepository { .. } => {
-                Some("check -r/BULWARK_REPO, or create one with `bulwark init`")
-            }
-            Error::AlreadyExists { .. } => Some("choose an empty location for `bulwark init`"),
-            Error::WrongKey { .. } => Some(
-                "check the passphrase (BULWARK_PASSWORD_FILE, --password-file, BULWARK_PASSWORD) or --key-file",
-            ),
-            Error::Locked { .. } => Some(
-                "wait for the other process to finish; a lock older than 30 minutes without refresh is ignored",
-            ),
-            Error::Corrupt { .. } => Some(
-                "run `bulwark check --read-data` to list the damage; `bulwark repair index` rebuilds the index",
-            ),
-            Error::Backend(_) => Some("check the repository location, permissions and free space"),
-            Error::Io { .. } => Some("check the path, permissions and free space"),
-            Error::SourceFailed(_) => Some(
-                "no snapshot was saved; fix the source (command, database, stream) and run the backup again",
-            ),
-            _ => None,
         }
     }
 }

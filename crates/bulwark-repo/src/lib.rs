@@ -19,6 +19,7 @@ pub mod lock;
 pub mod pack;
 pub mod repository;
 pub mod snapshot;
+pub mod transfer;
 pub mod tree;
 pub mod writer;
 

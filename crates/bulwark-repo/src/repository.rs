@@ -23,11 +23,45 @@ use crate::pack::{self, BlobKind};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
-const FORMAT: &str = "bulwark-repository";
+/// The `format` field of a repository's plaintext header.
+pub const FORMAT: &str = "bulwark-repository";
+/// The repository format version this build reads and writes.
+pub const VERSION: u32 = 1;
 
 /// Snapshots with their ids.
 pub type Snapshots = Vec<(Id, Snapshot)>;
-const VERSION: u32 = 1;
+
+/// What a repository is made of, from the format's own constants and the settings fixed at
+/// `init` (the chunker seed stays secret).
+#[derive(Serialize, Debug)]
+pub struct Description {
+    pub id: Id,
+    pub format: &'static str,
+    pub version: u32,
+    pub created: DateTime<Utc>,
+    pub chunker: ChunkerDescription,
+    pub pack_size: u32,
+    pub compression: CompressionDescription,
+    pub encryption: &'static str,
+    pub object_keys: &'static str,
+    pub blob_ids: &'static str,
+    pub key_slot_kdf: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct ChunkerDescription {
+    pub algorithm: &'static str,
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+    pub seed: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+pub struct CompressionDescription {
+    pub algorithm: &'static str,
+    pub level: i32,
+}
 
 /// The plaintext `config` object: just enough to know what this is and to find the keys.
 #[derive(Serialize, Deserialize, Debug)]
@@ -192,6 +226,37 @@ impl Repository {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+    pub fn describe(&self) -> Description {
+        let s = &self.settings;
+        Description {
+            id: self.id,
+            format: FORMAT,
+            version: VERSION,
+            created: self.created,
+            chunker: ChunkerDescription {
+                algorithm: crate::chunker::ALGORITHM,
+                min_size: s.chunker.min_size,
+                avg_size: s.chunker.avg_size,
+                max_size: s.chunker.max_size,
+                seed: "secret",
+            },
+            pack_size: s.pack_size,
+            compression: CompressionDescription {
+                algorithm: crate::writer::COMPRESSION,
+                level: s.compression_level,
+            },
+            encryption: crate::crypto::CIPHER,
+            object_keys: crate::crypto::OBJECT_KEY_DERIVATION,
+            blob_ids: crate::crypto::BLOB_ID_HASH,
+            key_slot_kdf: format!(
+                "Argon2id (m={} KiB, t={}, p={}) for passphrases; HKDF-SHA256 for key files",
+                crate::keys::ARGON2_M_KIB,
+                crate::keys::ARGON2_T,
+                crate::keys::ARGON2_P
+            ),
+        }
+    }
+
     /// Whether `other` holds its data under the same master key (a replica), so packs can be
     /// copied between the two without re-encryption.
     pub fn shares_key_with(&self, other: &Repository) -> bool {
@@ -225,7 +290,10 @@ impl Repository {
         Ok(out)
     }
 
+    /// Removes a key slot, under the exclusive lock: no other process may be opening the
+    /// repository with a slot while the set of slots changes.
     pub fn remove_key(&self, id_prefix: &str) -> Result<String> {
+        let _lock = self.lock(LockKind::Exclusive)?;
         let keys = self.list_keys()?;
         let name = unique_prefix(keys.iter().map(|(n, _)| n.as_str()), id_prefix, "key")?;
         if name == self.key_slot {

@@ -51,12 +51,12 @@ struct Uploaded {
 impl<'r> BlobWriter<'r> {
     /// Run `work` with a writer; uploads happen on `uploaders` background threads meanwhile.
     /// Returns what `work` returned once every pack and index file is stored.
-    pub fn run<T>(
+    pub fn run<T, E: From<Error>>(
         repo: &'r Repository,
         index: &'r MasterIndex,
         uploaders: usize,
-        work: impl FnOnce(&BlobWriter<'r>) -> Result<T>,
-    ) -> Result<(T, WriteStats)> {
+        work: impl FnOnce(&BlobWriter<'r>) -> Result<T, E>,
+    ) -> Result<(T, WriteStats), E> {
         // Each uploader holds one pack; one more may wait. Finished packs are the bulk of memory.
         let (tx, rx) = bounded::<FinishedPack>(1);
         let writer = BlobWriter {
@@ -83,7 +83,8 @@ impl<'r> BlobWriter<'r> {
                 });
             }
             drop(rx);
-            let result = work(&writer).and_then(|value| writer.flush_open_packs().map(|_| value));
+            let result = work(&writer)
+                .and_then(|value| writer.flush_open_packs().map(|_| value).map_err(E::from));
             // Closing the queue lets the uploaders drain it and stop; the scope waits for them.
             writer.uploads.lock().expect("upload queue").take();
             result
@@ -253,6 +254,9 @@ impl<'r> BlobWriter<'r> {
         })
     }
 }
+
+/// The compressor of stored blobs.
+pub const COMPRESSION: &str = "zstd";
 
 /// Below this size a blob is compressed without probing first.
 const PROBE_ABOVE: usize = 128 * 1024;

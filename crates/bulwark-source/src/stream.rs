@@ -1,7 +1,7 @@
 //! Byte streams to back up as one file: standard input, or the output of a command.
 
 use std::io::{self, Read};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 
 /// Reads a command's standard output; the command's failure is an error at the end of the stream,
 /// so a dump that dies half-way can never be stored as if it were complete.
@@ -17,7 +17,7 @@ impl CommandStream {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
-        let mut child = Command::new(program)
+        let mut child = crate::child::command(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

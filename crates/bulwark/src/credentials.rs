@@ -1,57 +1,78 @@
-//! Where passphrases and key files come from: never only the command line.
+//! Where passphrases and key files come from on the command line: `--key-file`,
+//! `--password-file`/`BULWARK_PASSWORD_FILE`, `BULWARK_PASSWORD`, or a prompt on the terminal;
+//! never only the command line. Files are read bounded (see `bulwark_app::credentials`).
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
+use bulwark_app::Credentials;
+use bulwark_app::credentials::{read_key_file, read_password_file};
 use bulwark_repo::Credential;
 
 use crate::cli::Global;
 use crate::failure::Failure;
 
-const HINT: &str = "set BULWARK_PASSWORD_FILE or --password-file, BULWARK_PASSWORD, or --key-file";
-
-/// The credential to open a repository with.
-pub fn existing(global: &Global) -> Result<Credential, Failure> {
-    if let Some(path) = &global.key_file {
-        return read_key_file(path);
+/// What the command line gives for opening repositories, for the application layer.
+pub fn for_workspace(g: &Global) -> Credentials {
+    Credentials {
+        key_file: g.key_file.clone(),
+        password_file: g.password_file.clone(),
+        password: std::env::var("BULWARK_PASSWORD").ok(),
+        prompt: Some(Arc::new(|question: &str| {
+            rpassword::prompt_password(question).ok()
+        })),
     }
-    if let Some(path) = &global.password_file {
-        return read_password_file(path).map(Credential::Passphrase);
-    }
-    if let Ok(p) = std::env::var("BULWARK_PASSWORD") {
-        return non_empty(p).map(Credential::Passphrase);
-    }
-    prompt("enter passphrase for repository: ").map(Credential::Passphrase)
 }
 
-/// The credential for a new key slot (`init`, `key add`): asked twice when typed.
-pub fn new(
-    global: &Global,
-    new_key_file: Option<&Path>,
-    env_file: &str,
-) -> Result<Credential, Failure> {
+/// The credential to open the repository of `-r` with.
+pub fn existing(g: &Global) -> Result<Credential, Failure> {
+    Ok(for_workspace(g).default_credential("the repository")?)
+}
+
+/// The credential for a new key slot (`init`, `key add`): a new key file, the file named by
+/// `env_file`, or a passphrase typed twice. For `init`, the usual sources name the new
+/// passphrase too.
+pub fn new(g: &Global, new_key_file: Option<&Path>, env_file: &str) -> Result<Credential, Failure> {
     if let Some(path) = new_key_file {
         let (cred, text) = Credential::new_key_file();
         write_key_file(path, &text)?;
         return Ok(cred);
     }
     if let Ok(file) = std::env::var(env_file) {
-        return read_password_file(Path::new(&file)).map(Credential::Passphrase);
+        return Ok(read_password_file(Path::new(&file)).map(Credential::Passphrase)?);
     }
-    // For `init`, the usual sources name the new passphrase.
     if env_file == "BULWARK_PASSWORD_FILE" {
-        if let Some(path) = &global.key_file {
-            return read_key_file(path);
+        if let Some(path) = &g.key_file {
+            return Ok(read_key_file(path)?);
         }
-        if let Some(path) = &global.password_file {
-            return read_password_file(path).map(Credential::Passphrase);
+        if let Some(path) = &g.password_file {
+            return Ok(read_password_file(path).map(Credential::Passphrase)?);
         }
         if let Ok(p) = std::env::var("BULWARK_PASSWORD") {
-            return non_empty(p).map(Credential::Passphrase);
+            if p.is_empty() {
+                return Err(Failure::new(
+                    1,
+                    "an empty passphrase is not allowed",
+                    Some(
+                        "set BULWARK_PASSWORD_FILE or --password-file, BULWARK_PASSWORD, or --key-file",
+                    ),
+                ));
+            }
+            return Ok(Credential::Passphrase(p));
         }
     }
-    let first = prompt("enter new passphrase: ")?;
-    let second = prompt("enter the new passphrase again: ")?;
+    let ask = |q: &str| {
+        rpassword::prompt_password(q).map_err(|_| {
+            Failure::new(
+                1,
+                "no passphrase given and no terminal to ask on",
+                Some("set BULWARK_NEW_PASSWORD_FILE (key add) or BULWARK_PASSWORD_FILE (init), or use --new-key-file"),
+            )
+        })
+    };
+    let first = ask("enter new passphrase: ")?;
+    let second = ask("enter the new passphrase again: ")?;
     if first != second {
         return Err(Failure::new(
             1,
@@ -59,42 +80,10 @@ pub fn new(
             Some("type the same passphrase twice"),
         ));
     }
-    Ok(Credential::Passphrase(first))
-}
-
-fn non_empty(p: String) -> Result<String, Failure> {
-    if p.is_empty() {
-        Err(Failure::new(
-            1,
-            "an empty passphrase is not allowed",
-            Some(HINT),
-        ))
-    } else {
-        Ok(p)
+    if first.is_empty() {
+        return Err(Failure::new(1, "an empty passphrase is not allowed", None));
     }
-}
-
-fn read_password_file(path: &Path) -> Result<String, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
-            1,
-            format!("cannot read password file {}: {e}", path.display()),
-            Some(HINT),
-        )
-    })?;
-    non_empty(text.lines().next().unwrap_or_default().to_string())
-}
-
-fn read_key_file(path: &Path) -> Result<Credential, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
-            1,
-            format!("cannot read key file {}: {e}", path.display()),
-            Some(HINT),
-        )
-    })?;
-    Credential::parse_key_file(&text)
-        .map_err(|e| Failure::new(12, format!("{}: {e}", path.display()), Some(HINT)))
+    Ok(Credential::Passphrase(first))
 }
 
 fn write_key_file(path: &Path, text: &str) -> Result<(), Failure> {
@@ -120,15 +109,4 @@ fn write_key_file(path: &Path, text: &str) -> Result<(), Failure> {
                 None,
             )
         })
-}
-
-fn prompt(question: &str) -> Result<String, Failure> {
-    let answer = rpassword::prompt_password(question).map_err(|_| {
-        Failure::new(
-            1,
-            "no passphrase given and no terminal to ask on",
-            Some(HINT),
-        )
-    })?;
-    non_empty(answer)
 }

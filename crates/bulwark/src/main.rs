@@ -1,31 +1,54 @@
-//! `bulwark`: parse the command line, run the job, print text or one JSON document, and exit with
-//! the documented code (0 ok, 1 failed, 2 usage, 3 some items unreadable, 10 no repository,
-//! 11 locked, 12 wrong key).
+//! `bulwark`: parse the command line, dispatch to the command's file under `commands/`, and exit
+//! with the code it returns (see `failure` for the documented codes).
 
 mod cli;
 mod commands;
 mod credentials;
-mod db;
 mod failure;
 mod output;
-mod policy_cmds;
+mod progress;
 
 use std::io::IsTerminal;
 
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
+use crate::commands::*;
 use crate::failure::Failure;
+
+pub type CliResult<T> = Result<T, Failure>;
 
 fn main() {
     return_big_buffers_to_the_system();
     let cli = Cli::parse();
     init_logging(cli.global.verbose, cli.global.quiet);
-    let json = cli.global.json;
-    let code = match commands::run(cli) {
+    let g = &cli.global;
+    let result = match cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => snapshots::run(g, a),
+        Command::Ls(a) => ls::run(g, a),
+        Command::Restore(a) => restore::run(g, a),
+        Command::RestoreTest(a) => restore_test::run(g, a),
+        Command::Check(a) => check::run(g, a),
+        Command::Key(c) => key::run(g, c),
+        Command::Cat(c) => cat::run(g, c),
+        Command::Repair(c) => repair::run(g, c),
+        Command::Forget(a) => forget::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
+        Command::Hold(c) => hold::run(g, c),
+        Command::Copy(a) => copy::run(g, a),
+        Command::Replica(c) => replica::run(g, c),
+        Command::Policy(c) => policy::run(g, c),
+        Command::Run(a) => run::run(g, a),
+        Command::Status(a) => status::run(g, a),
+        Command::Ledger(c) => ledger::run(g, c),
+        Command::Remediation(c) => remediation::run(g, c),
+    };
+    let code = match result {
         Ok(code) => code,
         Err(failure) => {
-            failure.print(json);
+            failure.print(g.json);
             failure.code
         }
     };
@@ -65,10 +88,3 @@ fn init_logging(verbose: u8, quiet: bool) {
         .without_time()
         .init();
 }
-
-/// Progress bars only for a person watching a terminal.
-pub fn show_progress(global: &cli::Global) -> bool {
-    !global.json && !global.quiet && std::io::stderr().is_terminal()
-}
-
-pub type CliResult<T> = Result<T, Failure>;

@@ -250,7 +250,7 @@ fn sqlite_sabotage_is_caught() {
             dataset: Some("app-db".into()),
             meta: snap.meta.clone(),
         },
-        &bulwark_ops::Progress::hidden(),
+        &bulwark_ops::Silent,
     )
     .unwrap();
     let (out, report) = restore_test(&repo, &report.snapshot_id.to_hex(), &[]);

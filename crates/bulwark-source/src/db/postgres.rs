@@ -32,7 +32,7 @@ pub use ::postgres as driver;
 use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use serde::{Deserialize, Serialize};
 
-use super::{DbError, DbResult, Fingerprint, TableFingerprint, tail_lines, truthy};
+use super::{DbError, DbResult, Fingerprint, TableFingerprint, libpq, tail_lines, truthy};
 
 /// The last line of every complete dump bulwark writes.
 pub const DUMP_TRAILER: &str = "-- bulwark: dump complete\n";
@@ -103,7 +103,7 @@ impl PgTools {
                 origin: "BULWARK_PG_BINDIR".into(),
             };
         }
-        if let Ok(out) = Command::new("pg_config")
+        if let Ok(out) = crate::child::command("pg_config")
             .arg("--bindir")
             .stderr(Stdio::null())
             .output()
@@ -188,7 +188,7 @@ impl PgTools {
     /// `name --version`: the version text and its major number.
     pub fn version(&self, name: &str) -> DbResult<(String, u32)> {
         let prog = self.program(name)?;
-        let out = Command::new(&prog)
+        let out = crate::child::command(&prog)
             .arg("--version")
             .stdin(Stdio::null())
             .output()
@@ -221,15 +221,20 @@ fn is_executable(p: &Path) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Connections.
 
-/// A connection string (`postgres://user@host/db` or `host=… dbname=…`) with libpq's environment
-/// defaults filled in (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; the local socket).
+/// A connection string (`postgres://user@host/db` or `host=… dbname=…`) with libpq's defaults
+/// filled in: a connection service (`service=`, `PGSERVICE`), the environment (PGHOST, PGPORT,
+/// PGUSER, PGPASSWORD, PGDATABASE; the local socket) and the password file (see [`libpq`]).
 pub fn config(dsn: &str) -> DbResult<Config> {
-    let mut c = Config::from_str(dsn).map_err(|e| {
+    let (rest, service) = libpq::take_service(dsn);
+    let mut c = Config::from_str(&rest).map_err(|e| {
         DbError(format!(
             "bad PostgreSQL connection string '{}': {e}",
             redact(dsn)
         ))
     })?;
+    if let Some(name) = service {
+        apply_service(&mut c, &name)?;
+    }
     if c.get_hosts().is_empty() {
         match std::env::var("PGHOST") {
             Ok(hosts) if !hosts.is_empty() => {
@@ -263,6 +268,21 @@ pub fn config(dsn: &str) -> DbResult<Config> {
             .unwrap_or_else(|_| c.get_user().unwrap_or_default().to_string());
         c.dbname(&db);
     }
+    if c.get_password().is_none() {
+        let host = match c.get_hosts().first() {
+            Some(::postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "localhost".to_string(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432);
+        if let Some(p) = libpq::password(
+            &host,
+            port,
+            c.get_dbname().unwrap_or_default(),
+            c.get_user().unwrap_or_default(),
+        ) {
+            c.password(p);
+        }
+    }
     if c.get_application_name().is_none() {
         c.application_name("bulwark");
     }
@@ -270,6 +290,67 @@ pub fn config(dsn: &str) -> DbResult<Config> {
         c.connect_timeout(Duration::from_secs(30));
     }
     Ok(c)
+}
+
+/// The settings of a connection service, where the connection string left them unset.
+fn apply_service(c: &mut Config, name: &str) -> DbResult<()> {
+    let settings = libpq::service(name)?;
+    let bad = |k: &str, v: &str| DbError(format!("service '{name}': bad {k} '{v}'"));
+    for (k, v) in &settings {
+        match k.as_str() {
+            "host" | "hostaddr" if c.get_hosts().is_empty() => {
+                for h in v.split(',') {
+                    if h.starts_with('/') {
+                        c.host_path(h);
+                    } else {
+                        c.host(h);
+                    }
+                }
+            }
+            "port" if c.get_ports().is_empty() => {
+                c.port(v.parse().map_err(|_| bad(k, v))?);
+            }
+            "user" if c.get_user().is_none() => {
+                c.user(v);
+            }
+            "dbname" if c.get_dbname().is_none() => {
+                c.dbname(v);
+            }
+            "password" if c.get_password().is_none() => {
+                c.password(v.as_str());
+            }
+            "application_name" if c.get_application_name().is_none() => {
+                c.application_name(v);
+            }
+            "connect_timeout" if c.get_connect_timeout().is_none() => {
+                let secs: u64 = v.parse().map_err(|_| bad(k, v))?;
+                c.connect_timeout(Duration::from_secs(secs));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `dsn` with `password` set (for a password read from a file): later settings win in libpq's
+/// syntax, so it is appended; [`strip_password`] takes it out again for client programs.
+pub fn with_password(dsn: &str, password: &str) -> String {
+    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        let encoded: String = password
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let sep = if dsn.contains('?') { '&' } else { '?' };
+        format!("{dsn}{sep}password={encoded}")
+    } else {
+        format!("{dsn} password={}", libpq::quote(password))
+    }
 }
 
 pub fn connect(dsn: &str) -> DbResult<Client> {
@@ -304,7 +385,7 @@ pub fn connect_other_db(dsn: &str, db: &str) -> DbResult<Client> {
 /// password (which would show in the process list), that going in PGPASSWORD instead.
 pub fn client_command(prog: &Path, dsn: &str) -> (Command, String) {
     let (conninfo, password) = strip_password(dsn);
-    let mut c = Command::new(prog);
+    let mut c = crate::child::command(prog);
     if let Some(p) = password {
         c.env("PGPASSWORD", p);
     }
@@ -441,29 +522,26 @@ pub fn with_dbname(dsn: &str, db: &str) -> String {
 }
 
 pub fn redact(dsn: &str) -> String {
-    if let Some(rest) = dsn
-        .strip_prefix("postgres://")
-        .or_else(|| dsn.strip_prefix("postgresql://"))
-    {
-        let scheme = &dsn[..dsn.len() - rest.len()];
-        if let Some(at) = rest.find('@') {
-            let (auth, host) = rest.split_at(at);
-            if let Some(colon) = auth.find(':') {
-                return format!("{scheme}{}:***{host}", &auth[..colon]);
-            }
-        }
-        return dsn.to_string();
+    let (rest, password) = strip_password(dsn);
+    if password.is_none() {
+        return rest;
     }
-    dsn.split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=***"
-            } else {
-                kv
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let Some(after_scheme) = rest.find("://").map(|i| i + 3) else {
+        return format!("{rest} password=***");
+    };
+    let authority_end = rest[after_scheme..]
+        .find(['/', '?'])
+        .map_or(rest.len(), |i| after_scheme + i);
+    match rest[after_scheme..authority_end].rfind('@') {
+        Some(at) => {
+            let at = after_scheme + at;
+            format!("{}:***{}", &rest[..at], &rest[at..])
+        }
+        None => {
+            let sep = if rest.contains('?') { '&' } else { '?' };
+            format!("{rest}{sep}password=***")
+        }
+    }
 }
 
 /// A driver error as one line: the server's message, detail and hint, or the connection problem.
@@ -1348,8 +1426,22 @@ mod tests {
         );
         assert_eq!(
             redact("host=x password=y dbname=z"),
-            "host=x password=*** dbname=z"
+            "host=x dbname=z password=***"
         );
+        assert_eq!(
+            redact("host=x password='a b\\' c' dbname=z"),
+            "host=x dbname=z password=***"
+        );
+        assert_eq!(
+            redact("postgres://app:p@ss@db1/orders"),
+            "postgres://app:***@db1/orders"
+        );
+        let with = with_password("postgres://db1/orders?sslmode=disable", "s3 cr&t");
+        assert!(!redact(&with).contains("s3"), "{}", redact(&with));
+        assert_eq!(strip_password(&with).1.as_deref(), Some("s3 cr&t"));
+        let with = with_password("host=db1 dbname=orders", "it's");
+        assert_eq!(strip_password(&with).1.as_deref(), Some("it's"));
+        assert!(!redact(&with).contains("it"), "{}", redact(&with));
     }
 
     #[test]

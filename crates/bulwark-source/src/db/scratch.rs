@@ -87,14 +87,21 @@ pub struct ScratchCluster {
 }
 
 impl ScratchCluster {
-    /// initdb and start a cluster with the programs of `tools`.
+    /// initdb and start a cluster with the programs of `tools`, in the system's temporary
+    /// directory.
     pub fn start(tools: &PgTools) -> DbResult<ScratchCluster> {
+        ScratchCluster::start_in(tools, None)
+    }
+
+    /// initdb and start a cluster in a new directory below `base` (default: the system's
+    /// temporary directory).
+    pub fn start_in(tools: &PgTools, base: Option<&Path>) -> DbResult<ScratchCluster> {
         let initdb = tools.program("initdb")?;
         let pg_ctl = tools.program("pg_ctl")?;
         tools.program("postgres")?;
         let (_, major) = tools.version("postgres")?;
         let run_as = scratch_user()?;
-        let base = scratch_base();
+        let base = base.map_or_else(scratch_base, Path::to_path_buf);
         let root = tempfile::Builder::new()
             .prefix("bulwark-scratch-")
             .tempdir_in(&base)
@@ -214,7 +221,7 @@ impl ScratchCluster {
 
     /// A command for a cluster program, run as the scratch user.
     fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
+        let mut c = crate::child::command(program);
         c.current_dir(&self.root)
             .stdin(Stdio::null())
             .env("HOME", &self.root);

@@ -1,100 +1,33 @@
-//! Restore tests: restore a database snapshot into a scratch target the test creates and removes
-//! itself, then check integrity, fidelity (every table's row count and checksum as recorded at
-//! backup) and the dataset's own assertions, timing every phase. The measured restore time runs
-//! from the start of the fetch until the last check passes.
-//!
-//! PostgreSQL: a throwaway cluster (`initdb --data-checksums`, socket only, no archiving, no
-//! fsync) run by an unprivileged account, or a scratch database on a server given by the caller.
-//! SQLite: a temporary file. A failing test keeps the scratch cluster's logs (never its data).
+//! Database restore tests: PostgreSQL into a throwaway cluster (`initdb --data-checksums`, socket
+//! only, no archiving, no fsync) run by an unprivileged account, or a scratch database on a server
+//! given by the caller; SQLite into a temporary file. A failing test keeps the scratch cluster's
+//! logs (never its data).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bulwark_repo::lock::LockKind;
-use bulwark_repo::{Error, Id, MasterIndex, Repository, Result, Snapshot};
+use bulwark_repo::{Id, MasterIndex, Repository, Snapshot};
 use bulwark_source::db::postgres::{self as pg, PgFacts, PgTools};
 use bulwark_source::db::scratch::ScratchCluster;
 use bulwark_source::db::sqlite::{self, SqliteFacts};
 use bulwark_source::db::{DbError, DbMeta};
-use serde::Serialize;
 
-use crate::database::{SnapshotFileReader, find_db_snapshot, snapshot_file};
-use crate::progress::Progress;
+use super::{RestoreTestOptions, RestoreTestReport, summarise};
+use crate::database::{SnapshotFileReader, snapshot_file};
+use crate::error::{Error, Result};
+use crate::progress::{Progress, Unit};
 
-pub struct RestoreTestOptions {
-    /// Snapshot id or `latest`.
-    pub spec: String,
-    pub dataset: Option<String>,
-    /// SQL that must return true on the restored database.
-    pub check_sql: Vec<String>,
-    /// Restore into a scratch database on this server instead of a throwaway cluster.
-    pub scratch_postgres: Option<String>,
-    pub show_progress: bool,
-}
-
-#[derive(Serialize, Debug, Clone)]
-pub struct CheckResult {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-    /// The check could not run here (e.g. pg_amcheck missing); it does not fail the test.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub skipped: bool,
-}
-
-#[derive(Serialize, Debug, Default)]
-pub struct RestoreTestReport {
-    pub passed: bool,
-    pub snapshot_id: String,
-    pub dataset: Option<String>,
-    pub kind: String,
-    pub snapshot_time: String,
-    /// From the start of the fetch until the last check finished: the measured restore time.
-    pub duration_s: f64,
-    /// Seconds per phase: fetch, prepare (scratch target, alongside the fetch), restore, checks.
-    pub phases: BTreeMap<String, f64>,
-    pub checks: Vec<CheckResult>,
-    /// Logs kept for a failed test (the scratch cluster's server log, psql's messages).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub logs: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-impl RestoreTestReport {
-    fn check(&mut self, name: impl Into<String>, passed: bool, detail: impl Into<String>) {
-        self.checks.push(CheckResult {
-            name: name.into(),
-            passed,
-            detail: detail.into(),
-            skipped: false,
-        });
-    }
-
-    fn skipped(&mut self, name: &str, detail: impl Into<String>) {
-        self.checks.push(CheckResult {
-            name: name.into(),
-            passed: true,
-            detail: detail.into(),
-            skipped: true,
-        });
-    }
-
-    fn phase(&mut self, name: &str, d: Duration) {
-        self.phases.insert(name.into(), d.as_secs_f64());
-    }
-
-    pub fn failed_checks(&self) -> impl Iterator<Item = &CheckResult> {
-        self.checks.iter().filter(|c| !c.passed)
-    }
-}
-
-/// Run a restore test. `Err` only when there is nothing to test (no such snapshot, not a
-/// database backup, repository trouble); everything that goes wrong while restoring and checking
-/// is a failed check in the report.
-pub fn restore_test(repo: &Repository, opts: &RestoreTestOptions) -> Result<RestoreTestReport> {
-    let (id, snap, meta) = find_db_snapshot(repo, &opts.spec, opts.dataset.as_deref())?;
+/// Test the database snapshot `id`, whose facts are `meta`.
+pub(super) fn test(
+    repo: &Repository,
+    id: &Id,
+    snap: &Snapshot,
+    meta: &DbMeta,
+    opts: &RestoreTestOptions,
+    scratch: &Path,
+    progress: &dyn Progress,
+) -> Result<RestoreTestReport> {
     let mut report = RestoreTestReport {
         snapshot_id: id.to_hex(),
         dataset: snap.dataset.clone(),
@@ -104,8 +37,13 @@ pub fn restore_test(repo: &Repository, opts: &RestoreTestOptions) -> Result<Rest
     };
     let work = tempfile::Builder::new()
         .prefix("bulwark-restore-test-")
-        .tempdir()
-        .map_err(|e| Error::io("cannot create a temporary directory", e))?;
+        .tempdir_in(scratch)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot create a scratch directory in {}", scratch.display()),
+                e,
+            )
+        })?;
     let started = Instant::now();
     // Held throughout: nothing the test reads may be pruned meanwhile.
     let _lock = repo.lock(LockKind::Shared)?;
@@ -113,23 +51,24 @@ pub fn restore_test(repo: &Repository, opts: &RestoreTestOptions) -> Result<Rest
     let source = Fetch {
         repo,
         index: &index,
-        snap: &snap,
-        show_progress: opts.show_progress,
+        snap,
+        progress,
     };
-    match &meta {
-        DbMeta::Postgres(f) => {
-            postgres_test(&source, &id, f, opts, work.path(), started, &mut report)
-        }
+    match meta {
+        DbMeta::Postgres(f) => postgres_test(
+            &source,
+            id,
+            f,
+            opts,
+            scratch,
+            work.path(),
+            started,
+            &mut report,
+        ),
         DbMeta::Sqlite(f) => sqlite_test(&source, f, opts, work.path(), started, &mut report),
     }
     if report.duration_s == 0.0 {
         report.duration_s = started.elapsed().as_secs_f64();
-    }
-    report.passed = !report.checks.is_empty() && report.checks.iter().all(|c| c.passed);
-    if !report.passed {
-        for c in report.failed_checks() {
-            tracing::info!("restore test check {} failed: {}", c.name, c.detail);
-        }
     }
     Ok(report)
 }
@@ -139,7 +78,7 @@ struct Fetch<'a> {
     repo: &'a Repository,
     index: &'a MasterIndex,
     snap: &'a Snapshot,
-    show_progress: bool,
+    progress: &'a dyn Progress,
 }
 
 impl Fetch<'_> {
@@ -150,7 +89,7 @@ impl Fetch<'_> {
             .map(|n| snapshot_file(self.repo, self.index, self.snap, n).map_err(|e| e.to_string()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let total = nodes.iter().map(|n| n.size).sum();
-        let progress = Progress::bytes(self.show_progress, Some(total), "fetch");
+        let counter = self.progress.start("fetch", Unit::Bytes, Some(total));
         for (name, node) in names.iter().zip(&nodes) {
             let path = dir.join(name);
             let mut out = std::fs::File::create(&path)
@@ -163,9 +102,8 @@ impl Fetch<'_> {
                     node.size
                 ));
             }
-            progress.inc(n);
+            counter.inc(n);
         }
-        progress.finish();
         Ok(())
     }
 }
@@ -211,7 +149,11 @@ impl Scratch {
     }
 }
 
-fn prepare(f: &PgFacts, scratch_server: Option<&str>) -> std::result::Result<Scratch, String> {
+fn prepare(
+    f: &PgFacts,
+    scratch_server: Option<&str>,
+    scratch: &Path,
+) -> std::result::Result<Scratch, String> {
     match scratch_server {
         None => {
             let tools = PgTools::locate();
@@ -223,7 +165,7 @@ fn prepare(f: &PgFacts, scratch_server: Option<&str>) -> std::result::Result<Scr
                     f.major, f.server_version, f.major
                 ));
             }
-            ScratchCluster::start(&tools)
+            ScratchCluster::start_in(&tools, Some(scratch))
                 .map(Scratch::Cluster)
                 .map_err(|e| e.0)
         }
@@ -240,7 +182,7 @@ fn prepare(f: &PgFacts, scratch_server: Option<&str>) -> std::result::Result<Scr
             }
             let log_dir = tempfile::Builder::new()
                 .prefix("bulwark-restore-test-log-")
-                .tempdir()
+                .tempdir_in(scratch)
                 .map_err(|e| format!("cannot create a temporary directory: {e}"))?
                 .keep();
             Ok(Scratch::Server {
@@ -259,6 +201,7 @@ fn postgres_test(
     id: &Id,
     f: &PgFacts,
     opts: &RestoreTestOptions,
+    scratch: &Path,
     work: &Path,
     started: Instant,
     report: &mut RestoreTestReport,
@@ -267,7 +210,10 @@ fn postgres_test(
     let (fetched, prepared) = std::thread::scope(|s| {
         let prep = s.spawn(|| {
             let t = Instant::now();
-            (prepare(f, opts.scratch_postgres.as_deref()), t.elapsed())
+            (
+                prepare(f, opts.scratch_postgres.as_deref(), scratch),
+                t.elapsed(),
+            )
         });
         let mut names = vec![f.dump_file.as_str()];
         names.extend(f.globals_file.as_deref());
@@ -518,20 +464,6 @@ fn run_postgres_checks(
         }
     }
     report.phase("checks", t_checks.elapsed());
-}
-
-fn summarise(diffs: &[String]) -> String {
-    const SHOWN: usize = 10;
-    let mut s = diffs
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if diffs.len() > SHOWN {
-        s += &format!("; and {} more", diffs.len() - SHOWN);
-    }
-    s
 }
 
 fn sqlite_test(

@@ -1,0 +1,106 @@
+//! A dataset of the policy file as jobs: what its backup reads (paths, a command's output, a
+//! SQLite file, a PostgreSQL database with its credentials) and how its restore test runs.
+
+use std::collections::BTreeMap;
+
+use bulwark_ops::Progress;
+use bulwark_ops::backup::{BackupOptions, BackupReport, BackupSource, backup};
+use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
+use bulwark_ops::restore_test::RestoreTestOptions;
+use bulwark_policy::config::{Dataset, DatasetKind};
+use bulwark_repo::Repository;
+use bulwark_source::Patterns;
+use bulwark_source::db::postgres::{self as pg, PgBackupOptions, PgTools};
+use bulwark_source::stream::CommandStream;
+
+use crate::credentials::read_password_file;
+use crate::error::{Error, Result};
+use crate::workspace::Workspace;
+
+/// Tables up to this size get a content checksum in a PostgreSQL dataset's fingerprint.
+const CHECKSUM_MAX_BYTES: u64 = 256 << 20;
+
+/// Back `d` up into `repo`.
+pub fn backup_dataset(
+    ws: &Workspace,
+    d: &Dataset,
+    repo: &Repository,
+    progress: &dyn Progress,
+) -> Result<BackupReport> {
+    let fail = |e: bulwark_ops::Error| Error::repository(&d.repository, e);
+    let dataset = Some(d.name.clone());
+    let report = match d.kind {
+        DatasetKind::Files | DatasetKind::Command => {
+            let source = if d.kind == DatasetKind::Files {
+                BackupSource::Paths(d.paths.iter().map(|p| ws.resolve(p)).collect())
+            } else {
+                let stream = CommandStream::spawn(&d.command)
+                    .map_err(|e| fail(bulwark_ops::Error::source(e)))?;
+                BackupSource::Stream {
+                    name: format!("{}.out", d.name),
+                    reader: Box::new(stream),
+                }
+            };
+            let excludes = Patterns::new(&d.exclude)
+                .map_err(|e| Error::Invalid(format!("datasets.{}.exclude: {e}", d.name)))?;
+            backup(
+                repo,
+                BackupOptions {
+                    source,
+                    excludes,
+                    tags: Vec::new(),
+                    host: None,
+                    time: None,
+                    parent: None,
+                    dataset,
+                    meta: BTreeMap::new(),
+                },
+                progress,
+            )
+            .map_err(fail)?
+        }
+        DatasetKind::Sqlite | DatasetKind::Postgres => {
+            let source = d.source.clone().unwrap_or_default();
+            let source = if d.kind == DatasetKind::Sqlite {
+                DbSource::Sqlite(ws.resolve(&source))
+            } else {
+                let dsn = match &d.password_file {
+                    Some(f) => pg::with_password(&source, &read_password_file(&ws.resolve(f))?),
+                    None => source,
+                };
+                DbSource::Postgres(PgBackupOptions {
+                    dsn,
+                    checksum_max_bytes: CHECKSUM_MAX_BYTES,
+                    globals: true,
+                    tools: PgTools::locate(),
+                })
+            };
+            backup_database(
+                repo,
+                DbBackupOptions {
+                    source,
+                    tags: Vec::new(),
+                    host: None,
+                    time: None,
+                    dataset,
+                },
+                progress,
+            )
+            .map_err(fail)?
+            .backup
+        }
+    };
+    Ok(report)
+}
+
+/// The restore test the policy file asks for `d`: its latest snapshot, its assertions, its
+/// scratch location and budget.
+pub fn restore_test_options(ws: &Workspace, d: &Dataset) -> RestoreTestOptions {
+    RestoreTestOptions {
+        dataset: Some(d.name.clone()),
+        check_sql: d.restore_test.checks.clone(),
+        scratch_dir: d.restore_test.scratch.as_deref().map(|s| ws.resolve(s)),
+        max_bytes: d.restore_test.max_bytes,
+        ..RestoreTestOptions::new("latest")
+    }
+}

@@ -1,0 +1,882 @@
+//! `run`: carry out what the policy file asks, and record every step in the ledger.
+//!
+//! Per dataset, when due (or when asked for by name or with everything): back up into its
+//! repository; copy to each off-site replica (also whenever a replica lacks some of the dataset's
+//! snapshots, so a replica that was down catches up on the next tick); apply retention after a
+//! backup; run a restore test when one is due (every run re-tests after a failure until one
+//! passes, which closes the remediation item the failure opened). Then, per repository used:
+//! prune when its own interval has passed or forget removed something; and, when the run did any
+//! work, store a copy of the ledger in it and its replicas.
+//!
+//! One dataset's failure never stops the others. Every failed step is told to the channels that
+//! hear it. A run that finds nothing due does nothing but record that it looked: one `run` event.
+//! The decisions are `bulwark_policy::due`'s, over facts read here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bulwark_ledger::{EventFilter, EventKind, Ledger, NewEvent};
+use bulwark_ops::Progress;
+use bulwark_ops::copy::copy;
+use bulwark_ops::forget::{ForgetOptions, forget};
+use bulwark_ops::prune::{PruneOptions, prune};
+use bulwark_ops::restore_test::restore_test;
+use bulwark_policy::GroupBy;
+use bulwark_policy::config::{Dataset, NotifyEvent};
+use bulwark_policy::due::{self, Due, LastTest};
+use bulwark_repo::Repository;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::dataset::{backup_dataset, restore_test_options};
+use crate::error::{Error, FailureKind, Result};
+use crate::events::{
+    BackupDetails, ConfigChangeDetails, CopyDetails, Details, DueWork, ForgetDetails,
+    LedgerCopyDetails, PruneDetails, RestoreTestDetails, RunDetails,
+};
+use crate::ledger_copy;
+use crate::notify::{self, Notice};
+use crate::workspace::Workspace;
+
+/// Which datasets a run covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every dataset, every step.
+    All,
+    /// Only what the schedules and intervals say is due.
+    Due,
+    /// These datasets, every step (a restore test runs for each).
+    Named(Vec<String>),
+}
+
+impl Selection {
+    fn describe(&self) -> String {
+        match self {
+            Selection::All => "all".into(),
+            Selection::Due => "due".into(),
+            Selection::Named(n) => n.join(","),
+        }
+    }
+}
+
+pub struct RunRequest<'a> {
+    pub selection: Selection,
+    pub now: DateTime<Utc>,
+    pub progress: &'a dyn Progress,
+}
+
+/// One step of a run, as recorded.
+#[derive(Serialize, Debug, Clone)]
+pub struct Step {
+    /// `backup`, `copy to NAME`, `forget`, `restore test`, `prune`, `ledger copy`, `open NAME`.
+    pub step: String,
+    pub repository: Option<String>,
+    pub ok: bool,
+    pub summary: String,
+    pub duration_s: f64,
+    /// What kind of failure, for failed steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// The ledger event that records the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+}
+
+#[derive(Serialize, Debug, Default)]
+pub struct DatasetRun {
+    pub dataset: String,
+    pub ok: bool,
+    /// Why it ran.
+    pub due: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Serialize, Debug, Default)]
+pub struct RunReport {
+    pub ok: bool,
+    /// Nothing was due: the run only looked.
+    pub nothing_due: bool,
+    pub datasets: Vec<DatasetRun>,
+    /// Repository-wide maintenance and the ledger's copies.
+    pub maintenance: Vec<Step>,
+    /// When the next piece of work falls due.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+impl RunReport {
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.datasets
+            .iter()
+            .flat_map(|d| d.steps.iter())
+            .chain(self.maintenance.iter())
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Step> {
+        self.steps().filter(|s| !s.ok)
+    }
+}
+
+/// A step's outcome before it is recorded.
+struct Outcome {
+    summary: String,
+    details: serde_json::Value,
+    failure: Option<FailureKind>,
+}
+
+impl Outcome {
+    fn ok(summary: impl Into<String>, details: &impl Details) -> Outcome {
+        Outcome {
+            summary: summary.into(),
+            details: serde_json::to_value(details).expect("details serialise"),
+            failure: None,
+        }
+    }
+
+    fn failed<D: Details + Default>(e: &Error, with: impl FnOnce(&mut D, String)) -> Outcome {
+        let mut d = D::default();
+        with(&mut d, e.to_string());
+        Outcome {
+            summary: e.to_string(),
+            details: serde_json::to_value(&d).expect("details serialise"),
+            failure: Some(e.kind()),
+        }
+    }
+}
+
+/// What one dataset has to do in this run.
+struct Plan<'a> {
+    dataset: &'a Dataset,
+    primary: Result<Arc<Repository>>,
+    backup: Option<String>,
+    test: Option<String>,
+    copies: Vec<(String, String)>,
+    next: Option<DateTime<Utc>>,
+}
+
+struct Runner<'a> {
+    ws: &'a Workspace,
+    req: &'a RunRequest<'a>,
+    due: Vec<DueWork>,
+}
+
+pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
+    if let Selection::Named(names) = &req.selection {
+        for n in names {
+            ws.dataset(n)?;
+        }
+    }
+    ledger_copy::refuse_lost_ledger(ws)?;
+    record_config_change(ws)?;
+    let mut runner = Runner {
+        ws,
+        req,
+        due: Vec::new(),
+    };
+    let plans = runner.plan()?;
+    let mut report = RunReport::default();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut forgot: BTreeSet<String> = BTreeSet::new();
+    let mut next = plans.iter().filter_map(|p| p.next).min();
+    for plan in plans {
+        let working = plan.backup.is_some() || plan.test.is_some() || !plan.copies.is_empty();
+        if !working && plan.primary.is_ok() {
+            continue;
+        }
+        let mut run = DatasetRun {
+            dataset: plan.dataset.name.clone(),
+            due: plan
+                .backup
+                .iter()
+                .chain(plan.test.iter())
+                .cloned()
+                .chain(plan.copies.iter().map(|(_, why)| why.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        if runner.dataset(&plan, &mut run, &mut forgot)? {
+            used.insert(plan.dataset.repository.clone());
+        }
+        run.ok = run.steps.iter().all(|s| s.ok);
+        report.datasets.push(run);
+    }
+    for name in runner.repositories_to_prune(&used, &forgot)? {
+        if let Some(step) = runner.prune(&name.0, &name.1)? {
+            report.maintenance.push(step);
+        }
+        used.insert(name.0);
+    }
+    let worked = report.steps().next().is_some();
+    if worked {
+        for name in &used {
+            report.maintenance.push(runner.copy_ledger(name)?);
+        }
+    }
+    // What falls due next, for a scheduler: the earliest of the datasets' and the prunes'.
+    for r in ws
+        .config()
+        .repositories
+        .values()
+        .filter(|r| r.replica_of.is_none())
+    {
+        let last = last_prune(ws.ledger().as_ref(), &r.name)?;
+        let at = due::prune(r.prune_every, last, false, req.now).when(req.now);
+        next = next.into_iter().chain(at.filter(|t| *t > req.now)).min();
+    }
+    report.next_due = next;
+    report.nothing_due = !worked;
+    let ok = report.steps().all(|s| s.ok);
+    report.ok = ok;
+    let steps = report.steps().count();
+    let failed = report.failures().count();
+    let details = RunDetails {
+        selection: req.selection.describe(),
+        due: runner.due,
+        steps,
+        failed_steps: failed,
+        next_due: report.next_due,
+    };
+    let summary = if !worked {
+        "nothing due".to_string()
+    } else if failed == 0 {
+        format!("{steps} steps done")
+    } else {
+        format!("{steps} steps, {failed} failed")
+    };
+    ws.ledger().append(
+        details
+            .event(summary)
+            .config_hash(ws.config_hash())
+            .timed(req.now, Utc::now())
+            .ok(report.ok),
+    )?;
+    Ok(report)
+}
+
+/// A changed policy file is itself an event: the ledger says which configuration each run kept.
+fn record_config_change(ws: &Workspace) -> Result<()> {
+    let mut ledger = ws.ledger();
+    let last = ledger.last(&EventKind::ConfigChange, None, true)?;
+    let hash = ws.config_hash();
+    if last.as_ref().and_then(|e| e.config_hash.as_deref()) != Some(hash) {
+        let details = ConfigChangeDetails {
+            path: ws.path().display().to_string(),
+            hash: hash.to_string(),
+        };
+        ledger.append(
+            details
+                .event(format!(
+                    "policy file {} is now {}",
+                    ws.path().display(),
+                    &hash[..12]
+                ))
+                .config_hash(hash),
+        )?;
+    }
+    Ok(())
+}
+
+fn last_prune(ledger: &dyn Ledger, repository: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(ledger
+        .events(
+            &EventFilter::all()
+                .kind(EventKind::Prune)
+                .repository(repository)
+                .ok(true)
+                .newest_first()
+                .limit(1),
+        )?
+        .pop()
+        .map(|e| e.finished))
+}
+
+/// The newest snapshot time of `dataset` in `repo`, and every snapshot id of it.
+fn newest_snapshot(
+    repo: &Repository,
+    dataset: &str,
+) -> bulwark_repo::Result<(Option<DateTime<Utc>>, Vec<String>)> {
+    let (snaps, _) = repo.load_snapshots()?;
+    let mine: Vec<_> = snaps
+        .iter()
+        .filter(|(_, s)| s.dataset.as_deref() == Some(dataset))
+        .collect();
+    Ok((
+        mine.iter().map(|(_, s)| s.time.to_utc()).max(),
+        mine.iter().map(|(id, _)| id.to_hex()).collect(),
+    ))
+}
+
+impl<'a> Runner<'a> {
+    fn selected(&self) -> Vec<&'a Dataset> {
+        self.ws
+            .config()
+            .datasets
+            .values()
+            .filter(|d| match &self.req.selection {
+                Selection::All | Selection::Due => true,
+                Selection::Named(names) => names.contains(&d.name),
+            })
+            .collect()
+    }
+
+    /// Decide, per dataset, what is due and why.
+    fn plan(&mut self) -> Result<Vec<Plan<'a>>> {
+        let now = self.req.now;
+        let mut plans = Vec::new();
+        for d in self.selected() {
+            let primary = self.ws.repository(&d.repository);
+            let (newest, ids) = match &primary {
+                Ok(repo) => newest_snapshot(repo, &d.name)
+                    .map_err(|e| Error::repository(&d.repository, e))?,
+                Err(_) => (None, Vec::new()),
+            };
+            let last_test = self
+                .ws
+                .ledger()
+                .last(&EventKind::RestoreTest, Some(&d.name), false)?
+                .map(|e| LastTest {
+                    finished: e.finished,
+                    passed: e.ok,
+                });
+            let (backup, test) = match &self.req.selection {
+                Selection::Due => (
+                    due::backup(&d.schedule, newest, now),
+                    due::restore_test(d.restore_test.every, last_test, now),
+                ),
+                Selection::All => (
+                    Due::now("every dataset was asked for"),
+                    due::restore_test(d.restore_test.every, last_test, now),
+                ),
+                Selection::Named(_) => (
+                    Due::now("named on the command line"),
+                    Due::now("named on the command line"),
+                ),
+            };
+            let mut copies = Vec::new();
+            if backup.is_now() || test.is_now() || self.req.selection != Selection::Due {
+                // Copies follow whatever the dataset does.
+            } else if let Ok(repo) = &primary {
+                for r in self.ws.config().replicas_of(&d.repository) {
+                    let Ok(replica) = self.ws.repository(&r.name) else {
+                        copies.push((
+                            r.name.clone(),
+                            format!("replica '{}' could not be opened", r.name),
+                        ));
+                        continue;
+                    };
+                    if !replica.shares_key_with(repo) {
+                        continue;
+                    }
+                    let there: BTreeSet<String> = replica
+                        .snapshot_ids()
+                        .map(|v| v.iter().map(|i| i.to_hex()).collect())
+                        .unwrap_or_default();
+                    let lacking = ids.iter().filter(|i| !there.contains(*i)).count();
+                    if lacking > 0 {
+                        copies.push((
+                            r.name.clone(),
+                            format!("replica '{}' lacks {lacking} snapshots", r.name),
+                        ));
+                    }
+                }
+            }
+            let next = [&backup, &test]
+                .iter()
+                .filter_map(|d| d.when(now))
+                .filter(|t| *t > now)
+                .min();
+            let reason = |d: &Due| match d {
+                Due::Now { reason } => Some(reason.clone()),
+                _ => None,
+            };
+            let (backup, test) = (reason(&backup), reason(&test));
+            for (work, why) in [("backup", &backup), ("restore_test", &test)] {
+                if let Some(why) = why {
+                    self.due.push(DueWork {
+                        dataset: Some(d.name.clone()),
+                        repository: Some(d.repository.clone()),
+                        work: work.into(),
+                        reason: why.clone(),
+                    });
+                }
+            }
+            for (replica, why) in &copies {
+                self.due.push(DueWork {
+                    dataset: Some(d.name.clone()),
+                    repository: Some(replica.clone()),
+                    work: "copy".into(),
+                    reason: why.clone(),
+                });
+            }
+            plans.push(Plan {
+                dataset: d,
+                primary,
+                backup,
+                test,
+                copies,
+                next,
+            });
+        }
+        Ok(plans)
+    }
+
+    /// Record a step as a ledger event and as a step of the report; tell who hears a failure.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        kind: EventKind,
+        step: &str,
+        dataset: Option<&str>,
+        repository: &str,
+        started: (DateTime<Utc>, Instant),
+        outcome: Outcome,
+        failed_event: Option<NotifyEvent>,
+    ) -> Result<Step> {
+        let ok = outcome.failure.is_none();
+        let mut e = NewEvent::new(kind, outcome.summary.clone())
+            .config_hash(self.ws.config_hash())
+            .timed(started.0, Utc::now())
+            .ok(ok)
+            .details(outcome.details)
+            .repository(repository);
+        if let Some(d) = dataset {
+            e = e.dataset(d);
+        }
+        let event = self.ws.ledger().append(e)?;
+        if let (false, Some(what)) = (ok, failed_event) {
+            self.tell(
+                what,
+                dataset,
+                Some(repository),
+                &format!("{step} failed: {}", outcome.summary),
+            );
+        }
+        Ok(Step {
+            step: step.to_string(),
+            repository: Some(repository.to_string()),
+            ok,
+            summary: outcome.summary,
+            duration_s: started.1.elapsed().as_secs_f64(),
+            failure: outcome.failure,
+            event: Some(event.id),
+        })
+    }
+
+    fn tell(
+        &self,
+        event: NotifyEvent,
+        dataset: Option<&str>,
+        repository: Option<&str>,
+        what: &str,
+    ) {
+        let subject = dataset.map_or_else(String::new, |d| format!(" {d}:"));
+        notify::send(
+            self.ws.config(),
+            &Notice {
+                event,
+                dataset: dataset.map(str::to_string),
+                repository: repository.map(str::to_string),
+                message: format!("bulwark:{subject} {what}"),
+                at: Utc::now(),
+            },
+        );
+    }
+
+    fn start() -> (DateTime<Utc>, Instant) {
+        (Utc::now(), Instant::now())
+    }
+
+    /// Run one dataset's steps; whether it used its primary repository.
+    fn dataset(
+        &self,
+        plan: &Plan,
+        run: &mut DatasetRun,
+        forgot: &mut BTreeSet<String>,
+    ) -> Result<bool> {
+        let d = plan.dataset;
+        let name = d.name.as_str();
+        let primary = match &plan.primary {
+            Ok(p) => p.clone(),
+            Err(e) => {
+                run.steps.push(Step {
+                    step: format!("open {}", d.repository),
+                    repository: Some(d.repository.clone()),
+                    ok: false,
+                    summary: e.to_string(),
+                    duration_s: 0.0,
+                    failure: Some(e.kind()),
+                    event: None,
+                });
+                self.tell(
+                    NotifyEvent::BackupFailed,
+                    Some(name),
+                    Some(&d.repository),
+                    &format!("cannot open repository: {e}"),
+                );
+                return Ok(false);
+            }
+        };
+        let progress = self.req.progress;
+        let mut backed_up = false;
+        if plan.backup.is_some() {
+            let t = Self::start();
+            let outcome = match backup_dataset(self.ws, d, &primary, progress) {
+                Ok(r) => {
+                    backed_up = true;
+                    let s = &r.summary;
+                    Outcome::ok(
+                        format!(
+                            "snapshot {}: {} files, {} added",
+                            r.snapshot_id.short(),
+                            s.total_files,
+                            bulwark_policy::human_size(s.bytes_added_stored)
+                        ),
+                        &BackupDetails {
+                            snapshot_id: Some(r.snapshot_id.to_hex()),
+                            parent: r.parent.map(|p| p.to_hex()),
+                            summary: Some(r.summary.clone()),
+                            unreadable: r.unreadable.clone(),
+                            error: None,
+                        },
+                    )
+                }
+                Err(e) => Outcome::failed::<BackupDetails>(&e, |d, m| d.error = Some(m)),
+            };
+            let step = self.record(
+                EventKind::Backup,
+                "backup",
+                Some(name),
+                &d.repository,
+                t,
+                outcome,
+                Some(NotifyEvent::BackupFailed),
+            )?;
+            let failed = !step.ok;
+            run.steps.push(step);
+            if failed {
+                return Ok(true);
+            }
+        }
+        // Off-site copies.
+        let copy_all = backed_up || plan.test.is_some() || self.req.selection != Selection::Due;
+        let ids = if copy_all || !plan.copies.is_empty() {
+            newest_snapshot(&primary, name)
+                .map_err(|e| Error::repository(&d.repository, e))?
+                .1
+        } else {
+            Vec::new()
+        };
+        for r in self.ws.config().replicas_of(&d.repository) {
+            if !copy_all && !plan.copies.iter().any(|(n, _)| n == &r.name) {
+                continue;
+            }
+            let t = Self::start();
+            let outcome = match self.ws.repository(&r.name).and_then(|replica| {
+                copy(&primary, &replica, &ids, progress).map_err(|e| Error::repository(&r.name, e))
+            }) {
+                Ok(c) => Outcome::ok(
+                    format!(
+                        "{} snapshots, {} packs copied",
+                        c.snapshots_copied.len(),
+                        c.packs_copied
+                    ),
+                    &CopyDetails {
+                        report: c,
+                        error: None,
+                    },
+                ),
+                Err(e) => Outcome::failed::<CopyDetails>(&e, |d, m| d.error = Some(m)),
+            };
+            run.steps.push(self.record(
+                EventKind::Copy,
+                &format!("copy to {}", r.name),
+                Some(name),
+                &r.name,
+                t,
+                outcome,
+                Some(NotifyEvent::CopyFailed),
+            )?);
+        }
+        // Retention, after new history arrived.
+        if backed_up {
+            let t = Self::start();
+            let result = forget(
+                &primary,
+                &ForgetOptions {
+                    rules: d.retention.clone(),
+                    group_by: GroupBy {
+                        host: true,
+                        paths: true,
+                        tags: false,
+                        dataset: true,
+                    },
+                    dataset: Some(name.to_string()),
+                    explicit: Vec::new(),
+                    dry_run: false,
+                    now: self.req.now,
+                },
+            )
+            .map_err(|e| Error::repository(&d.repository, e));
+            let outcome = match result {
+                Ok(r) => {
+                    if !r.removed.is_empty() {
+                        forgot.insert(d.repository.clone());
+                    }
+                    Outcome::ok(
+                        format!("kept {}, removed {}", r.kept, r.removed.len()),
+                        &ForgetDetails {
+                            kept: r.kept,
+                            removed: r.removed,
+                            error: None,
+                        },
+                    )
+                }
+                Err(e) => Outcome::failed::<ForgetDetails>(&e, |d, m| d.error = Some(m)),
+            };
+            run.steps.push(self.record(
+                EventKind::Forget,
+                "forget",
+                Some(name),
+                &d.repository,
+                t,
+                outcome,
+                Some(NotifyEvent::ForgetFailed),
+            )?);
+        }
+        if plan.test.is_some() {
+            run.steps.push(self.restore_test(d, &primary)?);
+        }
+        Ok(true)
+    }
+
+    fn restore_test(&self, d: &Dataset, primary: &Repository) -> Result<Step> {
+        let name = d.name.as_str();
+        let t = Self::start();
+        let result = restore_test(
+            primary,
+            &restore_test_options(self.ws, d),
+            self.req.progress,
+        )
+        .map_err(|e| Error::repository(&d.repository, e));
+        let outcome = match result {
+            Ok(r) if r.passed => Outcome::ok(
+                format!(
+                    "passed in {:.1}s{}",
+                    r.duration_s,
+                    r.sample.as_ref().map_or(String::new(), |s| format!(
+                        " (sampled {} of {} files)",
+                        s.files_tested, s.files_total
+                    ))
+                ),
+                &RestoreTestDetails {
+                    report: r,
+                    error: None,
+                },
+            ),
+            Ok(r) => {
+                let summary = format!("restore test failed: {}", r.failure_summary());
+                Outcome {
+                    summary: summary.clone(),
+                    details: serde_json::to_value(RestoreTestDetails {
+                        report: r,
+                        error: Some(summary),
+                    })
+                    .expect("details serialise"),
+                    failure: Some(FailureKind::Check),
+                }
+            }
+            Err(e) => Outcome::failed::<RestoreTestDetails>(&e, |d, m| d.error = Some(m)),
+        };
+        let step = self.record(
+            EventKind::RestoreTest,
+            "restore test",
+            Some(name),
+            &d.repository,
+            t,
+            outcome,
+            Some(NotifyEvent::RestoreTestFailed),
+        )?;
+        let mut ledger = self.ws.ledger();
+        let open: Vec<_> = ledger
+            .remediations(true)?
+            .into_iter()
+            .filter(|r| r.dataset == name)
+            .collect();
+        if step.ok {
+            let fixed = !open.is_empty();
+            for r in open {
+                ledger.close_remediation(&r.id, step.event.as_deref(), "a restore test passed")?;
+            }
+            drop(ledger);
+            if fixed {
+                self.tell(
+                    NotifyEvent::RestoreTestFixed,
+                    Some(name),
+                    Some(&d.repository),
+                    "a restore test passed again; the remediation item is closed",
+                );
+            }
+        } else if open.is_empty() {
+            ledger.open_remediation(name, &step.summary, step.event.as_deref())?;
+        }
+        Ok(step)
+    }
+
+    /// The primaries whose prune is due, with the reason.
+    fn repositories_to_prune(
+        &mut self,
+        used: &BTreeSet<String>,
+        forgot: &BTreeSet<String>,
+    ) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for r in self
+            .ws
+            .config()
+            .repositories
+            .values()
+            .filter(|r| r.replica_of.is_none())
+        {
+            // A repository no dataset of this run uses is pruned only on a `--due` run.
+            if !used.contains(&r.name) && self.req.selection != Selection::Due {
+                continue;
+            }
+            let last = last_prune(self.ws.ledger().as_ref(), &r.name)?;
+            if let Due::Now { reason } =
+                due::prune(r.prune_every, last, forgot.contains(&r.name), self.req.now)
+            {
+                self.due.push(DueWork {
+                    dataset: None,
+                    repository: Some(r.name.clone()),
+                    work: "prune".into(),
+                    reason: reason.clone(),
+                });
+                out.push((r.name.clone(), reason));
+            }
+        }
+        Ok(out)
+    }
+
+    fn prune(&self, name: &str, reason: &str) -> Result<Option<Step>> {
+        let t = Self::start();
+        let result = self.ws.repository(name).and_then(|repo| {
+            prune(
+                &repo,
+                &PruneOptions {
+                    max_unused: 0.05,
+                    dry_run: false,
+                },
+                self.req.progress,
+            )
+            .map_err(|e| Error::repository(name, e))
+        });
+        let outcome = match result {
+            Ok(r) => Outcome::ok(
+                format!(
+                    "deleted {} packs ({})",
+                    r.packs_deleted,
+                    bulwark_policy::human_size(r.bytes_freed)
+                ),
+                &PruneDetails {
+                    report: r,
+                    reason: Some(reason.to_string()),
+                    error: None,
+                },
+            ),
+            Err(e) => Outcome::failed::<PruneDetails>(&e, |d, m| d.error = Some(m)),
+        };
+        Ok(Some(self.record(
+            EventKind::Prune,
+            "prune",
+            None,
+            name,
+            t,
+            outcome,
+            Some(NotifyEvent::PruneFailed),
+        )?))
+    }
+
+    /// Store the ledger in `name` and its replicas, and apply the copies' retention.
+    fn copy_ledger(&self, name: &str) -> Result<Step> {
+        let t = Self::start();
+        let (jsonl, head) = {
+            let ledger = self.ws.ledger();
+            (ledger.export_jsonl()?, ledger.head()?)
+        };
+        let mut details = LedgerCopyDetails {
+            head_seq: head.seq,
+            head_id: head.id.clone(),
+            ..Default::default()
+        };
+        let stored = self.ws.repository(name).and_then(|repo| {
+            let id = ledger_copy::store(&repo, jsonl, &bulwark_ops::Silent)
+                .map_err(|e| Error::repository(name, e))?;
+            ledger_copy::apply_retention(&repo, self.req.now)
+                .map_err(|e| Error::repository(name, e))?;
+            Ok((repo, id))
+        });
+        let outcome = match stored {
+            Ok((repo, id)) => {
+                details.snapshot_id = Some(id.to_hex());
+                let mut failed = BTreeMap::new();
+                for r in self.ws.config().replicas_of(name) {
+                    let copied = self.ws.repository(&r.name).and_then(|replica| {
+                        copy(&repo, &replica, &[id.to_hex()], &bulwark_ops::Silent)
+                            .map_err(|e| Error::repository(&r.name, e))?;
+                        ledger_copy::apply_retention(&replica, self.req.now)
+                            .map_err(|e| Error::repository(&r.name, e))
+                    });
+                    match copied {
+                        Ok(_) => details.replicas.push(r.name.clone()),
+                        Err(e) => {
+                            failed.insert(r.name.clone(), e.to_string());
+                        }
+                    }
+                }
+                details.failed_replicas = failed.clone();
+                if failed.is_empty() {
+                    Outcome::ok(
+                        format!(
+                            "ledger (seq {}) stored as snapshot {}",
+                            head.seq,
+                            id.short()
+                        ),
+                        &details,
+                    )
+                } else {
+                    let summary = format!(
+                        "ledger stored as snapshot {}, but not on {}",
+                        id.short(),
+                        failed
+                            .iter()
+                            .map(|(k, v)| format!("{k} ({v})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    details.error = Some(summary.clone());
+                    Outcome {
+                        summary,
+                        details: serde_json::to_value(&details).expect("details serialise"),
+                        failure: Some(FailureKind::Other),
+                    }
+                }
+            }
+            Err(e) => {
+                details.error = Some(e.to_string());
+                Outcome {
+                    summary: e.to_string(),
+                    details: serde_json::to_value(&details).expect("details serialise"),
+                    failure: Some(e.kind()),
+                }
+            }
+        };
+        self.record(
+            EventKind::LedgerCopy,
+            "ledger copy",
+            None,
+            name,
+            t,
+            outcome,
+            Some(NotifyEvent::LedgerCopyFailed),
+        )
+    }
+}

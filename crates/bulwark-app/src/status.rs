@@ -1,0 +1,248 @@
+//! `status`: where every commitment stands. Facts come from the repositories (the ground truth
+//! for recovery points: snapshots that exist, not events that say so) and from the ledger
+//! (restore tests, remediation items); `bulwark_policy::compliance` judges them against a clock.
+//! The ledger itself is judged too: a chain that does not verify, or that disagrees with its
+//! copies in the repositories, is breached evidence.
+
+use std::collections::BTreeMap;
+
+use bulwark_ledger::{Anchor, EventKind, Ledger, Problem};
+use bulwark_policy::compliance::{
+    DatasetFacts, DatasetStatus, ReplicaFact, RestoreTestFact, Verdict, evaluate,
+};
+use bulwark_policy::config::{Config, Dataset};
+use bulwark_repo::Repository;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::events::{Details, RestoreTestDetails};
+use crate::ledger_copy::{self, CopyCheck};
+use crate::workspace::Workspace;
+
+/// Snapshot times per dataset in one repository, oldest first.
+pub type DatasetTimes = BTreeMap<String, Vec<DateTime<Utc>>>;
+
+pub fn dataset_times(repo: &Repository) -> bulwark_repo::Result<DatasetTimes> {
+    let (snaps, _) = repo.load_snapshots()?;
+    let mut out: DatasetTimes = BTreeMap::new();
+    for (_, s) in snaps {
+        if let Some(d) = s.dataset {
+            out.entry(d).or_default().push(s.time.to_utc());
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatasetReport {
+    #[serde(flatten)]
+    pub status: DatasetStatus,
+    pub facts: DatasetFacts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LedgerStatus {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub location: String,
+    pub head: Anchor,
+    /// What the chain's own verification found.
+    pub problems: Vec<Problem>,
+    /// The newest copy in each repository, compared with the live chain.
+    pub copies: Vec<CopyCheck>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub verdict: Verdict,
+    pub at: DateTime<Utc>,
+    pub datasets: BTreeMap<String, DatasetReport>,
+    pub ledger: LedgerStatus,
+    /// Repositories that could not be read, and why.
+    pub unreachable: Vec<String>,
+}
+
+/// A restore test event as the judgement needs it.
+pub fn restore_test_fact(e: &bulwark_ledger::Event) -> RestoreTestFact {
+    let duration_s = RestoreTestDetails::of(e)
+        .map(|d| d.duration_s(e))
+        .unwrap_or_else(|_| (e.finished - e.started).num_milliseconds() as f64 / 1000.0);
+    RestoreTestFact {
+        time: e.finished,
+        passed: e.ok,
+        duration_s,
+    }
+}
+
+/// The facts about `d`: `times` holds, per repository name, what [`dataset_times`] found there
+/// (absent: unreachable).
+pub fn facts(
+    config: &Config,
+    d: &Dataset,
+    times: &BTreeMap<String, DatasetTimes>,
+    ledger: &dyn Ledger,
+) -> Result<DatasetFacts> {
+    let primary = times.get(&d.repository).and_then(|t| t.get(&d.name));
+    let replicas = config
+        .replicas_of(&d.repository)
+        .map(|r| ReplicaFact {
+            repository: r.name.clone(),
+            region: r.region.clone(),
+            newest: times
+                .get(&r.name)
+                .and_then(|t| t.get(&d.name))
+                .and_then(|v| v.last().copied()),
+        })
+        .collect();
+    let last = ledger.last(&EventKind::RestoreTest, Some(&d.name), false)?;
+    let passed = ledger.last(&EventKind::RestoreTest, Some(&d.name), true)?;
+    let open = ledger
+        .remediations(true)?
+        .into_iter()
+        .filter(|r| r.dataset == d.name)
+        .count();
+    Ok(DatasetFacts {
+        last_backup: primary.and_then(|v| v.last().copied()),
+        oldest_backup: primary.and_then(|v| v.first().copied()),
+        snapshots: primary.map_or(0, Vec::len),
+        replicas,
+        last_restore_test: last.as_ref().map(restore_test_fact),
+        last_passed_restore_test: passed.as_ref().map(restore_test_fact),
+        open_remediations: open,
+    })
+}
+
+/// Judge the ledger: its own chain, and its copies.
+pub fn ledger_status(ws: &Workspace) -> Result<LedgerStatus> {
+    let (report, head) = {
+        let ledger = ws.ledger();
+        (ledger.verify()?, ledger.head()?)
+    };
+    let copies = ledger_copy::check(ws);
+    let tampered: Vec<&CopyCheck> = copies.iter().filter(|c| c.shows_tampering()).collect();
+    let (verdict, reason) = if !report.is_ok() {
+        (
+            Verdict::Breached,
+            format!("the chain does not verify: {}", report.problems[0]),
+        )
+    } else if let Some(c) = tampered.first() {
+        (
+            Verdict::Breached,
+            format!(
+                "the live ledger disagrees with its copy in '{}': {}",
+                c.repository,
+                describe(c)
+            ),
+        )
+    } else if head.seq > 0 && copies.iter().all(|c| c.agreement.is_none()) {
+        let why = if copies.iter().any(|c| c.error.is_some()) {
+            "no repository could be read to compare the ledger with its copies"
+        } else {
+            "no repository holds a copy of the ledger yet"
+        };
+        (Verdict::AtRisk, why.to_string())
+    } else if let Some(c) = copies.iter().find(|c| c.error.is_some()) {
+        (
+            Verdict::AtRisk,
+            format!(
+                "the copy in '{}' could not be checked: {}",
+                c.repository,
+                c.error.as_deref().unwrap_or_default()
+            ),
+        )
+    } else {
+        (
+            Verdict::Met,
+            format!(
+                "{} events verify, and agree with {} copies",
+                head.seq,
+                copies.iter().filter(|c| c.agreement.is_some()).count()
+            ),
+        )
+    };
+    Ok(LedgerStatus {
+        verdict,
+        reason,
+        location: ws.ledger_location().display(),
+        head,
+        problems: report.problems,
+        copies,
+    })
+}
+
+/// One line for a copy's agreement.
+pub fn describe(c: &CopyCheck) -> String {
+    use ledger_copy::Agreement::*;
+    match (&c.agreement, &c.error) {
+        (Some(Matches), _) => format!(
+            "matches (copy holds events 1 to {})",
+            c.head.as_ref().map_or(0, |h| h.seq)
+        ),
+        (
+            Some(Diverged {
+                seq,
+                live_id,
+                copy_id,
+            }),
+            _,
+        ) => format!(
+            "event {seq} differs: the copy has {}, the live ledger {}",
+            short(copy_id),
+            short(live_id)
+        ),
+        (
+            Some(Truncated {
+                live_head,
+                copy_head,
+            }),
+            _,
+        ) => format!(
+            "the live ledger ends at event {live_head}, the copy holds {copy_head}: events were removed"
+        ),
+        (Some(CopyInvalid { reason }), _) => format!("the copy does not verify: {reason}"),
+        (None, Some(e)) => format!("not checked: {e}"),
+        (None, None) => "no copy".into(),
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
+    let config = ws.config();
+    let mut times = BTreeMap::new();
+    let mut unreachable = Vec::new();
+    for name in config.repositories.keys() {
+        match ws
+            .repository(name)
+            .and_then(|r| dataset_times(&r).map_err(|e| crate::Error::repository(name, e)))
+        {
+            Ok(t) => {
+                times.insert(name.clone(), t);
+            }
+            Err(e) => unreachable.push(e.to_string()),
+        }
+    }
+    let mut datasets = BTreeMap::new();
+    let mut verdict = Verdict::Met;
+    for d in config.datasets.values() {
+        let facts = facts(config, d, &times, ws.ledger().as_ref())?;
+        let status = evaluate(config, d, &facts, now);
+        verdict = verdict.max(status.verdict);
+        datasets.insert(d.name.clone(), DatasetReport { status, facts });
+    }
+    let ledger = ledger_status(ws)?;
+    verdict = verdict.max(ledger.verdict);
+    Ok(StatusReport {
+        verdict,
+        at: now,
+        datasets,
+        ledger,
+        unreachable,
+    })
+}

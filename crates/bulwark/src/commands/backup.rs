@@ -1,0 +1,269 @@
+//! `bulwark backup`: files and directories, standard input or a command's output as one file,
+//! or a database (`--postgres`, `--sqlite`) with its fingerprint.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use bulwark_ops::backup::{BackupOptions, BackupSource, backup};
+use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
+use bulwark_source::Patterns;
+use bulwark_source::db::DbMeta;
+use bulwark_source::db::postgres::{PgBackupOptions, PgTools};
+use bulwark_source::stream::CommandStream;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{emit, human_bytes, open, parse_time, progress};
+use crate::CliResult;
+use crate::cli::Global;
+use crate::failure::{Failure, PARTIAL};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files and directories to back up
+    pub paths: Vec<PathBuf>,
+    /// Exclude paths matching a glob (a pattern without '/' matches names)
+    #[arg(long, short = 'e')]
+    pub exclude: Vec<String>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Host name to record (default: this host's)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Snapshot time (RFC 3339), for importing history
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Parent snapshot for change detection (default: latest of the same host and paths)
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Dataset name to record with the snapshot
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Back up standard input as a file with this name
+    #[arg(long)]
+    pub stdin_name: Option<String>,
+    /// With --stdin-name: back up the output of the command after `--` instead of stdin
+    #[arg(long, requires = "stdin_name")]
+    pub stdin_from_command: bool,
+    /// The command for --stdin-from-command
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// Database sources.
+#[derive(clap::Args, Clone, Default)]
+pub struct DbArgs {
+    /// Back up a PostgreSQL database (postgres://USER@HOST/DB or key=value): a consistent pg_dump,
+    /// its roles, and every table's row count and checksum taken in the dump's snapshot
+    #[arg(long, value_name = "DSN", conflicts_with_all = ["sqlite", "stdin_name"])]
+    pub postgres: Option<String>,
+    /// Back up a live SQLite database file: a consistent online copy, fingerprinted
+    #[arg(long, value_name = "PATH", conflicts_with = "stdin_name")]
+    pub sqlite: Option<PathBuf>,
+    /// Checksum the rows of tables up to this size; larger ones get exact row counts only
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub db_checksum_max_mib: u64,
+    /// With --postgres: leave out the roles and tablespaces (pg_dumpall --globals-only)
+    #[arg(long, requires = "postgres")]
+    pub no_globals: bool,
+}
+
+#[derive(Serialize)]
+struct BackupJson<'a> {
+    snapshot_id: String,
+    parent: Option<String>,
+    #[serde(flatten)]
+    summary: &'a bulwark_repo::Summary,
+    unreadable: &'a [String],
+}
+
+pub fn run(g: &Global, a: Args) -> CliResult<i32> {
+    if a.db.postgres.is_some() || a.db.sqlite.is_some() {
+        return database(g, a);
+    }
+    let source = match &a.stdin_name {
+        Some(name) => {
+            if !a.paths.is_empty() {
+                return Err(Failure::usage(
+                    "paths and --stdin-name exclude each other",
+                    "back up one or the other",
+                ));
+            }
+            let reader: Box<dyn Read + Send> = if a.stdin_from_command {
+                Box::new(CommandStream::spawn(&a.command).map_err(|e| {
+                    Failure::new(
+                        1,
+                        e.to_string(),
+                        Some("give the command after `--`, e.g. -- pg_dump mydb"),
+                    )
+                })?)
+            } else {
+                Box::new(std::io::stdin())
+            };
+            BackupSource::Stream {
+                name: name.clone(),
+                reader,
+            }
+        }
+        None if a.paths.is_empty() => {
+            return Err(Failure::usage(
+                "nothing to back up",
+                "give paths, or --stdin-name NAME to read stdin",
+            ));
+        }
+        None => BackupSource::Paths(a.paths.clone()),
+    };
+    let time = parse_time(a.time.as_deref())?;
+    let excludes = Patterns::new(&a.exclude)
+        .map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let repo = open(g)?;
+    let report = backup(
+        &repo,
+        BackupOptions {
+            source,
+            excludes,
+            tags: a.tag,
+            host: a.host,
+            time,
+            parent: a.parent,
+            dataset: a.dataset,
+            meta: BTreeMap::new(),
+        },
+        progress(g),
+    )?;
+    let s = &report.summary;
+    emit(
+        g,
+        &BackupJson {
+            snapshot_id: report.snapshot_id.to_hex(),
+            parent: report.parent.map(|p| p.to_hex()),
+            summary: s,
+            unreadable: &report.unreadable,
+        },
+        || {
+            format!(
+                "snapshot {} saved\nfiles: {} new, {} changed, {} unmodified\nadded: {} ({} stored) in {:.1}s",
+                report.snapshot_id.short(),
+                s.files_new,
+                s.files_changed,
+                s.files_unmodified,
+                human_bytes(s.bytes_added),
+                human_bytes(s.bytes_added_stored),
+                s.duration_s
+            )
+        },
+    );
+    if report.unreadable.is_empty() {
+        Ok(0)
+    } else {
+        for u in &report.unreadable {
+            eprintln!("unreadable: {u}");
+        }
+        eprintln!(
+            "warning: {} items could not be read; the snapshot holds everything else",
+            report.unreadable.len()
+        );
+        Ok(PARTIAL)
+    }
+}
+
+fn database(g: &Global, a: Args) -> CliResult<i32> {
+    let db = &a.db;
+    if !a.paths.is_empty() {
+        return Err(Failure::usage(
+            "paths and --postgres/--sqlite exclude each other",
+            "back up files and databases in separate snapshots",
+        ));
+    }
+    if !a.exclude.is_empty() {
+        return Err(Failure::usage(
+            "--exclude does not apply to database backups",
+            "leave it out",
+        ));
+    }
+    let time = parse_time(a.time.as_deref())?;
+    let source = match (&db.postgres, &db.sqlite) {
+        (Some(dsn), _) => DbSource::Postgres(PgBackupOptions {
+            dsn: dsn.clone(),
+            checksum_max_bytes: db.db_checksum_max_mib.saturating_mul(1 << 20),
+            globals: !db.no_globals,
+            tools: PgTools::locate(),
+        }),
+        (None, Some(path)) => DbSource::Sqlite(path.clone()),
+        (None, None) => unreachable!("database() runs only with --postgres or --sqlite"),
+    };
+    let repo = open(g)?;
+    let report = backup_database(
+        &repo,
+        DbBackupOptions {
+            source,
+            tags: a.tag,
+            host: a.host,
+            time,
+            dataset: a.dataset,
+        },
+        progress(g),
+    )?;
+    let b = &report.backup;
+    let s = &b.summary;
+    let tables = report.meta.tables();
+    let rows: u64 = tables.values().map(|t| t.rows).sum();
+    let mut facts = json!({ "kind": report.meta.kind(), "tables": tables.len(), "rows": rows });
+    let text_facts = match &report.meta {
+        DbMeta::Postgres(f) => {
+            facts["database"] = json!(f.database);
+            facts["server_version"] = json!(f.server_version);
+            facts["database_size"] = json!(f.database_size);
+            facts["large_objects"] = json!(f.large_objects.rows);
+            facts["globals"] = json!(f.globals_file.is_some());
+            facts["globals_note"] = json!(f.globals_note);
+            let mut t = format!(
+                "PostgreSQL {} database {}: {} tables, {rows} rows, {} large objects",
+                f.server_version,
+                f.database,
+                tables.len(),
+                f.large_objects.rows
+            );
+            if let Some(n) = &f.globals_note {
+                t += &format!("\nglobals: {n}");
+            }
+            t
+        }
+        DbMeta::Sqlite(f) => {
+            facts["source"] = json!(f.source);
+            facts["bytes"] = json!(f.bytes);
+            facts["quick_check"] = json!(f.quick_check);
+            format!(
+                "SQLite database {}: {} tables, {rows} rows",
+                f.source,
+                tables.len()
+            )
+        }
+    };
+    // The shape of `backup --json` for files, plus what was learnt about the database.
+    let mut doc =
+        json!({ "snapshot_id": b.snapshot_id.to_hex(), "parent": b.parent.map(|p| p.to_hex()) });
+    if let (Some(d), serde_json::Value::Object(sum)) = (
+        doc.as_object_mut(),
+        serde_json::to_value(s).expect("summary"),
+    ) {
+        d.extend(sum);
+        d.insert("unreadable".into(), json!([]));
+        d.insert("database".into(), facts);
+    }
+    emit(g, &doc, || {
+        format!(
+            "snapshot {} saved\n{text_facts}\ndump: {} read, {} added ({} stored) in {:.1}s",
+            b.snapshot_id.short(),
+            s.total_bytes,
+            s.bytes_added,
+            s.bytes_added_stored,
+            s.duration_s
+        )
+    });
+    Ok(0)
+}

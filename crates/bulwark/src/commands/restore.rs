@@ -1,0 +1,154 @@
+//! `bulwark restore`: a snapshot, or a path inside one, into a directory (optionally re-read and
+//! verified); or a database snapshot into a PostgreSQL database or a new SQLite file, verified
+//! against its fingerprint.
+
+use std::path::PathBuf;
+
+use bulwark_ops::database::{DbTarget, restore_database};
+use bulwark_ops::restore::{RestoreOptions, restore};
+use bulwark_source::Patterns;
+
+use super::{emit, human_bytes, open, progress};
+use crate::CliResult;
+use crate::cli::Global;
+use crate::failure::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshot id (8+ hex digits), `latest`, or ID:PATH
+    pub snapshot: String,
+    /// Directory to restore into
+    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target"])]
+    pub target: Option<PathBuf>,
+    /// Restore only paths matching a glob (repeatable)
+    #[arg(long, short = 'i')]
+    pub include: Vec<String>,
+    /// Re-read every restored file and compare it with the snapshot
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// Database targets.
+#[derive(clap::Args, Clone, Default)]
+pub struct DbArgs {
+    /// Restore a PostgreSQL snapshot into this database (created if missing; it must hold no tables)
+    #[arg(long, value_name = "DSN", conflicts_with_all = ["target", "sqlite_target"])]
+    pub postgres_target: Option<String>,
+    /// Restore a SQLite snapshot to this new file
+    #[arg(long, value_name = "PATH", conflicts_with = "target")]
+    pub sqlite_target: Option<PathBuf>,
+    /// With `latest`: the latest snapshot of this dataset
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Create the roles the dump needs and the target lacks (from the backup's globals.sql, else NOLOGIN)
+    #[arg(long, requires = "postgres_target")]
+    pub create_roles: bool,
+}
+
+pub fn run(g: &Global, a: Args) -> CliResult<i32> {
+    let db = &a.db;
+    if db.postgres_target.is_some() || db.sqlite_target.is_some() || db.dataset.is_some() {
+        return database(g, a);
+    }
+    let include = Patterns::new(&a.include)
+        .map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let target = a
+        .target
+        .clone()
+        .ok_or_else(|| Failure::usage("no --target given", "name a directory to restore into"))?;
+    let repo = open(g)?;
+    let opts = RestoreOptions {
+        target: target.clone(),
+        include,
+        verify: a.verify,
+    };
+    let report = restore(&repo, &a.snapshot, &opts, progress(g))?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    emit(g, &report, || {
+        let mut t = format!(
+            "restored {} files, {} directories, {} links ({}) to {}",
+            report.files,
+            report.dirs,
+            report.links,
+            human_bytes(report.bytes),
+            target.display()
+        );
+        if a.verify && report.verified {
+            t += &format!(
+                "\nverified {} files: all match the snapshot",
+                report.files_verified
+            );
+        }
+        t
+    });
+    if !report.errors.is_empty() {
+        return Err(Failure::new(
+            1,
+            format!("{} files were not restored intact", report.errors.len()),
+            Some("run `bulwark check --read-data` to find damaged packs"),
+        ));
+    }
+    Ok(0)
+}
+
+fn database(g: &Global, a: Args) -> CliResult<i32> {
+    let db = &a.db;
+    let target = match (&db.postgres_target, &db.sqlite_target) {
+        (Some(dsn), _) => DbTarget::Postgres {
+            dsn: dsn.clone(),
+            create_roles: db.create_roles,
+        },
+        (None, Some(path)) => DbTarget::Sqlite { path: path.clone() },
+        (None, None) => {
+            return Err(Failure::usage(
+                "--dataset selects database snapshots: give --postgres-target or --sqlite-target",
+                "to restore files, name the snapshot by id with --target",
+            ));
+        }
+    };
+    if !a.include.is_empty() {
+        return Err(Failure::usage(
+            "--include does not apply to database restores",
+            "leave it out",
+        ));
+    }
+    let repo = open(g)?;
+    let report = restore_database(&repo, &a.snapshot, db.dataset.as_deref(), &target)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    emit(g, &report, || {
+        let mut t = format!(
+            "restored snapshot {} ({}) into {} in {:.1}s",
+            &report.snapshot_id[..8],
+            report.kind,
+            report.target,
+            report.duration_s
+        );
+        if report.verified {
+            t += "\nverified: every table's row count and checksum match the backup";
+        }
+        t
+    });
+    if !report.verified {
+        for d in &report.differences {
+            eprintln!("differs: {d}");
+        }
+        return Err(Failure::new(
+            1,
+            format!(
+                "the restored database differs from the backup in {} places",
+                report.differences.len()
+            ),
+            Some("run `bulwark restore-test` on the snapshot; the target was left as restored"),
+        ));
+    }
+    Ok(0)
+}
