@@ -36,11 +36,6 @@ impl Failure {
         Failure::new(USAGE, message, Some(hint))
     }
 
-    pub fn with_hint(mut self, hint: &str) -> Failure {
-        self.hint = Some(hint.to_string());
-        self
-    }
-
     pub fn print(&self, json: bool) {
         let line = match &self.hint {
             Some(h) => format!("error: {} (hint: {h})", self.message),

@@ -868,3 +868,21 @@ fn a_reader_that_stops_early_is_not_an_error_and_a_full_disk_is() {
         out.describe()
     );
 }
+
+#[test]
+fn endless_or_huge_secret_files_are_refused_at_once() {
+    let repo = Repo::init(&[]);
+    for flag in ["--password-file", "--key-file"] {
+        let mut c = bulwark();
+        c.args(["snapshots", "-r"])
+            .arg(&repo.path)
+            .args([flag, "/dev/zero"]);
+        let out = run(&mut c);
+        out.assert_code(1).assert_one_error_line();
+        assert!(
+            out.stderr.contains("not a password or key file"),
+            "{}",
+            out.describe()
+        );
+    }
+}

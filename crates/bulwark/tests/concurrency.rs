@@ -113,7 +113,19 @@ fn an_exclusive_lock_turns_a_backup_away_with_exit_11() {
     let guard = lib.lock(LockKind::Shared).unwrap();
     repo.backup(&[&src], &[]);
     repo.run(&["repair", "index"]).assert_code(11);
+    // Key slots change only while nobody else has the repository open.
+    let slot = {
+        let mut c = repo.cmd(&["key", "add", "--json"]);
+        let file = work.path().join("second-pass");
+        fs::write(&file, "second passphrase").unwrap();
+        c.env("BULWARK_NEW_PASSWORD_FILE", &file);
+        let out = run(&mut c);
+        out.assert_ok();
+        out.json()["id"].as_str().unwrap().to_string()
+    };
+    repo.run(&["key", "remove", &slot]).assert_code(11);
     drop(guard);
+    repo.run(&["key", "remove", &slot]).assert_ok();
     repo.run(&["repair", "index"]).assert_ok();
     assert_eq!(repo.snapshots().len(), 2);
     repo.assert_clean();

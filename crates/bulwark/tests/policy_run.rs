@@ -598,3 +598,86 @@ command = ["sh", "-c", "env > {}"]
     assert!(!text.contains(&repo.password), "{text}");
     assert!(!text.contains("BULWARK_"), "{text}");
 }
+
+#[test]
+fn a_missing_replica_is_named_as_itself() {
+    let s = bare_site("");
+    std::fs::create_dir(s.root.join("state")).unwrap();
+    let mut c = bulwark();
+    c.args(["init", "-r"])
+        .arg(s.repo("primary"))
+        .env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
+    run(&mut c).assert_ok();
+    let out = s.run(&["run", "docs", "--json"]);
+    out.assert_code(10);
+    let report = out.json();
+    let copy = report["datasets"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["step"] == "copy to offsite")
+        .unwrap_or_else(|| panic!("{report}"))
+        .clone();
+    let summary = copy["summary"].as_str().unwrap();
+    assert_eq!(copy["failure"], "no_repository", "{report}");
+    assert!(summary.contains("repository 'offsite'"), "{summary}");
+    assert!(summary.contains("state/offsite"), "{summary}");
+    assert!(!summary.contains("state/primary"), "{summary}");
+    assert!(!s.repo("offsite").exists());
+    // The backup into the primary went ahead.
+    assert_eq!(report["datasets"][0]["steps"][0]["ok"], true, "{report}");
+    // `init --replica-of` a mistyped source leaves nothing behind.
+    let mut c = bulwark();
+    c.args(["init", "-r"])
+        .arg(s.repo("offsite"))
+        .arg("--replica-of")
+        .arg(s.repo("primray"))
+        .env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
+    run(&mut c).assert_code(10).assert_one_error_line();
+    assert!(!s.repo("offsite").exists());
+}
+
+#[test]
+fn the_policy_files_restore_test_budget_and_scratch_reach_the_run() {
+    let s = site(
+        r#"
+[datasets.big]
+kind = "files"
+paths = ["sample/files"]
+schedule = "daily at 03:00"
+restore_test = { max_bytes = "1KiB", scratch = "scratch" }
+"#,
+    );
+    let report = s.run(&["run", "big", "--json"]);
+    report.assert_code(1);
+    assert!(
+        report.stdout.contains("does not exist"),
+        "a missing scratch directory fails the test: {}",
+        report.describe()
+    );
+    std::fs::create_dir(s.root.join("scratch")).unwrap();
+    let out = s.run(&["run", "big", "--json"]);
+    out.assert_ok();
+    let steps = out.json()["datasets"][0]["steps"].clone();
+    let test = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["step"] == "restore test")
+        .unwrap()
+        .clone();
+    assert!(
+        test["summary"].as_str().unwrap().contains("sampled"),
+        "{test}"
+    );
+    let event = events(&s)
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "restore_test")
+        .unwrap();
+    assert!(
+        event["details"]["sample"]["files_tested"].as_u64().unwrap()
+            < event["details"]["sample"]["files_total"].as_u64().unwrap(),
+        "{event}"
+    );
+}

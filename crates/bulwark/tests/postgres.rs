@@ -739,3 +739,164 @@ fn postgres_two_days_of_dumps_share_most_chunks() {
         );
     }
 }
+
+/// Write `text` to a new file with `mode`.
+fn secret_file(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn postgres_passwords_come_from_libpq_files_or_the_policy_file_never_the_dsn() {
+    const PASSWORD: &str = "pg-secret-never-shown";
+    let server = PgServer::start();
+    server.psql(
+        "postgres",
+        &format!("CREATE ROLE keeper LOGIN PASSWORD '{PASSWORD}'"),
+    );
+    server.psql("postgres", "CREATE DATABASE vault OWNER keeper");
+    server.psql(
+        "vault",
+        "SET ROLE keeper; CREATE TABLE notes (id int PRIMARY KEY, t text); INSERT INTO notes SELECT i, 'n' || i FROM generate_series(1, 100) i",
+    );
+    // Only `keeper` must give a password, over TCP: the first matching line wins.
+    let hba = server.dir.join("data/pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all keeper 127.0.0.1/32 scram-sha-256\n{rules}"),
+    )
+    .unwrap();
+    server.psql("postgres", "SELECT pg_reload_conf()");
+
+    let work = tempdir("bulwark-pgpass-");
+    let dsn = format!("postgres://keeper@127.0.0.1:{}/vault", server.port);
+    let repo = Repo::init(&[]);
+    let backup = |envs: &[(&str, &Path)], target: &str| {
+        let mut c = repo.cmd(&["backup", "--json", "--postgres", target, "--no-globals"]);
+        c.env("HOME", work.path());
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        run(&mut c)
+    };
+    // No password anywhere: a clear failure, nothing saved.
+    let out = backup(&[], &dsn);
+    out.assert_code(1).assert_one_error_line();
+    assert!(out.stderr.contains("password"), "{}", out.describe());
+
+    // ~/.pgpass (HOME points at the work directory), honoured only when private.
+    let pgpass = work.path().join(".pgpass");
+    secret_file(
+        &pgpass,
+        &format!(
+            "# other\n127.0.0.1:{}:vault:keeper:{PASSWORD}\n",
+            server.port
+        ),
+        0o644,
+    );
+    backup(&[], &dsn).assert_code(1);
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = backup(&[], &dsn);
+    out.assert_ok();
+    assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));
+    std::fs::remove_file(&pgpass).unwrap();
+
+    // PGPASSFILE, and a connection service file naming everything.
+    let elsewhere = work.path().join("elsewhere.pgpass");
+    secret_file(&elsewhere, &format!("*:*:*:keeper:{PASSWORD}\n"), 0o600);
+    backup(&[("PGPASSFILE", &elsewhere)], &dsn).assert_ok();
+    let services = work.path().join("services.conf");
+    secret_file(
+        &services,
+        &format!(
+            "[vault]\nhost=127.0.0.1\nport={}\ndbname=vault\nuser=keeper\npassword={PASSWORD}\n",
+            server.port
+        ),
+        0o600,
+    );
+    let out = backup(&[("PGSERVICEFILE", &services)], "service=vault");
+    out.assert_ok();
+    assert_eq!(out.json()["database"]["database"], "vault");
+
+    // A dataset's password_file in the policy file; the restore test runs on a scratch cluster.
+    secret_file(
+        &work.path().join("vault.pass"),
+        &format!("{PASSWORD}\n"),
+        0o600,
+    );
+    std::fs::write(work.path().join("repo.pass"), PASSWORD_OF_REPO).unwrap();
+    std::fs::write(
+        work.path().join("bulwark.toml"),
+        format!(
+            r#"
+[repositories.primary]
+url = "{}"
+password_file = "repo.pass"
+
+[datasets.vault]
+kind = "postgres"
+source = "{dsn}"
+password_file = "vault.pass"
+schedule = "daily at 01:00"
+restore_test = {{ checks = ["SELECT count(*) = 100 FROM notes"] }}
+"#,
+            repo.path.display()
+        ),
+    )
+    .unwrap();
+    let mut c = bulwark();
+    c.args(["run", "vault", "--json", "-c"])
+        .arg(work.path().join("bulwark.toml"))
+        .env("HOME", work.path());
+    let out = run(&mut c);
+    out.assert_ok();
+    let report = out.json();
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));
+    let ledger = std::fs::read(work.path().join("bulwark-ledger.sqlite")).unwrap();
+    assert!(
+        !ledger
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes()),
+        "the password never reaches the ledger"
+    );
+}
+
+const PASSWORD_OF_REPO: &str = common::PASSWORD;
+
+#[test]
+fn a_restore_into_a_server_that_is_down_says_the_target_failed() {
+    let server = PgServer::start();
+    server.psql("postgres", "CREATE DATABASE small");
+    server.psql(
+        "small",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)",
+    );
+    let repo = Repo::init(&[]);
+    repo.run(&[
+        "backup",
+        "--postgres",
+        &server.dsn("small"),
+        "--dataset",
+        "small",
+    ])
+    .assert_ok();
+    let down = format!("postgres://postgres@127.0.0.1:{}/restored", free_port());
+    let out = repo.run(&[
+        "restore",
+        "latest",
+        "--dataset",
+        "small",
+        "--postgres-target",
+        &down,
+    ]);
+    out.assert_code(1).assert_one_error_line();
+    assert!(out.stderr.contains("restore target"), "{}", out.describe());
+    assert!(
+        !out.stderr.contains("no snapshot was saved"),
+        "{}",
+        out.describe()
+    );
+}

@@ -48,6 +48,11 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         }
         return init_policy(g, path);
     }
+    // The source of a replica first: a mistyped source must not leave an empty directory behind.
+    let source = match &a.replica_of {
+        Some(s) => Some(open_other(g, s, &a.other)?),
+        None => None,
+    };
     let backend = backend(g, true)?;
     let credential = credentials::new(g, a.new_key_file.as_deref(), "BULWARK_PASSWORD_FILE")?;
     let mut settings = Settings {
@@ -61,10 +66,8 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         settings.chunker.avg_size,
         settings.chunker.max_size,
     ) = (avg / 4, avg, avg * 4);
-    let repo = match &a.replica_of {
-        Some(source) => {
-            Repository::init_replica(backend, &credential, &open_other(g, source, &a.other)?)?
-        }
+    let repo = match &source {
+        Some(source) => Repository::init_replica(backend, &credential, source)?,
         None => Repository::init(backend, &credential, settings)?,
     };
     let location = repo.backend().location().to_string();
