@@ -74,6 +74,8 @@ pub enum FailureKind {
     Credential,
     /// A restore test ran and one of its checks failed.
     Check,
+    /// Stopped at a safe point on request (a signal, a shutdown, a lost lease).
+    Interrupted,
     Other,
 }
 
@@ -104,6 +106,7 @@ impl Error {
                 OpsError::Source(_) => FailureKind::Source,
                 OpsError::Target(_) => FailureKind::Target,
                 OpsError::Invalid(_) => FailureKind::Other,
+                OpsError::Interrupted => FailureKind::Interrupted,
             },
             Error::Credential { .. } | Error::BadKeyFile { .. } => FailureKind::Credential,
             _ => FailureKind::Other,

@@ -159,6 +159,9 @@ pub struct RunDetails {
     pub failed_steps: usize,
     /// When the next piece of work falls due (for `--due` runs).
     pub next_due: Option<DateTime<Utc>>,
+    /// Who ran it: for a daemon, its node and the lease (with its fencing token) it held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
 }
 
 impl Details for RunDetails {

@@ -46,6 +46,9 @@ pub enum Selection {
     All,
     /// Only what the schedules and intervals say is due.
     Due,
+    /// What is due among these datasets (and the prunes of their repositories): one job of a
+    /// scheduler.
+    DueAmong(Vec<String>),
     /// These datasets, every step (a restore test runs for each).
     Named(Vec<String>),
 }
@@ -55,7 +58,22 @@ impl Selection {
         match self {
             Selection::All => "all".into(),
             Selection::Due => "due".into(),
+            Selection::DueAmong(n) => format!("due among {}", n.join(",")),
             Selection::Named(n) => n.join(","),
+        }
+    }
+
+    /// Only what is due, not everything.
+    fn due_only(&self) -> bool {
+        matches!(self, Selection::Due | Selection::DueAmong(_))
+    }
+
+    fn includes(&self, dataset: &str) -> bool {
+        match self {
+            Selection::All | Selection::Due => true,
+            Selection::DueAmong(names) | Selection::Named(names) => {
+                names.iter().any(|n| n == dataset)
+            }
         }
     }
 }
@@ -64,6 +82,8 @@ pub struct RunRequest<'a> {
     pub selection: Selection,
     pub now: DateTime<Utc>,
     pub progress: &'a dyn Progress,
+    /// Recorded with the run's event: who ran it and under which lease, for a daemon.
+    pub context: Option<serde_json::Value>,
 }
 
 /// One step of a run, as recorded.
@@ -161,7 +181,7 @@ struct Runner<'a> {
 }
 
 pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
-    if let Selection::Named(names) = &req.selection {
+    if let Selection::Named(names) | Selection::DueAmong(names) = &req.selection {
         for n in names {
             ws.dataset(n)?;
         }
@@ -235,6 +255,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         steps,
         failed_steps: failed,
         next_due: report.next_due,
+        context: req.context.clone(),
     };
     let summary = if !worked {
         "nothing due".to_string()
@@ -251,6 +272,52 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
             .ok(report.ok),
     )?;
     Ok(report)
+}
+
+/// When a dataset's work falls due, as a `--due` run would decide at that instant.
+#[derive(Serialize, Debug, Clone)]
+pub struct DatasetDue {
+    pub dataset: String,
+    pub repository: String,
+    /// Why it is due now (empty: not due).
+    pub due: Vec<String>,
+    /// When it next falls due, when not due now.
+    pub next: Option<DateTime<Utc>>,
+    /// The repository could not be read: the dataset is due so that a run reports why.
+    pub error: Option<String>,
+}
+
+/// What is due, dataset by dataset: what a scheduler waits for. Reads the repositories and the
+/// ledger; records nothing.
+pub fn schedule(ws: &Workspace, now: DateTime<Utc>) -> Result<Vec<DatasetDue>> {
+    let req = RunRequest {
+        selection: Selection::Due,
+        now,
+        progress: &bulwark_ops::Silent,
+        context: None,
+    };
+    let mut runner = Runner {
+        ws,
+        req: &req,
+        due: Vec::new(),
+    };
+    let plans = runner.plan()?;
+    Ok(plans
+        .into_iter()
+        .map(|p| DatasetDue {
+            dataset: p.dataset.name.clone(),
+            repository: p.dataset.repository.clone(),
+            due: p
+                .backup
+                .iter()
+                .chain(p.test.iter())
+                .cloned()
+                .chain(p.copies.iter().map(|(_, why)| why.clone()))
+                .collect(),
+            next: p.next,
+            error: p.primary.err().map(|e| e.to_string()),
+        })
+        .collect())
 }
 
 /// A changed policy file is itself an event: the ledger says which configuration each run kept.
@@ -312,10 +379,7 @@ impl<'a> Runner<'a> {
             .config()
             .datasets
             .values()
-            .filter(|d| match &self.req.selection {
-                Selection::All | Selection::Due => true,
-                Selection::Named(names) => names.contains(&d.name),
-            })
+            .filter(|d| self.req.selection.includes(&d.name))
             .collect()
     }
 
@@ -339,7 +403,7 @@ impl<'a> Runner<'a> {
                     passed: e.ok,
                 });
             let (backup, test) = match &self.req.selection {
-                Selection::Due => (
+                Selection::Due | Selection::DueAmong(_) => (
                     due::backup(&d.schedule, newest, now),
                     due::restore_test(d.restore_test.every, last_test, now),
                 ),
@@ -353,7 +417,7 @@ impl<'a> Runner<'a> {
                 ),
             };
             let mut copies = Vec::new();
-            if backup.is_now() || test.is_now() || self.req.selection != Selection::Due {
+            if backup.is_now() || test.is_now() || !self.req.selection.due_only() {
                 // Copies follow whatever the dataset does.
             } else if let Ok(repo) = &primary {
                 for r in self.ws.config().replicas_of(&d.repository) {
@@ -558,7 +622,7 @@ impl<'a> Runner<'a> {
             }
         }
         // Off-site copies.
-        let copy_all = backed_up || plan.test.is_some() || self.req.selection != Selection::Due;
+        let copy_all = backed_up || plan.test.is_some() || !self.req.selection.due_only();
         let ids = if copy_all || !plan.copies.is_empty() {
             newest_snapshot(&primary, name)
                 .map_err(|e| Error::repository(&d.repository, e))?
@@ -736,8 +800,14 @@ impl<'a> Runner<'a> {
             .values()
             .filter(|r| r.replica_of.is_none())
         {
-            // A repository no dataset of this run uses is pruned only on a `--due` run.
-            if !used.contains(&r.name) && self.req.selection != Selection::Due {
+            // A `--due` run prunes every repository whose prune is due; a scheduler's job, those
+            // of its datasets; any other run, those it used.
+            let considered = match &self.req.selection {
+                Selection::Due => true,
+                Selection::DueAmong(_) => self.selected().iter().any(|d| d.repository == r.name),
+                _ => used.contains(&r.name),
+            };
+            if !considered {
                 continue;
             }
             let last = last_prune(self.ws.ledger().as_ref(), &r.name)?;

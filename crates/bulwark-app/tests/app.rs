@@ -54,6 +54,7 @@ fn request(selection: Selection) -> RunRequest<'static> {
         selection,
         now: Utc::now(),
         progress: &Silent,
+        context: None,
     }
 }
 

@@ -43,11 +43,13 @@ pub enum EventKind {
     Run,
     /// The ledger's own copy stored in a repository.
     LedgerCopy,
+    /// A state-changing request to the daemon's API, naming its caller.
+    ApiCall,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 15] = [
+    const NAMED: [(EventKind, &'static str); 16] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -63,6 +65,7 @@ impl EventKind {
         (EventKind::Review, "review"),
         (EventKind::Run, "run"),
         (EventKind::LedgerCopy, "ledger_copy"),
+        (EventKind::ApiCall, "api_call"),
     ];
 
     pub fn as_str(&self) -> &str {

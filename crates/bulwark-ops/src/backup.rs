@@ -172,6 +172,7 @@ pub fn backup(
         unreadable: Mutex::new(Vec::new()),
         buffers: Mutex::new(Vec::new()),
         progress: counter.as_ref(),
+        stop: progress,
     };
     let (root, stats) =
         BlobWriter::run(
@@ -319,6 +320,7 @@ struct Archiver<'a> {
     unreadable: Mutex<Vec<String>>,
     buffers: Mutex<Vec<Vec<u8>>>,
     progress: &'a dyn Counter,
+    stop: &'a dyn Progress,
 }
 
 impl Archiver<'_> {
@@ -390,6 +392,9 @@ impl Archiver<'_> {
         name: &OsStr,
         old: Option<&Node>,
     ) -> Result<Option<Node>> {
+        if self.stop.should_stop() {
+            return Err(Error::Interrupted);
+        }
         if self.excludes.matches(path) {
             return Ok(None);
         }
@@ -479,6 +484,9 @@ impl Archiver<'_> {
         let chunker = self.repo.settings().chunker;
         let result =
             chunker.chunk_stream(reader, &mut buf, |window, cuts| -> Result<(), EntryError> {
+                if self.stop.should_stop() {
+                    return Err(EntryError::Repo(Error::Interrupted));
+                }
                 if let [only] = cuts {
                     content.push(writer.save(BlobKind::Data, &window[only.clone()])?);
                 } else {

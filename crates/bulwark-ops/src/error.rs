@@ -20,6 +20,9 @@ pub enum Error {
     /// A request that cannot be carried out as asked.
     #[error("{0}")]
     Invalid(String),
+    /// Stopped at a safe point because the front-end asked.
+    #[error("interrupted: stopped at a safe point; nothing partial is visible")]
+    Interrupted,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,10 +9,17 @@ pub enum Unit {
     Items,
 }
 
-/// A source of counters, one per phase of a job.
+/// A source of counters, one per phase of a job, and the front-end's wish to stop.
 pub trait Progress: Send + Sync {
     /// A new counter for the phase `label`, with its total when known.
     fn start(&self, label: &str, unit: Unit, total: Option<u64>) -> Box<dyn Counter>;
+
+    /// Whether the job should stop at its next safe point (a signal, a daemon shutting down, a
+    /// lease lost). A stopped job returns [`crate::Error::Interrupted`]: nothing partial is
+    /// visible, and whatever it stored is reused by the next run.
+    fn should_stop(&self) -> bool {
+        false
+    }
 }
 
 /// One phase's count. Dropping it ends the phase.

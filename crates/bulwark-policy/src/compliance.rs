@@ -345,3 +345,62 @@ pub fn evaluate(
         aspects,
     }
 }
+
+/// Recovery-point exposure over time: at each instant from `from` to `to` (every `step`), how
+/// old the newest backup taken at or before it was, in seconds; `None` before the first backup.
+/// `times` are backup times in any order. What a chart of RPO exposure draws, and what evidence
+/// of the RPO over a period is made of.
+pub fn exposure_series(
+    times: &[DateTime<Utc>],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: chrono::Duration,
+) -> Vec<(DateTime<Utc>, Option<f64>)> {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let mut out = Vec::new();
+    if step <= chrono::Duration::zero() {
+        return out;
+    }
+    let mut t = from;
+    let mut newest: Option<DateTime<Utc>> = None;
+    let mut next = 0;
+    while t <= to {
+        while next < sorted.len() && sorted[next] <= t {
+            newest = Some(sorted[next]);
+            next += 1;
+        }
+        out.push((
+            t,
+            newest.map(|n| (t - n).num_milliseconds() as f64 / 1000.0),
+        ));
+        t += step;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn exposure_grows_between_backups_and_drops_at_each() {
+        let t = |h: i64| {
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(h)
+        };
+        let s = exposure_series(&[t(10), t(2)], t(0), t(12), chrono::Duration::hours(4));
+        let ages: Vec<Option<f64>> = s.iter().map(|(_, a)| *a).collect();
+        assert_eq!(
+            ages,
+            [
+                None,
+                Some(2.0 * 3600.0),
+                Some(6.0 * 3600.0),
+                Some(2.0 * 3600.0)
+            ]
+        );
+        assert!(exposure_series(&[], t(0), t(1), chrono::Duration::zero()).is_empty());
+    }
+}

@@ -66,6 +66,24 @@ struct RawConfig {
     roles: BTreeMap<String, Spanned<RawRole>>,
     #[serde(default)]
     notifications: BTreeMap<String, Spanned<RawNotification>>,
+    #[serde(default)]
+    components: BTreeMap<String, Spanned<RawComponent>>,
+    daemon: Option<Spanned<RawDaemon>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    datasets: Vec<Spanned<String>>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    jobs_per_repository: Option<usize>,
+    max_jitter: Option<String>,
+    stuck_after: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -317,6 +335,36 @@ pub struct Role {
     pub location: Location,
 }
 
+/// A customer-facing service on the status page, and the datasets it stands on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Component {
+    pub name: String,
+    pub description: Option<String>,
+    pub datasets: Vec<String>,
+    pub location: Location,
+}
+
+/// How `bulwark serve` schedules.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// Jobs at once per repository.
+    pub jobs_per_repository: usize,
+    /// A due job starts up to this long late, so datasets on one schedule do not all start at once.
+    pub max_jitter: Duration,
+    /// A job running longer than this is reported stuck.
+    pub stuck_after: Duration,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon {
+            jobs_per_repository: 1,
+            max_jitter: Duration::from_secs(60),
+            stuck_after: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub targets: Targets,
@@ -325,6 +373,9 @@ pub struct Config {
     pub datasets: BTreeMap<String, Dataset>,
     pub roles: BTreeMap<String, Role>,
     pub notifications: BTreeMap<String, Notification>,
+    /// Customer-facing components, for the status page.
+    pub components: BTreeMap<String, Component>,
+    pub daemon: Daemon,
 }
 
 impl Config {
@@ -672,6 +723,49 @@ impl Config {
                 },
             );
         }
+        let mut components = BTreeMap::new();
+        for (name, c) in &raw.components {
+            let raw_c = c.get_ref();
+            for d in &raw_c.datasets {
+                if !datasets.contains_key(d.get_ref()) {
+                    return Err(fail(
+                        d.span().start,
+                        format!(
+                            "components.{name}.datasets: no dataset named '{}'",
+                            d.get_ref()
+                        ),
+                    ));
+                }
+            }
+            components.insert(
+                name.clone(),
+                Component {
+                    name: name.clone(),
+                    description: raw_c.description.clone(),
+                    datasets: raw_c.datasets.iter().map(|d| d.get_ref().clone()).collect(),
+                    location: locate(text, c.span().start),
+                },
+            );
+        }
+        let mut daemon = Daemon::default();
+        if let Some(d) = &raw.daemon {
+            let at = |e: String| fail(d.span().start, format!("daemon.{e}"));
+            let raw_d = d.get_ref();
+            if let Some(n) = raw_d.jobs_per_repository {
+                if n == 0 {
+                    return Err(at("jobs_per_repository: must be at least 1".into()));
+                }
+                daemon.jobs_per_repository = n;
+            }
+            if let Some(j) = &raw_d.max_jitter {
+                daemon.max_jitter =
+                    parse_duration_or_zero(j).map_err(|e| at(format!("max_jitter: {e}")))?;
+            }
+            if let Some(j) = &raw_d.stuck_after {
+                daemon.stuck_after =
+                    parse_duration(j).map_err(|e| at(format!("stuck_after: {e}")))?;
+            }
+        }
         Ok(Config {
             targets,
             ledger: raw.ledger,
@@ -679,6 +773,8 @@ impl Config {
             datasets,
             roles,
             notifications,
+            components,
+            daemon,
         })
     }
 
@@ -691,6 +787,18 @@ impl Config {
             .values()
             .filter(move |r| r.replica_of.as_deref() == Some(repository))
     }
+}
+
+/// A short duration: `90s`, `0`, or any duration the policy file takes (`1h`).
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if let Some(secs) = t.strip_suffix('s').and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(Duration::from_secs(secs));
+    }
+    parse_duration(t).map_err(|e| e.to_string())
 }
 
 fn keep_rules(r: &RawRetention) -> Result<KeepRules, String> {

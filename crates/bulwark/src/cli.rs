@@ -114,6 +114,8 @@ pub enum Command {
     Run(run::Args),
     /// Per dataset: is each commitment met, at risk or breached, and why
     Status(status::Args),
+    /// The daemon: schedules the policy file's work, serves the dashboard, status page, API and metrics
+    Serve(serve::Args),
     /// The evidence ledger
     #[command(subcommand)]
     Ledger(ledger::Command),

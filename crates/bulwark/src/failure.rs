@@ -17,6 +17,8 @@ pub const PARTIAL: i32 = 3;
 pub const NO_REPOSITORY: i32 = 10;
 pub const LOCKED: i32 = 11;
 pub const WRONG_KEY: i32 = 12;
+/// Stopped by a signal (restic's code for an interrupted command).
+pub const INTERRUPTED: i32 = 130;
 
 const KEY_HINT: &str =
     "check the passphrase (BULWARK_PASSWORD_FILE, --password-file, BULWARK_PASSWORD) or --key-file";
@@ -55,6 +57,7 @@ pub fn code_of(kind: FailureKind) -> i32 {
         FailureKind::NoRepository => NO_REPOSITORY,
         FailureKind::Locked => LOCKED,
         FailureKind::WrongKey => WRONG_KEY,
+        FailureKind::Interrupted => INTERRUPTED,
         _ => FAILED,
     }
 }
@@ -123,6 +126,11 @@ impl From<bulwark_ops::Error> for Failure {
                 ),
             ),
             Invalid(m) => Failure::new(FAILED, m, None),
+            Interrupted => Failure::new(
+                INTERRUPTED,
+                Interrupted.to_string(),
+                Some("run the command again: it reuses what was already stored"),
+            ),
         }
     }
 }

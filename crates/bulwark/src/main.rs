@@ -42,6 +42,7 @@ fn main() {
         Command::Policy(c) => policy::run(g, c),
         Command::Run(a) => run::run(g, a),
         Command::Status(a) => status::run(g, a),
+        Command::Serve(a) => serve::run(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
     };

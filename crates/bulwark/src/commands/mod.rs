@@ -19,6 +19,7 @@ pub mod replica;
 pub mod restore;
 pub mod restore_test;
 pub mod run;
+pub mod serve;
 pub mod snapshots;
 pub mod status;
 

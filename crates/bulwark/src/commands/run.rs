@@ -48,6 +48,7 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             selection,
             now: chrono::Utc::now(),
             progress: progress(g),
+            context: None,
         },
     )?;
     emit(g, &report, || {
