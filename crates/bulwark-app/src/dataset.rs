@@ -12,6 +12,7 @@ use bulwark_repo::Repository;
 use bulwark_source::Patterns;
 use bulwark_source::db::postgres::{self as pg, PgBackupOptions, PgTools};
 use bulwark_source::stream::CommandStream;
+use chrono::{DateTime, Local, Utc};
 
 use crate::credentials::read_password_file;
 use crate::error::{Error, Result};
@@ -20,14 +21,16 @@ use crate::workspace::Workspace;
 /// Tables up to this size get a content checksum in a PostgreSQL dataset's fingerprint.
 const CHECKSUM_MAX_BYTES: u64 = 256 << 20;
 
-/// Back `d` up into `repo`.
+/// Back `d` up into `repo`, as a snapshot taken at `time`.
 pub fn backup_dataset(
     ws: &Workspace,
     d: &Dataset,
     repo: &Repository,
     progress: &dyn Progress,
+    time: DateTime<Utc>,
 ) -> Result<BackupReport> {
     let fail = |e: bulwark_ops::Error| Error::repository(&d.repository, e);
+    let time = Some(time.with_timezone(&Local).fixed_offset());
     let dataset = Some(d.name.clone());
     let report = match d.kind {
         DatasetKind::Files | DatasetKind::Command => {
@@ -50,7 +53,7 @@ pub fn backup_dataset(
                     excludes,
                     tags: Vec::new(),
                     host: None,
-                    time: None,
+                    time,
                     parent: None,
                     dataset,
                     meta: BTreeMap::new(),
@@ -81,7 +84,7 @@ pub fn backup_dataset(
                     source,
                     tags: Vec::new(),
                     host: None,
-                    time: None,
+                    time,
                     dataset,
                 },
                 progress,

@@ -178,6 +178,10 @@ struct Runner<'a> {
     ws: &'a Workspace,
     req: &'a RunRequest<'a>,
     due: Vec<DueWork>,
+    /// How far the request's clock is from the system's: what the run records (snapshot and
+    /// event times) follows the request's clock, so a scheduler with a clock of its own sees
+    /// its own decisions reflected.
+    offset: chrono::Duration,
 }
 
 pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
@@ -192,6 +196,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         ws,
         req,
         due: Vec::new(),
+        offset: req.now - Utc::now(),
     };
     let plans = runner.plan()?;
     let mut report = RunReport::default();
@@ -249,6 +254,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
     report.ok = ok;
     let steps = report.steps().count();
     let failed = report.failures().count();
+    let finished = runner.clock();
     let details = RunDetails {
         selection: req.selection.describe(),
         due: runner.due,
@@ -268,7 +274,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         details
             .event(summary)
             .config_hash(ws.config_hash())
-            .timed(req.now, Utc::now())
+            .timed(req.now, finished)
             .ok(report.ok),
     )?;
     Ok(report)
@@ -300,6 +306,7 @@ pub fn schedule(ws: &Workspace, now: DateTime<Utc>) -> Result<Vec<DatasetDue>> {
         ws,
         req: &req,
         due: Vec::new(),
+        offset: chrono::Duration::zero(),
     };
     let plans = runner.plan()?;
     Ok(plans
@@ -499,7 +506,7 @@ impl<'a> Runner<'a> {
         let ok = outcome.failure.is_none();
         let mut e = NewEvent::new(kind, outcome.summary.clone())
             .config_hash(self.ws.config_hash())
-            .timed(started.0, Utc::now())
+            .timed(started.0, self.clock())
             .ok(ok)
             .details(outcome.details)
             .repository(repository);
@@ -541,13 +548,18 @@ impl<'a> Runner<'a> {
                 dataset: dataset.map(str::to_string),
                 repository: repository.map(str::to_string),
                 message: format!("bulwark:{subject} {what}"),
-                at: Utc::now(),
+                at: self.clock(),
             },
         );
     }
 
-    fn start() -> (DateTime<Utc>, Instant) {
-        (Utc::now(), Instant::now())
+    /// Now, by the request's clock.
+    fn clock(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+
+    fn start(&self) -> (DateTime<Utc>, Instant) {
+        (self.clock(), Instant::now())
     }
 
     /// Run one dataset's steps; whether it used its primary repository.
@@ -583,8 +595,8 @@ impl<'a> Runner<'a> {
         let progress = self.req.progress;
         let mut backed_up = false;
         if plan.backup.is_some() {
-            let t = Self::start();
-            let outcome = match backup_dataset(self.ws, d, &primary, progress) {
+            let t = self.start();
+            let outcome = match backup_dataset(self.ws, d, &primary, progress, self.clock()) {
                 Ok(r) => {
                     backed_up = true;
                     let s = &r.summary;
@@ -634,7 +646,7 @@ impl<'a> Runner<'a> {
             if !copy_all && !plan.copies.iter().any(|(n, _)| n == &r.name) {
                 continue;
             }
-            let t = Self::start();
+            let t = self.start();
             let outcome = match self.ws.repository(&r.name).and_then(|replica| {
                 copy(&primary, &replica, &ids, progress).map_err(|e| Error::repository(&r.name, e))
             }) {
@@ -663,7 +675,7 @@ impl<'a> Runner<'a> {
         }
         // Retention, after new history arrived.
         if backed_up {
-            let t = Self::start();
+            let t = self.start();
             let result = forget(
                 &primary,
                 &ForgetOptions {
@@ -715,7 +727,7 @@ impl<'a> Runner<'a> {
 
     fn restore_test(&self, d: &Dataset, primary: &Repository) -> Result<Step> {
         let name = d.name.as_str();
-        let t = Self::start();
+        let t = self.start();
         let result = restore_test(
             primary,
             &restore_test_options(self.ws, d),
@@ -827,7 +839,7 @@ impl<'a> Runner<'a> {
     }
 
     fn prune(&self, name: &str, reason: &str) -> Result<Option<Step>> {
-        let t = Self::start();
+        let t = self.start();
         let result = self.ws.repository(name).and_then(|repo| {
             prune(
                 &repo,
@@ -867,7 +879,7 @@ impl<'a> Runner<'a> {
 
     /// Store the ledger in `name` and its replicas, and apply the copies' retention.
     fn copy_ledger(&self, name: &str) -> Result<Step> {
-        let t = Self::start();
+        let t = self.start();
         let (jsonl, head) = {
             let ledger = self.ws.ledger();
             (ledger.export_jsonl()?, ledger.head()?)

@@ -45,11 +45,13 @@ pub enum EventKind {
     LedgerCopy,
     /// A state-changing request to the daemon's API, naming its caller.
     ApiCall,
+    /// A daemon node started, stopped, or refused a policy file.
+    Daemon,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 16] = [
+    const NAMED: [(EventKind, &'static str); 17] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -66,6 +68,7 @@ impl EventKind {
         (EventKind::Run, "run"),
         (EventKind::LedgerCopy, "ledger_copy"),
         (EventKind::ApiCall, "api_call"),
+        (EventKind::Daemon, "daemon"),
     ];
 
     pub fn as_str(&self) -> &str {

@@ -184,8 +184,23 @@ impl Daemon {
         &self.policy_path
     }
 
+    /// Record what this node does (started, stopped, refused a policy file) in the ledger.
+    pub fn record(&self, action: &str, summary: String, ok: bool) {
+        let ws = self.workspace();
+        let appended = ws.ledger().append(
+            NewEvent::new(EventKind::Daemon, summary)
+                .config_hash(ws.config_hash())
+                .ok(ok)
+                .timed(self.clock.now(), self.clock.now())
+                .details(json!({ "node": self.node, "action": action })),
+        );
+        if let Err(e) = appended {
+            tracing::error!("ledger: cannot record that the node {action}: {e}");
+        }
+    }
+
     /// Read the policy file again; `Ok(true)` when a changed file is now in force. An invalid
-    /// file is refused and the old one stays.
+    /// file is refused (and the refusal recorded) and the old one stays.
     pub fn reload(&self) -> Result<bool, DaemonError> {
         let current = self.workspace();
         let policy = match PolicyFile::read(&self.policy_path) {
@@ -194,6 +209,11 @@ impl Daemon {
                 self.metrics.reload_failed();
                 tracing::error!(
                     "the policy file was not reloaded: {e}; the previous one stays in force"
+                );
+                self.record(
+                    "refused_policy",
+                    format!("refused the changed policy file: {e}"),
+                    false,
                 );
                 return Err(e.into());
             }

@@ -103,6 +103,7 @@ pub fn serve(
             init: opts.init,
         },
     )?;
+    daemon.record("started", format!("node {node} started"), true);
     let stop = Arc::new(AtomicBool::new(false));
     let background = spawn_background(&daemon, &stop);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -146,6 +147,7 @@ pub fn serve(
         let _ = t.join();
     }
     served?;
+    daemon.record("stopped", format!("node {} stopped", daemon.node), true);
     tracing::info!("stopped");
     Ok(())
 }
