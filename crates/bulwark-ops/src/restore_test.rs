@@ -16,7 +16,7 @@ use bulwark_repo::{Error, Id, MasterIndex, Repository, Result, Snapshot};
 use bulwark_source::db::postgres::{self as pg, PgFacts, PgTools};
 use bulwark_source::db::scratch::ScratchCluster;
 use bulwark_source::db::sqlite::{self, SqliteFacts};
-use bulwark_source::db::{DbError, DbMeta};
+use bulwark_source::db::{DbError, DbMeta, dump};
 use serde::Serialize;
 
 use crate::database::{SnapshotFileReader, find_db_snapshot, snapshot_file};
@@ -303,7 +303,7 @@ fn postgres_test(
     }
     let dump = work.join(&f.dump_file);
     if fetched.is_ok() {
-        match pg::check_trailer(&dump) {
+        match dump::check_trailer(&dump) {
             Ok(Ok(())) => report.check(
                 "dump-complete",
                 true,

@@ -3,6 +3,7 @@
 //! content checksum of every table, taken in the same snapshot as the data — so a restore can
 //! prove it brought back exactly what was backed up.
 
+pub mod dump;
 pub mod postgres;
 pub mod scratch;
 pub mod sqlite;
