@@ -148,6 +148,18 @@ pub fn backup_cmd(g: &Global, a: BackupArgs) -> CliResult<i32> {
             }
             t
         }
+        DbMeta::Mariadb(f) => {
+            facts["database"] = json!(f.database);
+            facts["server_version"] = json!(f.server_version);
+            facts["read_lock_ms"] = json!(f.read_lock_ms);
+            format!(
+                "{} {} database {}: {} tables, {rows} rows",
+                f.flavor,
+                f.server_version,
+                f.database,
+                tables.len()
+            )
+        }
         DbMeta::Sqlite(f) => {
             facts["source"] = json!(f.source);
             facts["bytes"] = json!(f.bytes);
