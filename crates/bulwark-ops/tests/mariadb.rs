@@ -250,6 +250,12 @@ fn cleanup_logs(report: &RestoreTestReport) {
         assert!(std::path::Path::new(l).is_file(), "log {l} kept");
     }
     let dir = std::path::Path::new(&report.logs[0]).parent().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o700,
+        "the scratch directory (its socket, its logs) is private"
+    );
     assert!(
         !dir.join("data").exists(),
         "the scratch data directory is removed"

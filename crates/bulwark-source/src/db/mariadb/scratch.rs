@@ -12,6 +12,7 @@
 //! directory only that account and root can enter.
 
 use std::fs::{self, OpenOptions};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -129,6 +130,11 @@ impl ScratchServer {
                 tail_lines(&String::from_utf8_lossy(&out.stderr), 3),
                 self.log.display()
             )));
+        }
+        // The superuser has no password: only the scratch account (and root) may reach the socket.
+        for d in [&self.root, &run] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o700))
+                .map_err(|e| io("cannot restrict the directory", e))?;
         }
         let err_log = log.try_clone().map_err(|e| io("cannot open the log", e))?;
         let child = self
