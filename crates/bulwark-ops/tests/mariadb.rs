@@ -12,7 +12,9 @@
 //! - sabotage: an altered row count, a changed value in the dump, a truncated dump, failing and
 //!   erroring assertions, a newer server version: each fails precisely, never passes;
 //! - a wrong password, a missing RELOAD privilege, an unreachable server, a missing database,
-//!   missing programs: one clear line each, never the password.
+//!   missing programs: one clear line each, never the password;
+//! - names that need quoting everywhere (database, table, columns); the server dying while the
+//!   dump is read fails the stream instead of ending it.
 //!
 //! Sizes: 20k orders by default, 200k with BULWARK_THOROUGH=1.
 
@@ -768,4 +770,67 @@ fn mariadb_connection_problems_are_one_clear_line() {
         .expect("no mariadb-dump")
         .to_string();
     assert!(err.contains("mariadb-dump not found in"), "{err}");
+}
+
+#[test]
+fn mariadb_odd_names_and_a_server_dying_mid_dump() {
+    if !mariadb_available() {
+        return;
+    }
+    let mut server = MariaServer::start();
+    // Names that need quoting everywhere: in SQL, in the DSN and on mariadb-dump's command line.
+    server.sql(
+        "",
+        "SET SESSION max_recursive_iterations = 100000;
+         CREATE DATABASE `odd-db ü`;
+         CREATE TABLE `odd-db ü`.`we``ird tbl` (`the key` INT PRIMARY KEY, `v'al` LONGBLOB);
+         INSERT INTO `odd-db ü`.`we``ird tbl`
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             SELECT i, REPEAT(UNHEX(SHA2(i, 256)), 64) FROM n;",
+    );
+    let dsn = format!("mysql://root@127.0.0.1:{}/odd-db%20%C3%BC", server.port);
+    let opts = MariadbBackupOptions {
+        dsn: dsn.clone(),
+        checksum_max_bytes: 1 << 30,
+        tools: MariadbTools::locate(),
+    };
+    let mut whole = bulwark_source::db::mariadb::start_dump(&opts).expect("start the dump");
+    let mut text = Vec::new();
+    whole.dump.read_to_end(&mut text).expect("a complete dump");
+    assert_eq!(whole.facts.database, "odd-db ü");
+    assert_eq!(whole.facts.dump_file, "odd-db ü.sql");
+    assert_eq!(whole.facts.tables["we`ird tbl"].rows, 3000);
+    assert!(whole.facts.tables["we`ird tbl"].checksum.is_some());
+    assert!(text.ends_with(bulwark_source::db::dump::DUMP_TRAILER.as_bytes()));
+
+    let r = repo();
+    backup(&r.repo, &dsn).expect("backup");
+    assert_passed(
+        &restore_test(
+            &r.repo,
+            &test_opts("latest", &["SELECT COUNT(*) = 3000 FROM `we``ird tbl`"]),
+        )
+        .unwrap(),
+    );
+
+    // The server dies while the dump is being read: the stream fails, it never just ends.
+    let mut dying = bulwark_source::db::mariadb::start_dump(&opts).expect("start the dump");
+    let mut first = vec![0u8; 64 * 1024];
+    dying.dump.read_exact(&mut first).expect("the dump starts");
+    server.stop();
+    let mut rest = Vec::new();
+    let err = dying
+        .dump
+        .read_to_end(&mut rest)
+        .expect_err("a dump cut short must fail");
+    let err = err.to_string();
+    assert!(err.contains("mariadb-dump"), "{err}");
+    assert!(
+        !rest.ends_with(bulwark_source::db::dump::DUMP_TRAILER.as_bytes()),
+        "no completion line after a failure"
+    );
+    assert!(
+        first.len() + rest.len() < text.len(),
+        "the server died before the dump was complete"
+    );
 }
