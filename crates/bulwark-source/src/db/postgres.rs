@@ -12,7 +12,7 @@
 //! 3. `pg_dump --section=data` for everything else (tables without a key, sequences, large
 //!    objects), excluding the tables of step 2;
 //! 4. `pg_dump --section=post-data` (indexes, constraints, triggers);
-//! 5. [`DUMP_TRAILER`](super::dump::DUMP_TRAILER), written only when every step succeeded: a dump without it was cut short.
+//! 5. [`DUMP_TRAILER`], written only when every step succeeded: a dump without it was cut short.
 //!
 //! The roles and tablespaces a restore needs come from `pg_dumpall --globals-only`, where the user
 //! may read them. PostgreSQL 12 or newer.

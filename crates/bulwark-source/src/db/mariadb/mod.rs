@@ -71,7 +71,8 @@ pub struct MariadbFacts {
     /// held until the dump finished (see `read_lock_held_for_dump`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub non_transactional_tables: Vec<String>,
-    /// How long writes were blocked by the global read lock, in milliseconds.
+    /// How long writes were blocked by the global read lock until both snapshots were open, in
+    /// milliseconds (with `read_lock_held_for_dump`, they also waited for the whole dump).
     pub read_lock_ms: u64,
     pub read_lock_held_for_dump: bool,
     /// The binary log position of the snapshot (`@@gtid_binlog_pos`, or MySQL's
