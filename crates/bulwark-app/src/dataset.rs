@@ -10,6 +10,7 @@ use bulwark_ops::restore_test::RestoreTestOptions;
 use bulwark_policy::config::{Dataset, DatasetKind};
 use bulwark_repo::Repository;
 use bulwark_source::Patterns;
+use bulwark_source::db::mariadb::{self, MariadbBackupOptions, MariadbTools};
 use bulwark_source::db::postgres::{self as pg, PgBackupOptions, PgTools};
 use bulwark_source::stream::CommandStream;
 use chrono::{DateTime, Local, Utc};
@@ -62,21 +63,31 @@ pub fn backup_dataset(
             )
             .map_err(fail)?
         }
-        DatasetKind::Sqlite | DatasetKind::Postgres => {
+        DatasetKind::Sqlite | DatasetKind::Postgres | DatasetKind::Mariadb => {
             let source = d.source.clone().unwrap_or_default();
-            let source = if d.kind == DatasetKind::Sqlite {
-                DbSource::Sqlite(ws.resolve(&source))
-            } else {
-                let dsn = match &d.password_file {
-                    Some(f) => pg::with_password(&source, &read_password_file(&ws.resolve(f))?),
-                    None => source,
-                };
-                DbSource::Postgres(PgBackupOptions {
-                    dsn,
+            let password = match &d.password_file {
+                Some(f) => Some(read_password_file(&ws.resolve(f))?),
+                None => None,
+            };
+            let source = match d.kind {
+                DatasetKind::Sqlite => DbSource::Sqlite(ws.resolve(&source)),
+                DatasetKind::Mariadb => DbSource::Mariadb(MariadbBackupOptions {
+                    dsn: match &password {
+                        Some(p) => mariadb::with_password(&source, p),
+                        None => source,
+                    },
+                    checksum_max_bytes: CHECKSUM_MAX_BYTES,
+                    tools: MariadbTools::locate(),
+                }),
+                _ => DbSource::Postgres(PgBackupOptions {
+                    dsn: match &password {
+                        Some(p) => pg::with_password(&source, p),
+                        None => source,
+                    },
                     checksum_max_bytes: CHECKSUM_MAX_BYTES,
                     globals: true,
                     tools: PgTools::locate(),
-                })
+                }),
             };
             backup_database(
                 repo,

@@ -226,6 +226,20 @@ pub struct Event {
 }
 
 impl Event {
+    /// Whether this recorded event is `e` (everything the caller gave is the same): how an
+    /// append that may have committed before its connection broke is recognised.
+    pub fn records(&self, e: &NewEvent) -> bool {
+        self.kind == e.kind
+            && self.dataset == e.dataset
+            && self.repository == e.repository
+            && self.config_hash == e.config_hash
+            && self.started == e.started
+            && self.finished == e.finished
+            && self.ok == e.ok
+            && self.summary == e.summary
+            && self.details == e.details
+    }
+
     /// Places `e` in the chain and computes its id.
     pub(crate) fn seal(
         e: NewEvent,

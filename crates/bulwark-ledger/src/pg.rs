@@ -1,7 +1,13 @@
 //! The shared backend for several hosts: PostgreSQL. Appends serialize on the head row
 //! (`SELECT ... FOR UPDATE` in the appending transaction).
+//!
+//! A connection the server dropped (a restart, a failover) is opened again, retrying for up to
+//! [`RECONNECT_FOR`], and the statement that failed runs once more, so a server restart costs no
+//! event. An append whose commit may have landed just before the connection broke is looked for
+//! first, so it is never recorded twice.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
@@ -14,6 +20,9 @@ use crate::filter::{EventFilter, Param, where_clause};
 use crate::remediation::{Closure, Remediation};
 use crate::verify::{Anchor, Columns, RawRow, Verifier, VerifyReport};
 use crate::{Ledger, Options, SCHEMA_VERSION};
+
+/// How long a lost connection is retried before the call fails.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(30);
 
 /// Serializes schema creation between hosts opening a new database at once ("BULWARK1").
 const SCHEMA_LOCK: i64 = 0x4255_4c57_4152_4b31;
@@ -83,8 +92,14 @@ const ITEM_COLUMNS: &str = "id, seq, dataset, reason, event_id, opened_at, close
 /// A ledger in a PostgreSQL database (its tables live in the connection's search_path).
 pub struct PgLedger {
     client: Mutex<Client>,
+    url: String,
     location: String,
     host: String,
+}
+
+/// Whether an error means the connection is gone (rather than a refused statement).
+fn connection_lost(e: &Error, client: &Client) -> bool {
+    client.is_closed() || matches!(e, Error::Postgres(p) if p.is_closed())
 }
 
 impl PgLedger {
@@ -116,43 +131,97 @@ impl PgLedger {
         tx.commit()?;
         Ok(PgLedger {
             client: Mutex::new(client),
+            url: url.to_string(),
             location: redact(url),
             host: options.host.clone(),
         })
     }
 
-    fn client(&self) -> MutexGuard<'_, Client> {
-        self.client
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A new connection in place of a lost one, retried with backoff for [`RECONNECT_FOR`].
+    fn reconnect(url: &str, client: &mut Client) -> Result<()> {
+        let deadline = Instant::now() + RECONNECT_FOR;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match Client::connect(url, NoTls) {
+                Ok(c) => {
+                    *client = c;
+                    return Ok(());
+                }
+                Err(e) if Instant::now() + wait > deadline => return Err(e.into()),
+                Err(_) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
     }
 
-    fn write<T>(&mut self, f: impl FnOnce(&mut dyn Store, &str) -> Result<T>) -> Result<T> {
+    /// Run `f` on the connection; when the connection turns out to be lost, open a new one and
+    /// run `f` once more.
+    fn with_client<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
+        let mut client = self
+            .client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::retrying(&self.url, &mut client, &mut f)
+    }
+
+    fn retrying<T>(
+        url: &str,
+        client: &mut Client,
+        f: &mut impl FnMut(&mut Client) -> Result<T>,
+    ) -> Result<T> {
+        if client.is_closed() {
+            Self::reconnect(url, client)?;
+        }
+        match f(client) {
+            Err(e) if connection_lost(&e, client) => {
+                Self::reconnect(url, client)?;
+                f(client)
+            }
+            other => other,
+        }
+    }
+
+    fn write<T>(&mut self, f: impl Fn(&mut dyn Store, &str) -> Result<T>) -> Result<T> {
         let client = self
             .client
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut tx = client.transaction()?;
-        let mut store = PgStore { tx: &mut tx };
-        let out = f(&mut store, &self.host)?;
-        tx.commit()?;
-        Ok(out)
+        let host = &self.host;
+        Self::retrying(&self.url, client, &mut |client: &mut Client| {
+            let mut tx = client.transaction()?;
+            let mut store = PgStore { tx: &mut tx };
+            let out = f(&mut store, host)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     /// A read-only snapshot transaction, for reads that must be consistent across statements.
-    fn snapshot<T>(
-        &self,
-        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut client = self.client();
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let out = f(&mut tx)?;
-        tx.commit()?;
-        Ok(out)
+    fn snapshot<T>(&self, f: impl Fn(&mut postgres::Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.with_client(|client| {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// The newest event, read fresh.
+    fn newest(&self) -> Result<Option<Event>> {
+        self.with_client(|c| {
+            c.query_opt(
+                "SELECT id, canonical FROM ledger_events ORDER BY seq DESC LIMIT 1",
+                &[],
+            )?
+            .map(|r| event_from_hashed(r.get::<_, &str>(1), r.get::<_, &str>(0)))
+            .transpose()
+        })
     }
 }
 
@@ -353,34 +422,68 @@ impl Store for PgStore<'_, '_> {
 
 impl Ledger for PgLedger {
     fn append(&mut self, event: NewEvent) -> Result<Event> {
-        self.write(|s, host| core::append(s, event, host))
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let host = &self.host;
+        let once = |client: &mut Client| {
+            let mut tx = client.transaction()?;
+            let mut store = PgStore { tx: &mut tx };
+            let out = core::append(&mut store, event.clone(), host)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        if client.is_closed() {
+            Self::reconnect(&self.url, client)?;
+        }
+        match once(client) {
+            Err(e) if connection_lost(&e, client) => {
+                Self::reconnect(&self.url, client)?;
+                // The commit may have landed before the connection broke: never record twice.
+                if let Some(last) = self.newest()?
+                    && last.records(&event)
+                {
+                    return Ok(last);
+                }
+                let client = self
+                    .client
+                    .get_mut()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                once(client)
+            }
+            other => other,
+        }
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
         let (clause, params) = where_clause(filter, |n| format!("${n}"));
         let boxed: Vec<Box<dyn ToSql + Sync>> = params.iter().map(to_sql).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
-        let rows = self.client().query(
-            format!("SELECT id, canonical FROM ledger_events{clause}").as_str(),
-            &refs,
-        )?;
+        let rows = self.with_client(|c| {
+            Ok(c.query(
+                format!("SELECT id, canonical FROM ledger_events{clause}").as_str(),
+                &refs,
+            )?)
+        })?;
         rows.iter()
             .map(|r| event_from_hashed(r.get::<_, &str>(1), r.get::<_, &str>(0)))
             .collect()
     }
 
     fn get(&self, id: &str) -> Result<Option<Event>> {
-        self.client()
-            .query_opt(
+        self.with_client(|c| {
+            c.query_opt(
                 "SELECT id, canonical FROM ledger_events WHERE id = $1",
                 &[&id],
             )?
             .map(|r| event_from_hashed(r.get::<_, &str>(1), r.get::<_, &str>(0)))
             .transpose()
+        })
     }
 
     fn head(&self) -> Result<Anchor> {
-        head_record(&mut *self.client(), false)?
+        self.with_client(|c| head_record(c, false))?
             .ok_or_else(|| Error::Damaged("the head record is missing".into()))
     }
 
@@ -442,7 +545,7 @@ impl Ledger for PgLedger {
     }
 
     fn remediations(&self, open_only: bool) -> Result<Vec<Remediation>> {
-        item_rows(&mut *self.client(), open_only)?
+        self.with_client(|c| item_rows(c, open_only))?
             .into_iter()
             .map(ItemRow::into_item)
             .collect()

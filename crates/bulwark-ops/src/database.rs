@@ -1,6 +1,7 @@
 //! Database backups and restores. A PostgreSQL backup stores the dump (streamed from `pg_dump`
-//! and its snapshot, see `bulwark_source::db::postgres`) and `globals.sql`; a SQLite backup
-//! stores a consistent copy. Either records the database's facts and fingerprint in the snapshot's
+//! and its snapshot, see `bulwark_source::db::postgres`) and `globals.sql`; a MariaDB/MySQL
+//! backup the dump streamed from `mariadb-dump` (see `bulwark_source::db::mariadb::backup`); a
+//! SQLite backup stores a consistent copy. Either records the database's facts and fingerprint in the snapshot's
 //! `meta`, which restores and restore tests check against.
 
 use std::collections::BTreeMap;
@@ -14,6 +15,9 @@ use std::time::Instant;
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::{Id, MasterIndex, Node, NodeKind, Repository, Snapshot};
 use bulwark_source::Patterns;
+use bulwark_source::db::mariadb::{
+    self, MariadbBackupOptions, MariadbDsn, MariadbFacts, MariadbTools,
+};
 use bulwark_source::db::postgres::{self as pg, PgBackupOptions, PgFacts, PgTools};
 use bulwark_source::db::sqlite::{self, SqliteFacts};
 use bulwark_source::db::{DbError, DbMeta, META_KEY};
@@ -38,6 +42,7 @@ pub fn target_failed(e: DbError) -> Error {
 pub enum DbSource {
     Postgres(PgBackupOptions),
     Sqlite(PathBuf),
+    Mariadb(MariadbBackupOptions),
 }
 
 pub struct DbBackupOptions {
@@ -70,6 +75,11 @@ pub fn backup_database(
             }
             streams.push((dump.facts.dump_file.clone(), Box::new(dump.dump)));
             DbMeta::Postgres(dump.facts)
+        }
+        DbSource::Mariadb(o) => {
+            let dump = mariadb::start_dump(&o).map_err(source_failed)?;
+            streams.push((dump.facts.dump_file.clone(), Box::new(dump.dump)));
+            DbMeta::Mariadb(dump.facts)
         }
         DbSource::Sqlite(path) => {
             let copy = sqlite::consistent_copy(&path).map_err(source_failed)?;
@@ -231,6 +241,8 @@ pub enum DbTarget {
     Postgres { dsn: String, create_roles: bool },
     /// A new SQLite file.
     Sqlite { path: PathBuf },
+    /// A database on a MariaDB/MySQL server; created if missing, and it must hold nothing.
+    Mariadb { dsn: String },
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -276,6 +288,11 @@ pub fn restore_database(
         (DbMeta::Postgres(f), DbTarget::Postgres { dsn, create_roles }) => {
             report.target = pg::redact(dsn);
             restore_postgres(repo, &index, &snap, f, dsn, *create_roles, &mut report)?;
+        }
+        (DbMeta::Mariadb(f), DbTarget::Mariadb { dsn }) => {
+            let dsn = MariadbDsn::parse(dsn).map_err(source_failed)?;
+            report.target = dsn.to_string();
+            restore_mariadb(repo, &index, &snap, f, &dsn, &mut report)?;
         }
         (DbMeta::Sqlite(f), DbTarget::Sqlite { path }) => {
             report.target = path.display().to_string();
@@ -387,6 +404,74 @@ fn restore_postgres(
     }
     let mut client = pg::connect(dsn).map_err(target_failed)?;
     report.differences = pg::verify(&mut client, f).map_err(target_failed)?;
+    Ok(())
+}
+
+fn restore_mariadb(
+    repo: &Repository,
+    index: &MasterIndex,
+    snap: &Snapshot,
+    f: &MariadbFacts,
+    dsn: &MariadbDsn,
+    report: &mut DbRestoreReport,
+) -> Result<()> {
+    let tools = MariadbTools::locate();
+    tools.program(mariadb::CLIENT).map_err(target_failed)?;
+    let dump = snapshot_file(repo, index, snap, &f.dump_file)?;
+    let db = &dsn.database;
+    let mut admin = mariadb::connect(&dsn.with_database("")).map_err(target_failed)?;
+    let (problems, warnings) = mariadb::compatibility(&mut admin, f).map_err(target_failed)?;
+    if !problems.is_empty() {
+        return Err(Error::Invalid(format!(
+            "the target cannot restore this backup: {}",
+            problems.join("; ")
+        )));
+    }
+    report.warnings.extend(warnings);
+    match mariadb::missing_accounts(&mut admin, &f.definers) {
+        Ok(missing) if missing.is_empty() => {}
+        Ok(missing) => report.warnings.push(format!(
+            "the target lacks accounts that views, routines, triggers or events name as DEFINER: {} \
+             (those objects fail to run until they exist)",
+            missing.join(", ")
+        )),
+        Err(e) => report
+            .warnings
+            .push(format!("could not check the DEFINER accounts: {e}")),
+    }
+    match mariadb::database_contents(&mut admin, db).map_err(target_failed)? {
+        Some(0) => {}
+        Some(n) => {
+            return Err(Error::Invalid(format!(
+                "database {db} on the target already holds {n} tables, views, routines or events: restore into \
+                 a new or empty database"
+            )));
+        }
+        None => {
+            mariadb::create_database(&mut admin, db, f).map_err(target_failed)?;
+            report.created_database = true;
+        }
+    }
+    let log_dir = tempfile::Builder::new()
+        .prefix("bulwark-restore-")
+        .tempdir()
+        .map_err(|e| Error::io("cannot create a temporary directory", e))?;
+    let log = log_dir.path().join("restore.log");
+    let mut reader = SnapshotFileReader::new(repo, index, &dump);
+    if let Err(e) = mariadb::run_client(&tools, dsn, &mut reader, &log) {
+        let kept = log_dir.keep();
+        let state = if report.created_database && mariadb::drop_database(&mut admin, db).is_ok() {
+            format!("the new database {db} was dropped again")
+        } else {
+            format!("database {db} is left partly restored")
+        };
+        return Err(Error::Target(format!(
+            "restoring into {db} failed ({state}): {e} (the client's messages: {})",
+            kept.join("restore.log").display()
+        )));
+    }
+    let mut conn = mariadb::connect(dsn).map_err(target_failed)?;
+    report.differences = mariadb::verify(&mut conn, db, f).map_err(target_failed)?;
     Ok(())
 }
 

@@ -47,6 +47,8 @@ pub enum Tier {
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     Postgres,
+    /// MariaDB or MySQL.
+    Mariadb,
     Sqlite,
     Files,
     Command,
@@ -541,7 +543,9 @@ impl Config {
                 },
             };
             match d.kind {
-                DatasetKind::Postgres | DatasetKind::Sqlite if d.source.is_none() => {
+                DatasetKind::Postgres | DatasetKind::Mariadb | DatasetKind::Sqlite
+                    if d.source.is_none() =>
+                {
                     return Err(fail(
                         at,
                         format!("datasets.{name}: a {:?} dataset needs `source`", d.kind)

@@ -1,17 +1,20 @@
 //! Database restore tests: PostgreSQL into a throwaway cluster (`initdb --data-checksums`, socket
 //! only, no archiving, no fsync) run by an unprivileged account, or a scratch database on a server
-//! given by the caller; SQLite into a temporary file. A failing test keeps the scratch cluster's
-//! logs (never its data).
+//! given by the caller; MariaDB/MySQL into a throwaway server (`mariadb-install-db`, socket only,
+//! no binary log, no durability, event scheduler off) run by an unprivileged account; SQLite into
+//! a temporary file. A failing test keeps the scratch server's logs (never its data).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::{Id, MasterIndex, Repository, Snapshot};
+use bulwark_source::db::mariadb::scratch::ScratchServer;
+use bulwark_source::db::mariadb::{self, MariadbFacts, MariadbTools};
 use bulwark_source::db::postgres::{self as pg, PgFacts, PgTools};
 use bulwark_source::db::scratch::ScratchCluster;
 use bulwark_source::db::sqlite::{self, SqliteFacts};
-use bulwark_source::db::{DbError, DbMeta};
+use bulwark_source::db::{DbError, DbMeta, dump};
 
 use super::{RestoreTestOptions, RestoreTestReport, summarise};
 use crate::database::{SnapshotFileReader, snapshot_file};
@@ -66,6 +69,7 @@ pub(super) fn test(
             &mut report,
         ),
         DbMeta::Sqlite(f) => sqlite_test(&source, f, opts, work.path(), started, &mut report),
+        DbMeta::Mariadb(f) => mariadb_test(&source, f, opts, work.path(), started, &mut report),
     }
     if report.duration_s == 0.0 {
         report.duration_s = started.elapsed().as_secs_f64();
@@ -249,7 +253,7 @@ fn postgres_test(
     }
     let dump = work.join(&f.dump_file);
     if fetched.is_ok() {
-        match pg::check_trailer(&dump) {
+        match dump::check_trailer(&dump) {
             Ok(Ok(())) => report.check(
                 "dump-complete",
                 true,
@@ -532,4 +536,186 @@ fn sqlite_test(
         }
     }
     report.phase("checks", t.elapsed());
+}
+
+fn mariadb_test(
+    source: &Fetch,
+    f: &MariadbFacts,
+    opts: &RestoreTestOptions,
+    work: &Path,
+    started: Instant,
+    report: &mut RestoreTestReport,
+) {
+    if opts.scratch_postgres.is_some() {
+        report.warnings.push(
+            "--scratch-postgres does not apply to a MariaDB backup: a throwaway server was used"
+                .into(),
+        );
+    }
+    // The scratch server starts while the dump is fetched.
+    let (fetched, prepared) = std::thread::scope(|s| {
+        let prep = s.spawn(|| {
+            let t = Instant::now();
+            let server = ScratchServer::start(&MariadbTools::locate(), f.lower_case_table_names);
+            (server, t.elapsed())
+        });
+        let fetched = source.files(&[f.dump_file.as_str()], work);
+        report.phase("fetch", started.elapsed());
+        let prepared = prep.join().unwrap_or_else(|_| {
+            (
+                Err(DbError::new("starting the scratch server panicked")),
+                Duration::ZERO,
+            )
+        });
+        (fetched, prepared)
+    });
+    report.phase("prepare", prepared.1);
+    let mut server = match prepared.0 {
+        Ok(s) => Some(s),
+        Err(e) => {
+            report.check("scratch", false, e.0);
+            None
+        }
+    };
+    let dump = work.join(&f.dump_file);
+    match &fetched {
+        Err(e) => report.check(
+            "fetch",
+            false,
+            format!("the snapshot could not be read back: {e}"),
+        ),
+        Ok(()) => match dump::check_trailer(&dump) {
+            Ok(Ok(())) => report.check(
+                "dump-complete",
+                true,
+                "the dump ends with bulwark's completion line",
+            ),
+            Ok(Err(why)) => report.check("dump-complete", false, why),
+            Err(e) => report.check("dump-complete", false, e.0),
+        },
+    }
+    let Some(s) = server.as_mut() else {
+        return;
+    };
+    if fetched.is_ok() {
+        run_mariadb_checks(f, opts, &dump, s, report);
+        // The measured restore time ends with the last check, before any clean-up.
+        report.duration_s = started.elapsed().as_secs_f64();
+    }
+    if !report.checks.iter().all(|c| c.passed) {
+        s.keep_log();
+        report.logs.push(s.log_path().display().to_string());
+        let restore_log = s.root().join("restore.log");
+        if restore_log.exists() {
+            report.logs.push(restore_log.display().to_string());
+        }
+    }
+}
+
+fn run_mariadb_checks(
+    f: &MariadbFacts,
+    opts: &RestoreTestOptions,
+    dump: &Path,
+    server: &ScratchServer,
+    report: &mut RestoreTestReport,
+) {
+    let t_restore = Instant::now();
+    let db = &f.database;
+    // Compatibility: version and collations; then the database and the DEFINER accounts.
+    let compat = (|| -> std::result::Result<Vec<String>, String> {
+        let mut admin = server.connect("").map_err(|e| e.0)?;
+        let (problems, warnings) = mariadb::compatibility(&mut admin, f).map_err(|e| e.0)?;
+        if !problems.is_empty() {
+            return Err(format!("incompatible: {}", problems.join("; ")));
+        }
+        mariadb::create_database(&mut admin, db, f).map_err(|e| format!("incompatible: {e}"))?;
+        let missing = mariadb::missing_accounts(&mut admin, &f.definers).map_err(|e| e.0)?;
+        mariadb::create_definers(&mut admin, &missing, db).map_err(|e| e.0)?;
+        Ok(warnings)
+    })();
+    match compat {
+        Ok(warnings) => {
+            report.warnings.extend(warnings);
+            report.check(
+                "compatibility",
+                true,
+                format!(
+                    "{} for a {} {} backup; {} collations available; {} DEFINER accounts",
+                    server.version(),
+                    f.flavor,
+                    mariadb::major_minor(f.version_num),
+                    f.collations.len(),
+                    f.definers.len()
+                ),
+            );
+        }
+        Err(e) => {
+            report.check("compatibility", false, e);
+            return;
+        }
+    }
+    let tools = MariadbTools::locate();
+    let log = server.root().join("restore.log");
+    let restored = std::fs::File::open(dump)
+        .map_err(|e| DbError::new(format!("cannot open the fetched dump: {e}")))
+        .and_then(|mut file| mariadb::run_client(&tools, &server.dsn(db), &mut file, &log));
+    report.phase("restore", t_restore.elapsed());
+    let t_checks = Instant::now();
+    match restored {
+        Ok(_) => report.check(
+            "restore",
+            true,
+            format!("the mariadb client restored {} without error", f.dump_file),
+        ),
+        Err(e) => {
+            report.check("restore", false, e.0);
+            report.phase("checks", t_checks.elapsed());
+            return;
+        }
+    }
+    // Integrity: every table read and checked against its indexes.
+    match server
+        .connect(db)
+        .and_then(|mut c| mariadb::check_tables(&mut c, db))
+    {
+        Ok((n, problems)) if problems.is_empty() => report.check(
+            "integrity",
+            true,
+            format!("CHECK TABLE … EXTENDED: {n} tables OK"),
+        ),
+        Ok((_, problems)) => report.check("integrity", false, summarise(&problems)),
+        Err(e) => report.check("integrity", false, e.0),
+    }
+    // Fidelity: every table's exact row count and checksum, and the schema objects.
+    match server
+        .connect(db)
+        .and_then(|mut c| mariadb::verify(&mut c, db, f))
+    {
+        Ok(diffs) if diffs.is_empty() => {
+            let sums = f.tables.values().filter(|t| t.checksum.is_some()).count();
+            let rows: u64 = f.tables.values().map(|t| t.rows).sum();
+            let objects: u64 = f.objects.values().sum();
+            report.check(
+                "fidelity",
+                true,
+                format!(
+                    "{} tables, {rows} rows and {objects} views, routines, triggers, events and sequences match \
+                     the backup ({sums} tables by checksum)",
+                    f.tables.len()
+                ),
+            );
+        }
+        Ok(diffs) => report.check("fidelity", false, summarise(&diffs)),
+        Err(e) => report.check("fidelity", false, e.0),
+    }
+    for sql in &opts.check_sql {
+        let r = server
+            .connect(db)
+            .and_then(|mut c| mariadb::assertion(&mut c, sql));
+        match r {
+            Ok((ok, detail)) => report.check(format!("check-sql: {sql}"), ok, detail),
+            Err(e) => report.check(format!("check-sql: {sql}"), false, e.0),
+        }
+    }
+    report.phase("checks", t_checks.elapsed());
 }

@@ -1,9 +1,11 @@
-//! Databases as backup sources: PostgreSQL (a consistent logical dump) and SQLite (a consistent
-//! online copy), each recorded with a fingerprint — the exact row count and, where affordable, a
+//! Databases as backup sources: PostgreSQL and MariaDB/MySQL (consistent logical dumps) and
+//! SQLite (a consistent online copy), each recorded with a fingerprint — the exact row count and, where affordable, a
 //! content checksum of every table, taken in the same snapshot as the data — so a restore can
 //! prove it brought back exactly what was backed up.
 
+pub mod dump;
 pub mod libpq;
+pub mod mariadb;
 pub mod postgres;
 pub mod scratch;
 pub mod sqlite;
@@ -37,6 +39,12 @@ pub type DbResult<T> = Result<T, DbError>;
 impl From<::postgres::Error> for DbError {
     fn from(e: ::postgres::Error) -> DbError {
         DbError(postgres::describe_error(&e))
+    }
+}
+
+impl From<::mysql::Error> for DbError {
+    fn from(e: ::mysql::Error) -> DbError {
+        DbError(mariadb::describe_error(&e))
     }
 }
 
@@ -99,6 +107,7 @@ pub fn compare(recorded: &Fingerprint, restored: &Fingerprint) -> Vec<String> {
 pub enum DbMeta {
     Postgres(postgres::PgFacts),
     Sqlite(sqlite::SqliteFacts),
+    Mariadb(mariadb::MariadbFacts),
 }
 
 impl DbMeta {
@@ -106,6 +115,7 @@ impl DbMeta {
         match self {
             DbMeta::Postgres(_) => "postgres",
             DbMeta::Sqlite(_) => "sqlite",
+            DbMeta::Mariadb(_) => "mariadb",
         }
     }
 
@@ -126,6 +136,7 @@ impl DbMeta {
         match self {
             DbMeta::Postgres(f) => &f.tables,
             DbMeta::Sqlite(f) => &f.tables,
+            DbMeta::Mariadb(f) => &f.tables,
         }
     }
 }

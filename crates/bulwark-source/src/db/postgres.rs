@@ -18,24 +18,20 @@
 //! may read them. PostgreSQL 12 or newer.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use ::postgres as driver;
 use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use serde::{Deserialize, Serialize};
 
+use super::dump::{ChunkSender, DUMP_TRAILER, DumpReader, collect};
 use super::{DbError, DbResult, Fingerprint, TableFingerprint, libpq, tail_lines, truthy};
-
-/// The last line of every complete dump bulwark writes.
-pub const DUMP_TRAILER: &str = "-- bulwark: dump complete\n";
 
 /// Settings that make every value's text form the same on any server and session, so that
 /// checksums taken at backup and after a restore agree (and `COPY` output is unambiguous).
@@ -214,7 +210,7 @@ impl PgTools {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
@@ -855,7 +851,7 @@ pub fn start_dump(opts: &PgBackupOptions) -> DbResult<PgDump> {
         snapshot,
         ordered,
     };
-    let dump = DumpReader::spawn(client, job);
+    let dump = DumpReader::spawn("pg-dump", move |out| produce(&mut client, &job, out));
     Ok(PgDump {
         facts,
         globals,
@@ -863,7 +859,7 @@ pub fn start_dump(opts: &PgBackupOptions) -> DbResult<PgDump> {
     })
 }
 
-fn file_safe(name: &str) -> String {
+pub(crate) fn file_safe(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| if c == '/' || c.is_control() { '_' } else { c })
@@ -912,107 +908,6 @@ struct DumpJob {
     dsn: String,
     snapshot: String,
     ordered: Vec<TableInfo>,
-}
-
-enum Msg {
-    Data(Vec<u8>),
-    Done,
-    Failed(String),
-}
-
-/// The dump as a byte stream. Its producer thread holds the snapshot's transaction; an error
-/// anywhere (pg_dump, the server, the connection) is an error of this stream, and a stream that
-/// ends without it is reported as cut short: a partial dump is never stored as complete.
-pub struct DumpReader {
-    rx: Receiver<Msg>,
-    buf: Vec<u8>,
-    pos: usize,
-    state: Result<bool, String>,
-    _thread: Option<JoinHandle<()>>,
-}
-
-impl DumpReader {
-    fn spawn(mut client: Client, job: DumpJob) -> DumpReader {
-        let (tx, rx) = sync_channel::<Msg>(8);
-        let thread = std::thread::Builder::new()
-            .name("pg-dump".into())
-            .spawn(move || {
-                let mut out = ChunkSender {
-                    tx: tx.clone(),
-                    buf: Vec::with_capacity(CHUNK),
-                };
-                let result = produce(&mut client, &job, &mut out);
-                let _ = match result {
-                    Ok(()) => tx.send(Msg::Done),
-                    Err(e) => tx.send(Msg::Failed(e)),
-                };
-            })
-            .expect("spawn the dump thread");
-        DumpReader {
-            rx,
-            buf: Vec::new(),
-            pos: 0,
-            state: Ok(false),
-            _thread: Some(thread),
-        }
-    }
-}
-
-impl Read for DumpReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.pos);
-                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            match &self.state {
-                Ok(true) => return Ok(0),
-                Err(e) => return Err(io::Error::other(e.clone())),
-                Ok(false) => {}
-            }
-            match self.rx.recv() {
-                Ok(Msg::Data(b)) => (self.buf, self.pos) = (b, 0),
-                Ok(Msg::Done) => self.state = Ok(true),
-                Ok(Msg::Failed(e)) => self.state = Err(e),
-                Err(_) => {
-                    self.state =
-                        Err("the dump stopped without finishing (its producer ended)".into())
-                }
-            }
-        }
-    }
-}
-
-const CHUNK: usize = 256 * 1024;
-
-struct ChunkSender {
-    tx: SyncSender<Msg>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChunkSender {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx.send(Msg::Data(chunk)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the backup stopped reading the dump",
-            )
-        })
-    }
 }
 
 fn produce(client: &mut Client, job: &DumpJob, out: &mut ChunkSender) -> Result<(), String> {
@@ -1091,36 +986,6 @@ fn run_pg_dump(
         ));
     }
     Ok(())
-}
-
-fn collect(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = r.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    })
-}
-
-/// Whether a dump's end is [`DUMP_TRAILER`]; otherwise the last line found, for the message.
-pub fn check_trailer(path: &Path) -> DbResult<Result<(), String>> {
-    let mut f =
-        File::open(path).map_err(|e| DbError(format!("cannot open {}: {e}", path.display())))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let tail_len = len.min(4096);
-    use std::io::Seek;
-    f.seek(io::SeekFrom::Start(len - tail_len))
-        .map_err(|e| DbError(format!("cannot read {}: {e}", path.display())))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail)
-        .map_err(|e| DbError(format!("cannot read {}: {e}", path.display())))?;
-    if tail.ends_with(DUMP_TRAILER.as_bytes()) {
-        return Ok(Ok(()));
-    }
-    let text = String::from_utf8_lossy(&tail);
-    let last: String = text.lines().last().unwrap_or("").chars().take(80).collect();
-    Ok(Err(format!(
-        "the dump ({len} bytes) does not end with bulwark's completion line: it was cut short (it ends with {last:?})"
-    )))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -31,6 +31,12 @@ pub struct RunAs {
 
 /// Whom to run initdb/postgres as: `None` means this process's own user (not root).
 pub fn scratch_user() -> DbResult<Option<RunAs>> {
+    run_as("postgres", "initdb and postgres")
+}
+
+/// Whom a scratch server's `programs` run as when this process is root: `BULWARK_SCRATCH_USER`,
+/// else `default_account`; `None` when this process is not root (it runs them itself).
+pub fn run_as(default_account: &str, programs: &str) -> DbResult<Option<RunAs>> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
@@ -38,19 +44,24 @@ pub fn scratch_user() -> DbResult<Option<RunAs>> {
     let configured = std::env::var("BULWARK_SCRATCH_USER")
         .ok()
         .filter(|s| !s.is_empty());
-    let name = configured.clone().unwrap_or_else(|| "postgres".to_string());
+    let name = configured
+        .clone()
+        .unwrap_or_else(|| default_account.to_string());
     match lookup_user(&name) {
         Some(u) if u.uid != 0 => Ok(Some(u)),
         Some(_) => Err(DbError(format!(
-            "BULWARK_SCRATCH_USER={name} is root: initdb and postgres refuse to run as root; \
+            "BULWARK_SCRATCH_USER={name} is root: {programs} must not run as root; \
              name an unprivileged account"
         ))),
         None => Err(DbError(match configured {
-            Some(_) => format!("BULWARK_SCRATCH_USER names '{name}', but there is no such user on this host"),
-            None => "initdb and postgres refuse to run as root, and there is no unprivileged account to run \
-                     the scratch cluster as (no 'postgres' user): create one (e.g. `useradd --system postgres`) \
-                     or set BULWARK_SCRATCH_USER to an existing unprivileged account"
-                .to_string(),
+            Some(_) => format!(
+                "BULWARK_SCRATCH_USER names '{name}', but there is no such user on this host"
+            ),
+            None => format!(
+                "{programs} must not run as root, and there is no unprivileged account to run \
+                 the scratch server as (no '{name}' user): create one (e.g. `useradd --system {name}`) \
+                 or set BULWARK_SCRATCH_USER to an existing unprivileged account"
+            ),
         })),
     }
 }
@@ -325,7 +336,7 @@ impl Drop for ScratchCluster {
 
 /// Where scratch directories go: the temporary directory, unless its path is too long for a Unix
 /// socket path (about 107 bytes), then /tmp.
-fn scratch_base() -> PathBuf {
+pub(crate) fn scratch_base() -> PathBuf {
     let t = std::env::temp_dir();
     if t.as_os_str().len() > 60 {
         PathBuf::from("/tmp")

@@ -9,6 +9,7 @@ use bulwark_ops::backup::{BackupOptions, BackupSource, backup};
 use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
 use bulwark_source::Patterns;
 use bulwark_source::db::DbMeta;
+use bulwark_source::db::mariadb::{MariadbBackupOptions, MariadbTools};
 use bulwark_source::db::postgres::{PgBackupOptions, PgTools};
 use bulwark_source::stream::CommandStream;
 use serde::Serialize;
@@ -62,8 +63,12 @@ pub struct DbArgs {
     #[arg(long, value_name = "DSN", conflicts_with_all = ["sqlite", "stdin_name"])]
     pub postgres: Option<String>,
     /// Back up a live SQLite database file: a consistent online copy, fingerprinted
-    #[arg(long, value_name = "PATH", conflicts_with = "stdin_name")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["stdin_name", "postgres"])]
     pub sqlite: Option<PathBuf>,
+    /// Back up a MariaDB or MySQL database (mysql://USER@HOST:PORT/DB, or ?socket=PATH): a
+    /// consistent dump and a fingerprint taken in the same snapshot
+    #[arg(long, value_name = "DSN", conflicts_with_all = ["stdin_name", "postgres", "sqlite"])]
+    pub mariadb: Option<String>,
     /// Checksum the rows of tables up to this size; larger ones get exact row counts only
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub db_checksum_max_mib: u64,
@@ -82,7 +87,7 @@ struct BackupJson<'a> {
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
-    if a.db.postgres.is_some() || a.db.sqlite.is_some() {
+    if a.db.postgres.is_some() || a.db.sqlite.is_some() || a.db.mariadb.is_some() {
         return database(g, a);
     }
     let source = match &a.stdin_name {
@@ -175,7 +180,7 @@ fn database(g: &Global, a: Args) -> CliResult<i32> {
     let db = &a.db;
     if !a.paths.is_empty() {
         return Err(Failure::usage(
-            "paths and --postgres/--sqlite exclude each other",
+            "paths and --postgres/--sqlite/--mariadb exclude each other",
             "back up files and databases in separate snapshots",
         ));
     }
@@ -186,15 +191,26 @@ fn database(g: &Global, a: Args) -> CliResult<i32> {
         ));
     }
     let time = parse_time(a.time.as_deref())?;
-    let source = match (&db.postgres, &db.sqlite) {
-        (Some(dsn), _) => DbSource::Postgres(PgBackupOptions {
+    let checksum_max_bytes = db.db_checksum_max_mib.saturating_mul(1 << 20);
+    let source = match (&db.postgres, &db.sqlite, &db.mariadb) {
+        (Some(dsn), _, _) => DbSource::Postgres(PgBackupOptions {
             dsn: dsn.clone(),
-            checksum_max_bytes: db.db_checksum_max_mib.saturating_mul(1 << 20),
+            checksum_max_bytes,
             globals: !db.no_globals,
             tools: PgTools::locate(),
         }),
-        (None, Some(path)) => DbSource::Sqlite(path.clone()),
-        (None, None) => unreachable!("database() runs only with --postgres or --sqlite"),
+        (None, Some(path), _) => DbSource::Sqlite(path.clone()),
+        (None, None, Some(dsn)) => DbSource::Mariadb(MariadbBackupOptions {
+            dsn: dsn.clone(),
+            checksum_max_bytes,
+            tools: MariadbTools::locate(),
+        }),
+        (None, None, None) => {
+            return Err(Failure::usage(
+                "nothing to back up",
+                "give --postgres, --sqlite or --mariadb",
+            ));
+        }
     };
     let repo = open(g)?;
     let report = backup_database(
@@ -232,6 +248,18 @@ fn database(g: &Global, a: Args) -> CliResult<i32> {
                 t += &format!("\nglobals: {n}");
             }
             t
+        }
+        DbMeta::Mariadb(f) => {
+            facts["database"] = json!(f.database);
+            facts["server_version"] = json!(f.server_version);
+            facts["read_lock_ms"] = json!(f.read_lock_ms);
+            format!(
+                "{} {} database {}: {} tables, {rows} rows",
+                f.flavor,
+                f.server_version,
+                f.database,
+                tables.len()
+            )
         }
         DbMeta::Sqlite(f) => {
             facts["source"] = json!(f.source);

@@ -18,7 +18,7 @@ pub struct Args {
     /// Snapshot id (8+ hex digits), `latest`, or ID:PATH
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target"])]
+    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target", "mariadb_target"])]
     pub target: Option<PathBuf>,
     /// Restore only paths matching a glob (repeatable)
     #[arg(long, short = 'i')]
@@ -39,6 +39,9 @@ pub struct DbArgs {
     /// Restore a SQLite snapshot to this new file
     #[arg(long, value_name = "PATH", conflicts_with = "target")]
     pub sqlite_target: Option<PathBuf>,
+    /// Restore a MariaDB/MySQL snapshot into this database (created if missing; it must hold no tables)
+    #[arg(long, value_name = "DSN", conflicts_with_all = ["target", "sqlite_target", "postgres_target"])]
+    pub mariadb_target: Option<String>,
     /// With `latest`: the latest snapshot of this dataset
     #[arg(long)]
     pub dataset: Option<String>,
@@ -49,7 +52,11 @@ pub struct DbArgs {
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     let db = &a.db;
-    if db.postgres_target.is_some() || db.sqlite_target.is_some() || db.dataset.is_some() {
+    if db.postgres_target.is_some()
+        || db.sqlite_target.is_some()
+        || db.mariadb_target.is_some()
+        || db.dataset.is_some()
+    {
         return database(g, a);
     }
     let include = Patterns::new(&a.include)
@@ -100,15 +107,16 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
 
 fn database(g: &Global, a: Args) -> CliResult<i32> {
     let db = &a.db;
-    let target = match (&db.postgres_target, &db.sqlite_target) {
-        (Some(dsn), _) => DbTarget::Postgres {
+    let target = match (&db.postgres_target, &db.sqlite_target, &db.mariadb_target) {
+        (Some(dsn), _, _) => DbTarget::Postgres {
             dsn: dsn.clone(),
             create_roles: db.create_roles,
         },
-        (None, Some(path)) => DbTarget::Sqlite { path: path.clone() },
-        (None, None) => {
+        (None, Some(path), _) => DbTarget::Sqlite { path: path.clone() },
+        (None, None, Some(dsn)) => DbTarget::Mariadb { dsn: dsn.clone() },
+        (None, None, None) => {
             return Err(Failure::usage(
-                "--dataset selects database snapshots: give --postgres-target or --sqlite-target",
+                "--dataset selects database snapshots: give --postgres-target, --sqlite-target or --mariadb-target",
                 "to restore files, name the snapshot by id with --target",
             ));
         }

@@ -892,6 +892,26 @@ impl PgServer {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// Restart the server on the same port (`pg_ctl restart -m fast`): every connection drops.
+    pub fn restart(&self) {
+        let out = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .arg("-o")
+            .arg(format!("-p {}", self.port))
+            .args(["-m", "fast", "-w", "-t", "60", "restart"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Stop at once, as a crash would.
     pub fn stop_immediate(&mut self) {
         if self.running {

@@ -1,0 +1,183 @@
+//! The scheduler against a clock we move: one catch-up run per dataset after days of downtime
+//! (not one per missed slot), one job per repository at a time, jitter that holds a due job back
+//! within its bound, and leases with growing fencing tokens recorded with each job's events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulwark_app::Credentials;
+use bulwark_app::events::{Details, RunDetails};
+use bulwark_ledger::{EventFilter, EventKind};
+use bulwark_server::clock::{Clock, ManualClock};
+use bulwark_server::daemon::{Daemon, DaemonOptions, Timing};
+use bulwark_server::lease::LocalLeases;
+use chrono::Utc;
+
+/// The embedded default in a fresh directory, with `daemon` settings appended.
+fn site(daemon: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(examples.join("sample"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(
+        examples.join("demo.passphrase"),
+        dir.path().join("demo.passphrase"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
+        .unwrap()
+        .replace("../target/demo/", "state/");
+    let config = dir.path().join("bulwark.toml");
+    std::fs::write(&config, format!("{text}\n[daemon]\n{daemon}\n")).unwrap();
+    (dir, config)
+}
+
+fn daemon(config: &Path, clock: Arc<ManualClock>) -> Arc<Daemon> {
+    Daemon::new(
+        config,
+        Arc::new(LocalLeases::new("test-node")),
+        DaemonOptions {
+            credentials: Credentials::default(),
+            cache: false,
+            clock,
+            node: "test-node".into(),
+            timing: Timing {
+                poll: Duration::from_millis(100),
+                refresh: Duration::from_millis(100),
+                lease_ttl: Duration::from_secs(5),
+                stop_grace: Duration::from_secs(5),
+            },
+            init: true,
+        },
+    )
+    .unwrap()
+}
+
+/// Tick until nothing more starts, waiting for each job; the datasets started, in order.
+fn settle(d: &Arc<Daemon>) -> Vec<String> {
+    let mut started = Vec::new();
+    loop {
+        let jobs = d.tick().unwrap();
+        if jobs.is_empty() {
+            return started;
+        }
+        started.extend(jobs.into_iter().map(|j| j.dataset));
+        assert!(d.wait_for_jobs(Duration::from_secs(120)), "jobs finish");
+    }
+}
+
+fn backups(d: &Daemon, dataset: &str) -> usize {
+    d.workspace()
+        .ledger()
+        .events(
+            &EventFilter::all()
+                .kind(EventKind::Backup)
+                .dataset(dataset)
+                .ok(true),
+        )
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn downtime_costs_one_catch_up_run_per_dataset() {
+    let (_dir, config) = site("max_jitter = \"0\"");
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let d = daemon(&config, clock.clone());
+
+    // Both datasets live in one repository: one job at a time there.
+    let first = d.tick().unwrap();
+    assert_eq!(first.len(), 1, "one job per repository: {first:?}");
+    assert!(
+        d.tick().unwrap().is_empty(),
+        "the repository's slot is taken"
+    );
+    assert!(d.wait_for_jobs(Duration::from_secs(120)));
+    let mut all = vec![first[0].dataset.clone()];
+    all.extend(settle(&d));
+    all.sort();
+    assert_eq!(all, ["app-db", "docs"]);
+    assert!(d.tick().unwrap().is_empty(), "nothing due right after");
+
+    // Three days down: docs (every 6h) missed 12 slots, app-db (daily) 3. One run each.
+    clock.advance(chrono::Duration::days(3));
+    let mut caught_up = settle(&d);
+    caught_up.sort();
+    assert_eq!(caught_up, ["app-db", "docs"]);
+    assert_eq!(backups(&d, "docs"), 2);
+    assert_eq!(backups(&d, "app-db"), 2);
+
+    // Each job's run event names the node and its lease; tokens only grow.
+    let runs = d
+        .workspace()
+        .ledger()
+        .events(&EventFilter::all().kind(EventKind::Run))
+        .unwrap();
+    let fencing: Vec<i64> = runs
+        .iter()
+        .filter_map(|e| RunDetails::of(e).ok()?.context)
+        .filter(|c| c["lease"]["key"] == "dataset:docs")
+        .map(|c| c["lease"]["fencing"].as_i64().unwrap())
+        .collect();
+    assert_eq!(fencing, [1, 2], "{runs:?}");
+    let snapshots_time = d
+        .workspace()
+        .repository("primary")
+        .unwrap()
+        .load_snapshots()
+        .unwrap()
+        .0
+        .iter()
+        .filter(|(_, s)| s.dataset.as_deref() == Some("docs"))
+        .map(|(_, s)| s.time.to_utc())
+        .max()
+        .unwrap();
+    assert!(
+        snapshots_time >= clock.now() - chrono::Duration::minutes(5),
+        "the catch-up snapshot is dated by the daemon's clock"
+    );
+}
+
+#[test]
+fn jitter_holds_a_due_job_back_within_its_bound() {
+    let (_dir, config) = site("max_jitter = \"1h\"\njobs_per_repository = 2");
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let d = daemon(&config, clock.clone());
+    assert!(
+        d.tick().unwrap().is_empty(),
+        "a due job waits for its jitter"
+    );
+    clock.advance(chrono::Duration::minutes(61));
+    let mut started: Vec<String> = d.tick().unwrap().into_iter().map(|j| j.dataset).collect();
+    started.sort();
+    assert_eq!(started, ["app-db", "docs"], "two slots per repository");
+    assert!(d.wait_for_jobs(Duration::from_secs(120)));
+}
+
+#[test]
+fn a_run_asked_for_is_recorded_with_its_caller() {
+    let (_dir, config) = site("max_jitter = \"0\"");
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let d = daemon(&config, clock);
+    let job = d.trigger("docs", "alice").unwrap();
+    assert_eq!(job.trigger, "api:alice");
+    assert!(d.wait_for_jobs(Duration::from_secs(120)));
+    let calls = d
+        .workspace()
+        .ledger()
+        .events(&EventFilter::all().kind(EventKind::ApiCall))
+        .unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].details["caller"], "alice");
+    assert_eq!(calls[0].dataset.as_deref(), Some("docs"));
+    assert_eq!(backups(&d, "docs"), 1);
+    assert!(d.trigger("nope", "alice").is_err());
+    let recent = d.jobs.recent();
+    assert_eq!(recent[0].ok, Some(true), "{recent:?}");
+}
