@@ -92,6 +92,12 @@ impl Served {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
     }
 
+    /// The JSON of `path` once the daemon has a view (503 before).
+    fn ready_json(&self, path: &str) -> Option<Value> {
+        let (status, body) = self.get(path);
+        (status == 200).then(|| serde_json::from_str(&body).unwrap())
+    }
+
     /// Wait until `f` holds, at most `limit`.
     fn until(&self, limit: Duration, what: &str, mut f: impl FnMut(&Served) -> bool) {
         let start = Instant::now();
@@ -196,13 +202,18 @@ fn the_daemon_runs_what_is_due_and_a_broken_reload_keeps_the_old_file() {
     let served = Served::start(&config, &["--init"]);
     // Both datasets become met without anyone running anything.
     served.until(Duration::from_secs(90), "every dataset met", |s| {
-        s.json("/api/status")["datasets"]
-            .as_object()
-            .unwrap()
-            .values()
-            .all(|d| d["verdict"] == "met")
+        s.ready_json("/api/status").is_some_and(|st| {
+            st["datasets"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|d| d["verdict"] == "met")
+        })
     });
     let good = std::fs::read_to_string(&config).unwrap();
+    // The ledger is read through a good copy of the file while the served one is broken.
+    let copy = config.with_file_name("good.toml");
+    std::fs::write(&copy, &good).unwrap();
     std::fs::write(
         &config,
         format!("{good}\n[datasets.broken]\nkind = \"banana\"\n"),
@@ -225,7 +236,7 @@ fn the_daemon_runs_what_is_due_and_a_broken_reload_keeps_the_old_file() {
     let names = served.json("/api/datasets");
     assert_eq!(names, serde_json::json!(["app-db", "docs"]));
     assert!(
-        ledger_events(&config)
+        ledger_events(&copy)
             .iter()
             .any(|e| e["kind"] == "daemon" && e["details"]["action"] == "refused_policy")
     );
