@@ -180,7 +180,7 @@ jobs_per_repository = 2
         "a node to take the slow backup",
         || {
             first = holder(&server);
-            first.is_some() && files_below(&root.join("repo/data")).len() >= 1
+            first.is_some() && !files_below(&root.join("repo/data")).is_empty()
         },
     );
     let (victim, fencing) = first.unwrap();
