@@ -356,3 +356,108 @@ max_jitter = "0"
         assert!(p.exists(), "{} was kept", p.display());
     }
 }
+
+#[test]
+fn tls_from_certificate_files_and_no_token_no_data() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("openssl is not installed: skipping the TLS test");
+        return;
+    }
+    let (dir, config) = site("[daemon]\nmax_jitter = \"0\"\n");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = bulwark();
+    c.args(["serve", "--init", "--listen", "127.0.0.1:0", "-c"])
+        .arg(&config)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut url = String::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if let Some(rest) = line.split("dashboard at ").nth(1) {
+            url = rest.split(' ').next().unwrap().to_string();
+            break;
+        }
+    }
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let token = std::fs::read_to_string(dir.path().join("bulwark-api.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(&[&format!("{url}healthz")]), "ok\n");
+    let refused = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{url}api/jobs"),
+    ]);
+    assert_eq!(refused, "401");
+    let jobs = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("{url}api/jobs"),
+    ]);
+    assert!(jobs.contains("\"running\""), "{jobs}");
+    // Plain HTTP on the TLS port gets nothing.
+    let plain = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url.replace("https", "http"),
+    ]);
+    assert_ne!(plain, "200");
+    // SAFETY: kill has no memory effects; the pid is our child's.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(exit_code(status), 0);
+}
