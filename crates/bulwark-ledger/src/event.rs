@@ -43,11 +43,13 @@ pub enum EventKind {
     Run,
     /// The ledger's own copy stored in a repository.
     LedgerCopy,
+    /// A notice delivered (or not) to one notification channel.
+    Notification,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 15] = [
+    const NAMED: [(EventKind, &'static str); 16] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -63,6 +65,7 @@ impl EventKind {
         (EventKind::Review, "review"),
         (EventKind::Run, "run"),
         (EventKind::LedgerCopy, "ledger_copy"),
+        (EventKind::Notification, "notification"),
     ];
 
     pub fn as_str(&self) -> &str {
