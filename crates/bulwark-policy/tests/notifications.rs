@@ -54,6 +54,14 @@ email = { to = ["ops@example.com"], from = "bulwark@example.com", smtp = "smtp:/
 
 [notifications.tls]
 email = { to = ["ops@example.com"], from = "bulwark@example.com", smtp = "smtps://mail.example.com" }
+
+[notifications.table]
+on = ["rpo_at_risk"]
+[notifications.table.email]
+to = ["ops@example.com"]
+from = "bulwark@example.com"
+smtp = "smtp://[::1]:2525"
+starttls = "opportunistic"
 "#,
     );
     let n = &c.notifications;
@@ -108,6 +116,15 @@ email = { to = ["ops@example.com"], from = "bulwark@example.com", smtp = "smtps:
         panic!()
     };
     assert_eq!((tls.port, tls.security), (465, SmtpSecurity::ImplicitTls));
+    let Channel::Email(table) = &n["table"].channel else {
+        panic!()
+    };
+    assert_eq!((table.host.as_str(), table.port), ("::1", 2525));
+    assert_eq!(
+        table.security,
+        SmtpSecurity::StartTls(StartTls::Opportunistic)
+    );
+    assert_eq!(n["table"].on, [NotifyEvent::RpoAtRisk]);
     for (name, kind) in [
         ("pager", "command"),
         ("slack", "webhook"),
