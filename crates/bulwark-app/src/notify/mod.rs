@@ -355,7 +355,7 @@ impl Notifier {
         } else {
             1
         };
-        for n in 1..=attempts {
+        for number in 1..=attempts {
             let at = Utc::now();
             let clock = Instant::now();
             let result = channel.attempt();
@@ -364,7 +364,7 @@ impl Notifier {
                 duration_s: clock.elapsed().as_secs_f64(),
                 ..Default::default()
             };
-            details.attempts = n;
+            details.attempts = number;
             match result {
                 Ok(status) => {
                     tried.http_status = status;
@@ -382,10 +382,10 @@ impl Notifier {
                     details.tries.push(tried);
                     let wait = match f.again {
                         Again::No => None,
-                        Again::Yes => Some(self.retry.wait_after(n)),
+                        Again::Yes => Some(self.retry.wait_after(number)),
                         Again::After(w) => Some(w.min(self.retry.max_wait)),
                     };
-                    let last = n == attempts;
+                    let last = number == attempts;
                     details.error = Some(match (wait, last) {
                         (Some(_), true) if attempts > 1 => {
                             format!("{message} (gave up after {attempts} tries)")
@@ -395,7 +395,7 @@ impl Notifier {
                     match wait {
                         Some(wait) if !last => {
                             tracing::debug!(
-                                "notification channel '{}': try {n} failed ({message}); again in {wait:?}",
+                                "notification channel '{}': try {number} failed ({message}); again in {wait:?}",
                                 details.channel
                             );
                             std::thread::sleep(wait);
