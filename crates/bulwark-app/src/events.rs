@@ -186,6 +186,47 @@ impl Details for LedgerCopyDetails {
     const KIND: EventKind = EventKind::LedgerCopy;
 }
 
+/// One notice offered to one channel: every try and how it ended. Never a header's value, a
+/// URL's path or a password: a webhook is named by its scheme, host and port.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
+pub struct NotificationDetails {
+    /// The channel's name in the policy file.
+    pub channel: String,
+    /// `command`, `webhook` or `email`.
+    pub channel_kind: String,
+    /// What the notice is about (`backup_failed`, `rpo_at_risk`...).
+    pub event: String,
+    /// The notice's key: a channel that has had it delivered is not sent it again.
+    pub key: String,
+    /// The stable id a webhook's body carries (BLAKE3 of the key).
+    pub id: String,
+    /// Where it went: a program, `https://host:port`, `smtp://host:port` and the recipients.
+    pub target: String,
+    pub attempts: u32,
+    pub tries: Vec<NotificationTry>,
+    pub ok: bool,
+    /// The last HTTP status a webhook answered.
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Details for NotificationDetails {
+    const KIND: EventKind = EventKind::Notification;
+}
+
+/// One try at delivering a notice.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
+pub struct NotificationTry {
+    pub at: Option<DateTime<Utc>>,
+    pub duration_s: f64,
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

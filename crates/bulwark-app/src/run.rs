@@ -519,6 +519,7 @@ impl<'a> Runner<'a> {
                 what,
                 dataset,
                 Some(repository),
+                &event.id,
                 &format!("{step} failed: {}", outcome.summary),
             );
         }
@@ -533,24 +534,28 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// Tell the channels that hear `event`; `about` (the ledger event of the step, or the run)
+    /// makes the notice unique.
     fn tell(
         &self,
         event: NotifyEvent,
         dataset: Option<&str>,
         repository: Option<&str>,
+        about: &str,
         what: &str,
     ) {
         let subject = dataset.map_or_else(String::new, |d| format!(" {d}:"));
-        notify::send(
-            self.ws.config(),
-            &Notice {
-                event,
-                dataset: dataset.map(str::to_string),
-                repository: repository.map(str::to_string),
-                message: format!("bulwark:{subject} {what}"),
-                at: self.clock(),
-            },
-        );
+        let notice = Notice {
+            event,
+            dataset: dataset.map(str::to_string),
+            repository: repository.map(str::to_string),
+            about: about.to_string(),
+            message: format!("bulwark:{subject} {what}"),
+            at: self.clock(),
+        };
+        if let Err(e) = notify::send(self.ws, &notice) {
+            tracing::warn!("notifications could not be recorded: {e}");
+        }
     }
 
     /// Now, by the request's clock.
@@ -587,6 +592,7 @@ impl<'a> Runner<'a> {
                     NotifyEvent::BackupFailed,
                     Some(name),
                     Some(&d.repository),
+                    &format!("run at {}", self.req.now.to_rfc3339()),
                     &format!("cannot open repository: {e}"),
                 );
                 return Ok(false);
@@ -789,6 +795,7 @@ impl<'a> Runner<'a> {
                     NotifyEvent::RestoreTestFixed,
                     Some(name),
                     Some(&d.repository),
+                    step.event.as_deref().unwrap_or_default(),
                     "a restore test passed again; the remediation item is closed",
                 );
             }

@@ -47,11 +47,13 @@ pub enum EventKind {
     ApiCall,
     /// A daemon node started, stopped, or refused a policy file.
     Daemon,
+    /// A notice delivered (or not) to one notification channel.
+    Notification,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 17] = [
+    const NAMED: [(EventKind, &'static str); 18] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -69,6 +71,7 @@ impl EventKind {
         (EventKind::LedgerCopy, "ledger_copy"),
         (EventKind::ApiCall, "api_call"),
         (EventKind::Daemon, "daemon"),
+        (EventKind::Notification, "notification"),
     ];
 
     pub fn as_str(&self) -> &str {

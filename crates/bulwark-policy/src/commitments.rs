@@ -25,8 +25,7 @@ pub mod policy {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// `rpo`, `rto`, `retention`, `encryption`, `offsite`, `restore_test`, `drill`,
-    /// `incident_updates`, `postmortem`, `roles`, `review` or `notifications` (a channel that
-    /// cannot deliver).
+    /// `incident_updates`, `postmortem`, `roles` or `review`.
     pub commitment: &'static str,
     pub ok: bool,
     /// What the finding is about: `policy`, a dataset, a repository or a role.
@@ -246,20 +245,6 @@ pub fn check(config: &Config) -> Vec<Finding> {
                     Some(r.location),
                 );
             }
-        }
-    }
-    for n in config.notifications.values() {
-        if let crate::config::Channel::Webhook(_) = &n.channel {
-            push(
-                "notifications",
-                false,
-                &n.name,
-                format!(
-                    "channel '{}' is a webhook, which this version cannot deliver: failures would go unannounced (use `command = [...]`)",
-                    n.name
-                ),
-                Some(n.location),
-            );
         }
     }
     let critical: Vec<_> = config.roles.values().filter(|r| r.critical).collect();

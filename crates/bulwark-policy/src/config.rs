@@ -175,8 +175,23 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct RawNotification {
     command: Option<Vec<String>>,
-    webhook: Option<String>,
+    webhook: Option<Spanned<String>>,
+    format: Option<Spanned<WebhookFormat>>,
+    allow_http: Option<Spanned<bool>>,
+    headers: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+    email: Option<Spanned<RawEmail>>,
     on: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    to: Spanned<Vec<Spanned<String>>>,
+    from: Spanned<String>,
+    smtp: Spanned<String>,
+    starttls: Option<Spanned<StartTls>>,
+    username: Option<String>,
+    password_file: Option<Spanned<String>>,
 }
 
 /// What a notification is about. A channel hears the events its `on` list names (every event
@@ -191,10 +206,17 @@ pub enum NotifyEvent {
     LedgerCopyFailed,
     RestoreTestFailed,
     RestoreTestFixed,
+    /// A dataset's RPO will be breached before its next scheduled backup can keep it.
+    RpoAtRisk,
+    RpoBreached,
+    /// An off-site replica lags its primary beyond its allowance.
+    ReplicaLagging,
+    /// A job has run past its expected time.
+    JobStuck,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 7] = [
+    pub const ALL: [NotifyEvent; 11] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::CopyFailed,
         NotifyEvent::ForgetFailed,
@@ -202,6 +224,10 @@ impl NotifyEvent {
         NotifyEvent::LedgerCopyFailed,
         NotifyEvent::RestoreTestFailed,
         NotifyEvent::RestoreTestFixed,
+        NotifyEvent::RpoAtRisk,
+        NotifyEvent::RpoBreached,
+        NotifyEvent::ReplicaLagging,
+        NotifyEvent::JobStuck,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -213,6 +239,27 @@ impl NotifyEvent {
             NotifyEvent::LedgerCopyFailed => "ledger_copy_failed",
             NotifyEvent::RestoreTestFailed => "restore_test_failed",
             NotifyEvent::RestoreTestFixed => "restore_test_fixed",
+            NotifyEvent::RpoAtRisk => "rpo_at_risk",
+            NotifyEvent::RpoBreached => "rpo_breached",
+            NotifyEvent::ReplicaLagging => "replica_lagging",
+            NotifyEvent::JobStuck => "job_stuck",
+        }
+    }
+
+    /// For people: "backup failed", "RPO at risk".
+    pub fn title(self) -> &'static str {
+        match self {
+            NotifyEvent::BackupFailed => "backup failed",
+            NotifyEvent::CopyFailed => "copy failed",
+            NotifyEvent::ForgetFailed => "retention failed",
+            NotifyEvent::PruneFailed => "prune failed",
+            NotifyEvent::LedgerCopyFailed => "ledger copy failed",
+            NotifyEvent::RestoreTestFailed => "restore test failed",
+            NotifyEvent::RestoreTestFixed => "restore test passes again",
+            NotifyEvent::RpoAtRisk => "RPO at risk",
+            NotifyEvent::RpoBreached => "RPO breached",
+            NotifyEvent::ReplicaLagging => "replica lagging",
+            NotifyEvent::JobStuck => "job stuck",
         }
     }
 
@@ -227,9 +274,94 @@ impl NotifyEvent {
 pub enum Channel {
     /// A program run with the message on its standard input.
     Command(Vec<String>),
-    /// An HTTP POST of the event as JSON.
-    Webhook(String),
+    /// An HTTP POST of the notice.
+    Webhook(Webhook),
+    /// A mail through an SMTP server.
+    Email(Email),
 }
+
+impl Channel {
+    /// `command`, `webhook` or `email`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Command(_) => "command",
+            Channel::Webhook(_) => "webhook",
+            Channel::Email(_) => "email",
+        }
+    }
+}
+
+/// What a webhook posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// The notice as a JSON object, with a stable `id`.
+    #[default]
+    Json,
+    /// A Slack-compatible message: `text` and `blocks`.
+    Slack,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Webhook {
+    /// `https://...`, or `http://` to a loopback address (or anywhere with `allow_http`).
+    pub url: String,
+    pub format: WebhookFormat,
+    /// Extra request headers, by name.
+    pub headers: BTreeMap<String, HeaderValue>,
+}
+
+/// A header's value: written in the policy file, or read from a file when sent (a secret such
+/// as a bearer token, which must not live in a version-controlled file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderValue {
+    Plain(String),
+    /// The file's first line, after `prefix` (e.g. `"Bearer "`).
+    SecretFile {
+        path: String,
+        prefix: String,
+    },
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartTls {
+    /// STARTTLS or no mail: a server that does not offer it is a failed delivery.
+    Required,
+    /// STARTTLS when the server offers it, plain text otherwise.
+    Opportunistic,
+    /// Plain text.
+    None,
+}
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// `smtp://`: plain connection, upgraded as `starttls` says.
+    StartTls(StartTls),
+    /// `smtps://`: TLS from the first byte.
+    ImplicitTls,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Email {
+    pub to: Vec<String>,
+    pub from: String,
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    /// A file whose first line is the SMTP password (read when sending).
+    pub password_file: Option<String>,
+}
+
+/// The SMTP submission port, for `smtp://` without one.
+pub const SMTP_SUBMISSION_PORT: u16 = 587;
+/// The SMTP-over-TLS port, for `smtps://` without one.
+pub const SMTPS_PORT: u16 = 465;
 
 /// Where failures are announced.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -669,34 +801,7 @@ impl Config {
         for (name, n) in &raw.notifications {
             let at = n.span().start;
             let raw_n = n.get_ref();
-            let channel = match (&raw_n.command, &raw_n.webhook) {
-                (Some(argv), None) if !argv.is_empty() && !argv[0].is_empty() => {
-                    Channel::Command(argv.clone())
-                }
-                (Some(_), None) => {
-                    return Err(fail(
-                        at,
-                        format!("notifications.{name}.command: give the program and its arguments"),
-                    ));
-                }
-                (None, Some(url)) => Channel::Webhook(url.clone()),
-                (Some(_), Some(_)) => {
-                    return Err(fail(
-                        at,
-                        format!(
-                            "notifications.{name}: give either `command` or `webhook`, not both"
-                        ),
-                    ));
-                }
-                (None, None) => {
-                    return Err(fail(
-                        at,
-                        format!(
-                            "notifications.{name}: give `command = [...]` or `webhook = \"URL\"`"
-                        ),
-                    ));
-                }
-            };
+            let channel = channel(name, raw_n, at, &fail)?;
             let on = match &raw_n.on {
                 None => NotifyEvent::ALL.to_vec(),
                 Some(list) => list
@@ -840,4 +945,311 @@ fn keep_rules(r: &RawRetention) -> Result<KeepRules, String> {
         return Err("keeps nothing: set keep_within and/or keep_* counts".into());
     }
     Ok(rules)
+}
+
+/// A channel of `[notifications.NAME]`: exactly one of `command`, `webhook` or `email`, with only
+/// the keys that kind takes.
+fn channel(
+    name: &str,
+    raw: &RawNotification,
+    at: usize,
+    fail: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<Channel, ConfigError> {
+    let given: Vec<&str> = [
+        raw.command.as_ref().map(|_| "command"),
+        raw.webhook.as_ref().map(|_| "webhook"),
+        raw.email.as_ref().map(|_| "email"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        return Err(fail(
+            at,
+            format!(
+                "notifications.{name}: give one of `command`, `webhook` or `email`, not {}",
+                given.join(" and ")
+            ),
+        ));
+    }
+    if raw.webhook.is_none() {
+        let webhook_only = [
+            raw.format.as_ref().map(|f| ("format", f.span().start)),
+            raw.allow_http
+                .as_ref()
+                .map(|f| ("allow_http", f.span().start)),
+            raw.headers.as_ref().map(|f| ("headers", f.span().start)),
+        ];
+        if let Some((key, offset)) = webhook_only.into_iter().flatten().next() {
+            return Err(fail(
+                offset,
+                format!("notifications.{name}.{key}: only a webhook channel takes `{key}`"),
+            ));
+        }
+    }
+    if let Some(argv) = &raw.command {
+        if argv.first().is_none_or(|p| p.is_empty()) {
+            return Err(fail(
+                at,
+                format!("notifications.{name}.command: give the program and its arguments"),
+            ));
+        }
+        return Ok(Channel::Command(argv.clone()));
+    }
+    if let Some(url) = &raw.webhook {
+        return webhook(name, raw, url, fail).map(Channel::Webhook);
+    }
+    if let Some(email) = &raw.email {
+        return self::email(name, email, fail).map(Channel::Email);
+    }
+    Err(fail(
+        at,
+        format!(
+            "notifications.{name}: give `command = [...]`, `webhook = \"URL\"` or `email = {{ ... }}`"
+        ),
+    ))
+}
+
+/// Whether `host` (as a URL names it) is this machine's loopback interface.
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        // A URL of a scheme other than http(s) keeps an IP address as an opaque name.
+        url::Host::Domain(d) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+fn webhook(
+    name: &str,
+    raw: &RawNotification,
+    url: &Spanned<String>,
+    fail: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<Webhook, ConfigError> {
+    let bad = |m: String| {
+        fail(
+            url.span().start,
+            format!("notifications.{name}.webhook: {m}"),
+        )
+    };
+    let parsed = url::Url::parse(url.get_ref()).map_err(|e| bad(format!("not a URL: {e}")))?;
+    let host = parsed
+        .host()
+        .ok_or_else(|| bad("the URL names no host".into()))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "credentials do not belong in the URL: send them in `headers`, read from a `secret_file`"
+                .into(),
+        ));
+    }
+    let allow_http = raw.allow_http.as_ref().is_some_and(|a| *a.get_ref());
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_http || is_loopback(&host) => {}
+        "http" => {
+            return Err(bad(
+                "plain http would carry the notice and its headers unencrypted: use https, or set `allow_http = true`"
+                    .into(),
+            ));
+        }
+        other => return Err(bad(format!("expected an http(s) URL, not {other}://"))),
+    }
+    let mut headers = BTreeMap::new();
+    for (header, value) in raw.headers.iter().flat_map(|h| h.get_ref()) {
+        let bad = |m: String| {
+            fail(
+                value.span().start,
+                format!("notifications.{name}.headers.{header}: {m}"),
+            )
+        };
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if header.is_empty() || !header.chars().all(token) {
+            return Err(bad("not a valid header name".into()));
+        }
+        let printable = |v: &str| v.chars().all(|c| c == '\t' || (' '..='~').contains(&c));
+        let parsed = match value.get_ref() {
+            toml::Value::String(v) if printable(v) => HeaderValue::Plain(v.clone()),
+            toml::Value::String(_) => {
+                return Err(bad("a header value is printable ASCII on one line".into()));
+            }
+            toml::Value::Table(t) => {
+                let path = match t.get("secret_file") {
+                    Some(toml::Value::String(p)) if !p.is_empty() => p.clone(),
+                    _ => return Err(bad("give `{ secret_file = \"PATH\" }`".into())),
+                };
+                let prefix = match t.get("prefix") {
+                    None => String::new(),
+                    Some(toml::Value::String(p)) if printable(p) => p.clone(),
+                    Some(_) => return Err(bad("`prefix` is printable ASCII text".into())),
+                };
+                if let Some(other) = t.keys().find(|k| *k != "secret_file" && *k != "prefix") {
+                    return Err(bad(format!(
+                        "unknown key `{other}` (expected `secret_file` and `prefix`)"
+                    )));
+                }
+                HeaderValue::SecretFile { path, prefix }
+            }
+            other => {
+                return Err(bad(format!(
+                    "expected a string or {{ secret_file = \"PATH\" }}, not {other}"
+                )));
+            }
+        };
+        headers.insert(header.clone(), parsed);
+    }
+    Ok(Webhook {
+        url: url.get_ref().clone(),
+        format: raw
+            .format
+            .as_ref()
+            .map(|f| *f.get_ref())
+            .unwrap_or_default(),
+        headers,
+    })
+}
+
+/// A mailbox as mail headers write it: `user@domain` or `Name <user@domain>`.
+fn check_mailbox(mailbox: &str) -> Result<(), String> {
+    let address = match mailbox.trim().strip_suffix('>') {
+        Some(rest) => rest
+            .rsplit_once('<')
+            .map(|(_, a)| a)
+            .ok_or("an unmatched `>`")?,
+        None => mailbox.trim(),
+    };
+    let (user, domain) = address.rsplit_once('@').ok_or("no `@domain`")?;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"<>()[],;:\"@\\".contains(c))
+    };
+    if !plain(user) {
+        return Err(format!("'{user}' is not a mailbox name"));
+    }
+    let label = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    let literal = domain
+        .strip_prefix('[')
+        .and_then(|d| d.strip_suffix(']'))
+        .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+    if !literal && !domain.split('.').all(label) {
+        return Err(format!("'{domain}' is not a domain"));
+    }
+    Ok(())
+}
+
+fn email(
+    name: &str,
+    raw: &Spanned<RawEmail>,
+    fail: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<Email, ConfigError> {
+    let e = raw.get_ref();
+    let bad = |offset: usize, key: &str, m: String| {
+        fail(offset, format!("notifications.{name}.email.{key}: {m}"))
+    };
+    if e.to.get_ref().is_empty() {
+        return Err(bad(
+            e.to.span().start,
+            "to",
+            "name at least one recipient".into(),
+        ));
+    }
+    for to in e.to.get_ref() {
+        check_mailbox(to.get_ref()).map_err(|m| bad(to.span().start, "to", m))?;
+    }
+    check_mailbox(e.from.get_ref()).map_err(|m| bad(e.from.span().start, "from", m))?;
+    let smtp_at = e.smtp.span().start;
+    let url = url::Url::parse(e.smtp.get_ref())
+        .map_err(|err| bad(smtp_at, "smtp", format!("not a URL: {err}")))?;
+    let (security, default_port) = match (url.scheme(), &e.starttls) {
+        ("smtp", starttls) => (
+            SmtpSecurity::StartTls(
+                starttls
+                    .as_ref()
+                    .map_or(StartTls::Required, |s| *s.get_ref()),
+            ),
+            SMTP_SUBMISSION_PORT,
+        ),
+        ("smtps", None) => (SmtpSecurity::ImplicitTls, SMTPS_PORT),
+        ("smtps", Some(s)) => {
+            return Err(bad(
+                s.span().start,
+                "starttls",
+                "an smtps:// server speaks TLS from the start: drop `starttls`".into(),
+            ));
+        }
+        (other, _) => {
+            return Err(bad(
+                smtp_at,
+                "smtp",
+                format!("expected smtp://HOST[:PORT] or smtps://HOST[:PORT], not {other}://"),
+            ));
+        }
+    };
+    let host = url
+        .host()
+        .ok_or_else(|| bad(smtp_at, "smtp", "the URL names no host".into()))?;
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+    {
+        return Err(bad(
+            smtp_at,
+            "smtp",
+            "give only smtp://HOST[:PORT]; the account goes in `username` and `password_file`"
+                .into(),
+        ));
+    }
+    match (&e.username, &e.password_file) {
+        (Some(_), None) => {
+            return Err(fail(
+                raw.span().start,
+                format!("notifications.{name}.email: `username` needs `password_file`"),
+            ));
+        }
+        (None, Some(p)) => {
+            return Err(bad(
+                p.span().start,
+                "password_file",
+                "a password needs its `username`".into(),
+            ));
+        }
+        (Some(_), Some(p))
+            if !is_loopback(&host)
+                && !matches!(
+                    security,
+                    SmtpSecurity::ImplicitTls | SmtpSecurity::StartTls(StartTls::Required)
+                ) =>
+        {
+            return Err(bad(
+                p.span().start,
+                "password_file",
+                "the password would cross the network unencrypted: use starttls = \"required\" or smtps://"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    let host = match host {
+        url::Host::Ipv6(ip) => ip.to_string(),
+        other => other.to_string(),
+    };
+    Ok(Email {
+        to: e.to.get_ref().iter().map(|t| t.get_ref().clone()).collect(),
+        from: e.from.get_ref().clone(),
+        host,
+        port: url.port().unwrap_or(default_port),
+        security,
+        username: e.username.clone(),
+        password_file: e.password_file.as_ref().map(|p| p.get_ref().clone()),
+    })
 }

@@ -505,25 +505,46 @@ on = ["restore_test_failed"]
 }
 
 #[test]
-fn a_channel_the_policy_file_cannot_deliver_is_refused_with_its_location() {
+fn a_channel_that_would_leak_is_refused_with_its_location() {
+    // Webhooks deliver: `policy check` has nothing against one.
     let s = bare_site(
         r#"
 [notifications.slack]
-webhook = "http://127.0.0.1:9/hook"
+webhook = "https://hooks.example.com/services/T1"
+format = "slack"
 "#,
     );
-    let out = s.run(&["policy", "check", "--json"]);
+    let report = s.run(&["policy", "check", "--json"]).json();
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["ok"] == true),
+        "{report}"
+    );
+    // Plain http to another host would carry the notice and its headers in the clear.
+    let s = bare_site(
+        r#"
+[notifications.slack]
+webhook = "http://hooks.example.com/services/T1"
+"#,
+    );
+    let out = s.run(&["policy", "check"]);
     out.assert_code(1);
-    let report = out.json();
-    let f = report["findings"]
-        .as_array()
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("webhook = \"http://"))
         .unwrap()
-        .iter()
-        .find(|f| f["commitment"] == "notifications")
-        .unwrap_or_else(|| panic!("{report}"));
-    assert_eq!(f["ok"], false);
-    assert_eq!(f["subject"], "slack");
-    assert!(f["location"]["line"].as_u64().unwrap() > 1, "{f}");
+        + 1;
+    assert!(
+        out.stderr.contains(&format!(
+            "bulwark.toml:{line}:11: notifications.slack.webhook: plain http"
+        )),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
