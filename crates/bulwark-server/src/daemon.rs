@@ -24,10 +24,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bulwark_app::notify::Notice;
 use bulwark_app::run::{RunReport, RunRequest, Selection, run, schedule};
 use bulwark_app::{Create, Credentials, OpenOptions, PolicyFile, Workspace};
 use bulwark_ledger::{EventKind, NewEvent};
 use bulwark_ops::{Counter, Progress, Silent, Unit};
+use bulwark_policy::compliance::Verdict;
+use bulwark_policy::config::NotifyEvent;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -454,13 +457,106 @@ impl Daemon {
         }
     }
 
-    /// Recompute the view, the metrics and what they imply. Blocking.
+    /// Recompute the view, the metrics and what they imply (notices of commitments at risk or
+    /// breached, lagging replicas, stuck jobs). Blocking.
     pub fn refresh(&self) -> Result<Arc<View>, DaemonError> {
         self.refresh_wanted.store(false, Ordering::Relaxed);
-        let view = Arc::new(view::compute(&self.workspace(), self.clock.now())?);
+        let ws = self.workspace();
+        let view = Arc::new(view::compute(&ws, self.clock.now())?);
         self.metrics.update(&view);
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Some(view.clone());
+        for notice in self.notices(&ws, &view) {
+            self.raise(&ws, &notice);
+        }
         Ok(view)
+    }
+
+    /// What the view says people should hear. Each notice is about one episode (the newest
+    /// backup it was judged on, the job), so it goes out once however often it is raised.
+    fn notices(&self, ws: &Workspace, view: &View) -> Vec<Notice> {
+        let mut out = Vec::new();
+        for (name, d) in &view.status.datasets {
+            let repository = ws
+                .config()
+                .datasets
+                .get(name)
+                .map(|c| c.repository.clone())
+                .unwrap_or_default();
+            let newest = d.facts.last_backup.map_or_else(
+                || "no backup".to_string(),
+                |t| format!("newest backup {}", t.to_rfc3339()),
+            );
+            for a in &d.status.aspects {
+                let event = match (a.name, a.verdict) {
+                    ("rpo", Verdict::AtRisk) => NotifyEvent::RpoAtRisk,
+                    ("rpo", Verdict::Breached) => NotifyEvent::RpoBreached,
+                    ("offsite", Verdict::AtRisk | Verdict::Breached) => NotifyEvent::ReplicaLagging,
+                    _ => continue,
+                };
+                let about = if event == NotifyEvent::ReplicaLagging {
+                    let replica = d
+                        .facts
+                        .replicas
+                        .iter()
+                        .map(|r| format!("{}@{:?}", r.repository, r.newest))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    format!("{newest}; replicas {replica}")
+                } else {
+                    newest.clone()
+                };
+                out.push(
+                    Notice::new(
+                        event,
+                        about,
+                        format!("bulwark: {name}: {}: {}", a.name, a.reason),
+                    )
+                    .dataset(name)
+                    .repository(&repository),
+                );
+            }
+        }
+        let stuck_after = chrono::Duration::from_std(ws.config().daemon.stuck_after)
+            .unwrap_or(chrono::Duration::MAX);
+        for job in self.jobs.running() {
+            if view.at - job.started > stuck_after {
+                out.push(
+                    Notice::new(
+                        NotifyEvent::JobStuck,
+                        format!(
+                            "job {} on {} started {}",
+                            job.id,
+                            self.node,
+                            job.started.to_rfc3339()
+                        ),
+                        format!(
+                            "bulwark: {}: a job has run since {}, longer than {}",
+                            job.dataset,
+                            job.started.format("%Y-%m-%d %H:%M UTC"),
+                            bulwark_policy::human(ws.config().daemon.stuck_after)
+                        ),
+                    )
+                    .dataset(&job.dataset)
+                    .repository(&job.repository),
+                );
+            }
+        }
+        out
+    }
+
+    /// Send a notice once across nodes: under a short lease on it.
+    fn raise(&self, ws: &Workspace, notice: &Notice) {
+        let key = format!("notice:{}", notice.id());
+        match self.leases.claim(&key, Duration::from_secs(120)) {
+            Ok(Some(lease)) => {
+                if let Err(e) = bulwark_app::notify::send(ws, notice) {
+                    tracing::warn!("notifications could not be recorded: {e}");
+                }
+                self.leases.release(&lease);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("notice {}: {e}", notice.headline()),
+        }
     }
 
     /// Whether a refresh was asked for (a job finished, the policy file changed).

@@ -181,3 +181,44 @@ fn a_run_asked_for_is_recorded_with_its_caller() {
     let recent = d.jobs.recent();
     assert_eq!(recent[0].ok, Some(true), "{recent:?}");
 }
+
+#[test]
+fn a_breached_recovery_point_is_told_once_per_episode() {
+    let dir = tempfile::tempdir().unwrap();
+    let heard = dir.path().join("heard.txt");
+    let (_site, config) = site(&format!(
+        "max_jitter = \"0\"\n\n[notifications.ops]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\non = [\"rpo_at_risk\", \"rpo_breached\"]\n",
+        heard.display()
+    ));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let d = daemon(&config, clock.clone());
+    settle(&d);
+    d.refresh().unwrap();
+    assert!(
+        !heard.exists(),
+        "nothing to tell while every commitment is met"
+    );
+    // Thirty hours without a backup: past the 24-hour RPO.
+    clock.advance(chrono::Duration::hours(30));
+    for _ in 0..3 {
+        d.refresh().unwrap();
+    }
+    let text = std::fs::read_to_string(&heard).unwrap();
+    let breached: Vec<&str> = text.lines().filter(|l| l.contains("rpo")).collect();
+    assert_eq!(
+        breached.len(),
+        2,
+        "one notice per dataset, however often raised: {text}"
+    );
+    assert!(text.contains("app-db") && text.contains("docs"), "{text}");
+    // A new backup is a new episode; breaching again is told again.
+    settle(&d);
+    clock.advance(chrono::Duration::hours(30));
+    d.refresh().unwrap();
+    let again = std::fs::read_to_string(&heard).unwrap();
+    assert_eq!(
+        again.lines().filter(|l| l.contains("rpo")).count(),
+        4,
+        "{again}"
+    );
+}
