@@ -129,6 +129,17 @@ impl RestoreTestDetails {
 
 #[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(default)]
+pub struct DrillDetails {
+    #[serde(flatten)]
+    pub report: crate::drill::DrillReport,
+}
+
+impl Details for DrillDetails {
+    const KIND: EventKind = EventKind::Drill;
+}
+
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
 pub struct ConfigChangeDetails {
     pub path: String,
     pub hash: String,

@@ -10,6 +10,7 @@
 
 pub mod credentials;
 pub mod dataset;
+pub mod drill;
 pub mod error;
 pub mod events;
 pub mod ledger_copy;

@@ -231,6 +231,12 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         }
         used.insert(name.0);
     }
+    // A disaster-recovery drill when one is due: from the off-site copies the run just made.
+    if matches!(req.selection, Selection::Due | Selection::All)
+        && let Some(step) = runner.drill_if_due()?
+    {
+        report.maintenance.push(step);
+    }
     let worked = report.steps().next().is_some();
     if worked {
         for name in &used {
@@ -803,6 +809,67 @@ impl<'a> Runner<'a> {
             ledger.open_remediation(name, &step.summary, step.event.as_deref())?;
         }
         Ok(step)
+    }
+
+    /// Run a drill when one is due (never yet, the last failed, or the last is `drill_every` old).
+    fn drill_if_due(&mut self) -> Result<Option<Step>> {
+        let last = self
+            .ws
+            .ledger()
+            .last(&EventKind::Drill, None, false)?
+            .map(|e| LastTest {
+                finished: e.finished,
+                passed: e.ok,
+            });
+        let Due::Now { reason } =
+            due::drill(self.ws.config().targets.drill_every, last, self.req.now)
+        else {
+            return Ok(None);
+        };
+        if !self
+            .ws
+            .config()
+            .datasets
+            .values()
+            .any(|d| d.tier == bulwark_policy::config::Tier::Critical)
+        {
+            return Ok(None);
+        }
+        self.due.push(DueWork {
+            dataset: None,
+            repository: None,
+            work: "drill".into(),
+            reason,
+        });
+        let t = self.start();
+        let result = crate::drill::drill(
+            self.ws,
+            &crate::drill::DrillRequest {
+                scope: crate::drill::Scope::Critical,
+                source: crate::drill::Source::Replicas,
+                now: self.clock(),
+                progress: self.req.progress,
+            },
+        );
+        let (ok, summary, failure) = match result {
+            Ok(r) if r.passed => (true, format!("passed in {:.1}s", r.wall_s), None),
+            Ok(r) => (false, r.failure_summary(), Some(FailureKind::Check)),
+            Err(e) => (false, e.to_string(), Some(e.kind())),
+        };
+        let event = self
+            .ws
+            .ledger()
+            .last(&EventKind::Drill, None, false)?
+            .map(|e| e.id);
+        Ok(Some(Step {
+            step: "drill".into(),
+            repository: None,
+            ok,
+            summary,
+            duration_s: t.1.elapsed().as_secs_f64(),
+            failure,
+            event,
+        }))
     }
 
     /// The primaries whose prune is due, with the reason.

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use bulwark_ledger::{Anchor, EventKind, Ledger, Problem};
 use bulwark_policy::compliance::{
-    DatasetFacts, DatasetStatus, ReplicaFact, RestoreTestFact, Verdict, evaluate,
+    Aspect, DatasetFacts, DatasetStatus, PlatformFacts, ReplicaFact, RestoreTestFact, Verdict,
+    evaluate, evaluate_platform, rto_projection,
 };
 use bulwark_policy::config::{Config, Dataset};
 use bulwark_repo::Repository;
@@ -20,19 +21,23 @@ use crate::events::{Details, RestoreTestDetails};
 use crate::ledger_copy::{self, CopyCheck};
 use crate::workspace::Workspace;
 
-/// Snapshot times per dataset in one repository, oldest first.
-pub type DatasetTimes = BTreeMap<String, Vec<DateTime<Utc>>>;
+/// A snapshot's time and the bytes of its files.
+pub type Stamp = (DateTime<Utc>, u64);
+
+/// Snapshot times and sizes per dataset in one repository, oldest first.
+pub type DatasetTimes = BTreeMap<String, Vec<Stamp>>;
 
 pub fn dataset_times(repo: &Repository) -> bulwark_repo::Result<DatasetTimes> {
     let (snaps, _) = repo.load_snapshots()?;
     let mut out: DatasetTimes = BTreeMap::new();
     for (_, s) in snaps {
         if let Some(d) = s.dataset {
-            out.entry(d).or_default().push(s.time.to_utc());
+            let size = s.summary.as_ref().map_or(0, |x| x.total_bytes);
+            out.entry(d).or_default().push((s.time.to_utc(), size));
         }
     }
     for v in out.values_mut() {
-        v.sort();
+        v.sort_by_key(|(t, _)| *t);
     }
     Ok(out)
 }
@@ -56,11 +61,19 @@ pub struct LedgerStatus {
     pub copies: Vec<CopyCheck>,
 }
 
+/// The commitments of the platform as a whole, and the facts they were judged on.
+#[derive(Debug, Serialize)]
+pub struct PlatformReport {
+    pub aspects: Vec<Aspect>,
+    pub facts: PlatformFacts,
+}
+
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub verdict: Verdict,
     pub at: DateTime<Utc>,
     pub datasets: BTreeMap<String, DatasetReport>,
+    pub platform: PlatformReport,
     pub ledger: LedgerStatus,
     /// Repositories that could not be read, and why.
     pub unreachable: Vec<String>,
@@ -71,10 +84,15 @@ pub fn restore_test_fact(e: &bulwark_ledger::Event) -> RestoreTestFact {
     let duration_s = RestoreTestDetails::of(e)
         .map(|d| d.duration_s(e))
         .unwrap_or_else(|_| (e.finished - e.started).num_milliseconds() as f64 / 1000.0);
+    let bytes = RestoreTestDetails::of(e)
+        .ok()
+        .map(|d| d.report.bytes)
+        .filter(|b| *b > 0);
     RestoreTestFact {
         time: e.finished,
         passed: e.ok,
         duration_s,
+        bytes,
     }
 }
 
@@ -95,7 +113,7 @@ pub fn facts(
             newest: times
                 .get(&r.name)
                 .and_then(|t| t.get(&d.name))
-                .and_then(|v| v.last().copied()),
+                .and_then(|v| v.last().map(|(t, _)| *t)),
         })
         .collect();
     let last = ledger.last(&EventKind::RestoreTest, Some(&d.name), false)?;
@@ -106,8 +124,9 @@ pub fn facts(
         .filter(|r| r.dataset == d.name)
         .count();
     Ok(DatasetFacts {
-        last_backup: primary.and_then(|v| v.last().copied()),
-        oldest_backup: primary.and_then(|v| v.first().copied()),
+        last_backup: primary.and_then(|v| v.last().map(|(t, _)| *t)),
+        oldest_backup: primary.and_then(|v| v.first().map(|(t, _)| *t)),
+        size_bytes: primary.and_then(|v| v.last().map(|(_, b)| *b)),
         snapshots: primary.map_or(0, Vec::len),
         replicas,
         last_restore_test: last.as_ref().map(restore_test_fact),
@@ -236,13 +255,65 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
         verdict = verdict.max(status.verdict);
         datasets.insert(d.name.clone(), DatasetReport { status, facts });
     }
+    let platform = platform(ws, &datasets, now)?;
+    for a in &platform.aspects {
+        verdict = verdict.max(a.verdict);
+    }
     let ledger = ledger_status(ws)?;
     verdict = verdict.max(ledger.verdict);
     Ok(StatusReport {
         verdict,
         at: now,
         datasets,
+        platform,
         ledger,
         unreachable,
+    })
+}
+
+/// The drill and the RTO projection: each dataset's current size over the throughput its
+/// newest measured restore (restore test or drill) achieved.
+fn platform(
+    ws: &Workspace,
+    datasets: &BTreeMap<String, DatasetReport>,
+    now: DateTime<Utc>,
+) -> Result<PlatformReport> {
+    let (last_drill, last_passed_drill) = crate::drill::drill_facts(ws)?;
+    let drilled: BTreeMap<String, f64> = last_passed_drill
+        .as_ref()
+        .and_then(|_| {
+            let e = ws.ledger().last(&EventKind::Drill, None, true).ok()??;
+            crate::events::DrillDetails::of(&e).ok()
+        })
+        .map(|d| {
+            d.report
+                .datasets
+                .iter()
+                .filter(|x| x.passed && x.duration_s > 0.0 && x.bytes > 0)
+                .map(|x| (x.dataset.clone(), x.bytes as f64 / x.duration_s))
+                .collect()
+        })
+        .unwrap_or_default();
+    let items: Vec<(u64, f64)> = datasets
+        .iter()
+        .filter_map(|(name, d)| {
+            let size = d.facts.size_bytes?;
+            let rate = d
+                .facts
+                .last_passed_restore_test
+                .as_ref()
+                .and_then(RestoreTestFact::throughput)
+                .or_else(|| drilled.get(name).copied())?;
+            Some((size, rate))
+        })
+        .collect();
+    let facts = PlatformFacts {
+        last_drill,
+        last_passed_drill,
+        rto_projection_s: rto_projection(&items, ws.config().drill.parallel),
+    };
+    Ok(PlatformReport {
+        aspects: evaluate_platform(ws.config(), &facts, now),
+        facts,
     })
 }

@@ -23,6 +23,17 @@ pub struct RestoreTestFact {
     pub time: DateTime<Utc>,
     pub passed: bool,
     pub duration_s: f64,
+    /// Bytes the test restored, when it says (for throughput).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+impl RestoreTestFact {
+    /// Bytes per second the test restored at.
+    pub fn throughput(&self) -> Option<f64> {
+        let b = self.bytes? as f64;
+        (self.duration_s > 0.0 && b > 0.0).then(|| b / self.duration_s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +53,9 @@ pub struct DatasetFacts {
     pub last_restore_test: Option<RestoreTestFact>,
     pub last_passed_restore_test: Option<RestoreTestFact>,
     pub open_remediations: usize,
+    /// Size of the newest backup (its files' bytes), for the RTO projection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,12 +76,13 @@ pub struct DatasetStatus {
     pub aspects: Vec<Aspect>,
 }
 
+/// An age or a lag, in the one style of every message (`36h`, `2.5d`, `45m`).
 fn hours(d: chrono::Duration) -> String {
-    format!("{:.1}h", d.num_seconds() as f64 / 3600.0)
+    crate::duration::human(d.to_std().unwrap_or(Duration::ZERO))
 }
 
 fn std_h(d: Duration) -> String {
-    format!("{:.1}h", d.as_secs_f64() / 3600.0)
+    crate::duration::human(d)
 }
 
 fn aspect(
@@ -386,6 +401,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_projection_is_the_slowest_dataset_or_the_whole_at_the_parallelism() {
+        assert_eq!(rto_projection(&[], 2), None);
+        // 100 s and 50 s alone; two at a time: the slowest, 100 s.
+        assert_eq!(rto_projection(&[(1000, 10.0), (500, 10.0)], 2), Some(100.0));
+        // Four of 100 s, two at a time: 200 s.
+        assert_eq!(rto_projection(&[(1000, 10.0); 4], 2), Some(200.0));
+    }
+
+    #[test]
     fn exposure_grows_between_backups_and_drops_at_each() {
         let t = |h: i64| {
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(h)
@@ -403,4 +427,157 @@ mod tests {
         );
         assert!(exposure_series(&[], t(0), t(1), chrono::Duration::zero()).is_empty());
     }
+}
+
+/// A disaster-recovery drill as a judgement needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillFact {
+    pub time: DateTime<Utc>,
+    pub passed: bool,
+    /// From the start of the drill to its last passing check.
+    pub wall_s: f64,
+}
+
+/// Facts about the platform as a whole.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlatformFacts {
+    pub last_drill: Option<DrillFact>,
+    pub last_passed_drill: Option<DrillFact>,
+    /// Projected time to restore every dataset at its current size (see [`rto_projection`]).
+    pub rto_projection_s: Option<f64>,
+}
+
+/// How long restoring everything would take now: each dataset's current size over the
+/// throughput its last restore measured, run `parallel` at a time. `None` when nothing was
+/// measured. The platform's time is at least its slowest dataset's.
+pub fn rto_projection(items: &[(u64, f64)], parallel: usize) -> Option<f64> {
+    if items.is_empty() {
+        return None;
+    }
+    let each: Vec<f64> = items
+        .iter()
+        .map(|&(size, rate)| {
+            if rate > 0.0 {
+                size as f64 / rate
+            } else {
+                f64::INFINITY
+            }
+        })
+        .collect();
+    let longest = each.iter().copied().fold(0.0, f64::max);
+    let total: f64 = each.iter().sum();
+    Some(longest.max(total / parallel.max(1) as f64))
+}
+
+/// How long before it falls due a drill is judged at risk.
+const DRILL_NOTICE: Duration = Duration::from_secs(14 * 86_400);
+
+/// The platform's own commitments: the yearly disaster-recovery drill, and whether a restore of
+/// everything at its current size still fits the RTO.
+pub fn evaluate_platform(config: &Config, f: &PlatformFacts, now: DateTime<Utc>) -> Vec<Aspect> {
+    let t = &config.targets;
+    let target = format!(
+        "a drill every {}, within RTO {}",
+        std_h(t.drill_every),
+        std_h(t.rto)
+    );
+    let every = chrono::Duration::from_std(t.drill_every).unwrap_or(chrono::Duration::MAX);
+    let drill = match (&f.last_drill, &f.last_passed_drill) {
+        (None, _) => aspect(
+            "drill",
+            Verdict::Breached,
+            target,
+            "none".into(),
+            "no disaster-recovery drill on record".into(),
+        ),
+        (Some(last), _) if !last.passed => aspect(
+            "drill",
+            Verdict::Breached,
+            target,
+            format!("failed at {}", last.time.format("%Y-%m-%d %H:%M UTC")),
+            "the last drill failed; every run drills again until one passes".into(),
+        ),
+        (Some(_), None) => aspect(
+            "drill",
+            Verdict::Breached,
+            target,
+            "never passed".into(),
+            "no drill has passed".into(),
+        ),
+        (Some(_), Some(pass)) => {
+            let due = pass.time + every;
+            let actual = format!(
+                "passed {}, restored in {}",
+                pass.time.format("%Y-%m-%d"),
+                std_h(Duration::from_secs_f64(pass.wall_s.max(0.0)))
+            );
+            if pass.wall_s > t.rto.as_secs_f64() {
+                aspect(
+                    "drill",
+                    Verdict::Breached,
+                    target,
+                    actual,
+                    format!(
+                        "the drill took {}, over the RTO of {}",
+                        std_h(Duration::from_secs_f64(pass.wall_s)),
+                        std_h(t.rto)
+                    ),
+                )
+            } else if now >= due {
+                aspect(
+                    "drill",
+                    Verdict::Breached,
+                    target,
+                    actual,
+                    format!("the next drill was due {}", due.format("%Y-%m-%d")),
+                )
+            } else if due - now <= chrono::Duration::from_std(DRILL_NOTICE).unwrap_or_default() {
+                aspect(
+                    "drill",
+                    Verdict::AtRisk,
+                    target,
+                    actual,
+                    format!("the next drill is due {}", due.format("%Y-%m-%d")),
+                )
+            } else {
+                aspect(
+                    "drill",
+                    Verdict::Met,
+                    target,
+                    actual,
+                    format!("next drill due {}", due.format("%Y-%m-%d")),
+                )
+            }
+        }
+    };
+    let target = format!("restore of everything ≤ {}", std_h(t.rto));
+    let projection = match f.rto_projection_s {
+        None => aspect(
+            "rto_projection",
+            Verdict::AtRisk,
+            target,
+            "not measured".into(),
+            "no restore test or drill has measured a throughput yet".into(),
+        ),
+        Some(s) if s > t.rto.as_secs_f64() => aspect(
+            "rto_projection",
+            Verdict::AtRisk,
+            target,
+            format!("{} projected", std_h(Duration::from_secs_f64(s.min(1e12)))),
+            format!(
+                "at the measured throughput, restoring every dataset at its current size takes {}, over the RTO of {}",
+                std_h(Duration::from_secs_f64(s.min(1e12))),
+                std_h(t.rto)
+            ),
+        ),
+        Some(s) => aspect(
+            "rto_projection",
+            Verdict::Met,
+            target,
+            format!("{} projected", std_h(Duration::from_secs_f64(s))),
+            "every dataset at its current size restores within the RTO at the measured throughput"
+                .into(),
+        ),
+    };
+    vec![drill, projection]
 }

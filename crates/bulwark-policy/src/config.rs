@@ -71,6 +71,24 @@ struct RawConfig {
     #[serde(default)]
     components: BTreeMap<String, Spanned<RawComponent>>,
     daemon: Option<Spanned<RawDaemon>>,
+    drill: Option<Spanned<RawDrill>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrill {
+    parallel: Option<usize>,
+    #[serde(default)]
+    targets: BTreeMap<String, Spanned<RawDrillTarget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrillTarget {
+    directory: Option<String>,
+    sqlite: Option<String>,
+    postgres: Option<String>,
+    mariadb: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -213,10 +231,14 @@ pub enum NotifyEvent {
     ReplicaLagging,
     /// A job has run past its expected time.
     JobStuck,
+    /// A disaster-recovery drill failed.
+    DrillFailed,
+    /// A disaster-recovery drill passed after one had failed.
+    DrillFixed,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 11] = [
+    pub const ALL: [NotifyEvent; 13] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::CopyFailed,
         NotifyEvent::ForgetFailed,
@@ -228,6 +250,8 @@ impl NotifyEvent {
         NotifyEvent::RpoBreached,
         NotifyEvent::ReplicaLagging,
         NotifyEvent::JobStuck,
+        NotifyEvent::DrillFailed,
+        NotifyEvent::DrillFixed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -243,6 +267,8 @@ impl NotifyEvent {
             NotifyEvent::RpoBreached => "rpo_breached",
             NotifyEvent::ReplicaLagging => "replica_lagging",
             NotifyEvent::JobStuck => "job_stuck",
+            NotifyEvent::DrillFailed => "drill_failed",
+            NotifyEvent::DrillFixed => "drill_fixed",
         }
     }
 
@@ -260,6 +286,8 @@ impl NotifyEvent {
             NotifyEvent::RpoBreached => "RPO breached",
             NotifyEvent::ReplicaLagging => "replica lagging",
             NotifyEvent::JobStuck => "job stuck",
+            NotifyEvent::DrillFailed => "DR drill failed",
+            NotifyEvent::DrillFixed => "DR drill passes again",
         }
     }
 
@@ -478,6 +506,37 @@ pub struct Component {
     pub location: Location,
 }
 
+/// Where a drill restores a dataset in the secondary region.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillTarget {
+    /// An empty (or new) directory.
+    Directory(String),
+    /// A new SQLite file.
+    Sqlite(String),
+    /// A PostgreSQL database (new or empty).
+    Postgres(String),
+    /// A MariaDB/MySQL database (new or empty).
+    Mariadb(String),
+}
+
+/// How disaster-recovery drills run: how many datasets restore at once, and where (datasets
+/// without a target restore into scratch targets, as restore tests do).
+#[derive(Debug, Clone)]
+pub struct Drill {
+    pub parallel: usize,
+    pub targets: BTreeMap<String, DrillTarget>,
+}
+
+impl Default for Drill {
+    fn default() -> Self {
+        Drill {
+            parallel: 2,
+            targets: BTreeMap::new(),
+        }
+    }
+}
+
 /// How `bulwark serve` schedules.
 #[derive(Debug, Clone)]
 pub struct Daemon {
@@ -510,6 +569,7 @@ pub struct Config {
     /// Customer-facing components, for the status page.
     pub components: BTreeMap<String, Component>,
     pub daemon: Daemon,
+    pub drill: Drill,
 }
 
 impl Config {
@@ -875,6 +935,60 @@ impl Config {
                     parse_duration(j).map_err(|e| at(format!("stuck_after: {e}")))?;
             }
         }
+        let mut drill = Drill::default();
+        if let Some(d) = &raw.drill {
+            let raw_d = d.get_ref();
+            if let Some(n) = raw_d.parallel {
+                if n == 0 {
+                    return Err(fail(
+                        d.span().start,
+                        "drill.parallel: must be at least 1".into(),
+                    ));
+                }
+                drill.parallel = n;
+            }
+            for (name, t) in &raw_d.targets {
+                let at = t.span().start;
+                let Some(ds) = datasets.get(name) else {
+                    return Err(fail(
+                        at,
+                        format!("drill.targets.{name}: no dataset named '{name}'"),
+                    ));
+                };
+                let r = t.get_ref();
+                let target = match (&r.directory, &r.sqlite, &r.postgres, &r.mariadb) {
+                    (Some(p), None, None, None) => DrillTarget::Directory(p.clone()),
+                    (None, Some(p), None, None) => DrillTarget::Sqlite(p.clone()),
+                    (None, None, Some(dsn), None) => DrillTarget::Postgres(dsn.clone()),
+                    (None, None, None, Some(dsn)) => DrillTarget::Mariadb(dsn.clone()),
+                    _ => {
+                        return Err(fail(
+                            at,
+                            format!(
+                                "drill.targets.{name}: give one of directory, sqlite, postgres, mariadb"
+                            ),
+                        ));
+                    }
+                };
+                let fits = matches!(
+                    (&target, ds.kind),
+                    (
+                        DrillTarget::Directory(_),
+                        DatasetKind::Files | DatasetKind::Command
+                    ) | (DrillTarget::Sqlite(_), DatasetKind::Sqlite)
+                        | (DrillTarget::Postgres(_), DatasetKind::Postgres)
+                        | (DrillTarget::Mariadb(_), DatasetKind::Mariadb)
+                );
+                if !fits {
+                    return Err(fail(
+                        at,
+                        format!("drill.targets.{name}: a {:?} dataset cannot restore into that kind of target", ds.kind)
+                            .to_lowercase(),
+                    ));
+                }
+                drill.targets.insert(name.clone(), target);
+            }
+        }
         Ok(Config {
             targets,
             ledger: raw.ledger,
@@ -884,6 +998,7 @@ impl Config {
             notifications,
             components,
             daemon,
+            drill,
         })
     }
 

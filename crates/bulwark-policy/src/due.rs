@@ -101,6 +101,20 @@ pub fn restore_test(every: Duration, last: Option<LastTest>, now: DateTime<Utc>)
     }
 }
 
+/// A disaster-recovery drill is due when none is on record, when the last one failed (every
+/// run drills again until one passes), or when the last one passed `every` ago.
+pub fn drill(every: Duration, last: Option<LastTest>, now: DateTime<Utc>) -> Due {
+    match last {
+        None => Due::now("no disaster-recovery drill on record"),
+        Some(t) if !t.passed => Due::now("the last drill failed: drilling again until one passes"),
+        Some(t) => match t.finished.checked_add_signed(chrono(every)) {
+            Some(at) if at > now => Due::At { at },
+            Some(_) => Due::now(format!("the last drill passed at {}", utc(t.finished))),
+            None => Due::Never,
+        },
+    }
+}
+
 /// Prune is due when forget removed snapshots since the last prune, when no prune is on record,
 /// or when the last one is `every` old. Prune deletes nothing that is still needed, so running it
 /// late only costs space; running it on every tick only costs time.

@@ -163,10 +163,12 @@ fn facts(
         time,
         passed,
         duration_s: 42.0,
+        bytes: None,
     });
     DatasetFacts {
         last_backup: Some(last_backup),
         oldest_backup: Some(last_backup - Duration::days(10)),
+        size_bytes: None,
         snapshots: 10,
         replicas: vec![ReplicaFact {
             repository: "offsite".into(),
@@ -221,6 +223,7 @@ fn status_verdicts_follow_the_clock() {
         time: at(20, 3),
         passed: true,
         duration_s: 40.0,
+        bytes: None,
     });
     f.open_remediations = 1;
     let s = evaluate(&config, d, &f, at(26, 10));

@@ -114,6 +114,8 @@ pub enum Command {
     Run(run::Args),
     /// Per dataset: is each commitment met, at risk or breached, and why
     Status(status::Args),
+    /// Disaster-recovery drill: restore the critical datasets from the off-site replicas alone, and judge RTO and RPO
+    Drill(drill::Args),
     /// The daemon: schedules the policy file's work, serves the dashboard, status page, API and metrics
     Serve(serve::Args),
     /// The evidence ledger

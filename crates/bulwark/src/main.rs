@@ -43,6 +43,7 @@ fn main() {
         Command::Run(a) => run::run(g, a),
         Command::Status(a) => status::run(g, a),
         Command::Serve(a) => serve::run(g, a),
+        Command::Drill(a) => drill::run(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
     };

@@ -7,71 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-
-struct Site {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    config: PathBuf,
-}
-
-/// A copy of the example configuration and its sample data in a fresh directory, with its
-/// repositories and ledger created (`init -c`).
-fn site(extra: &str) -> Site {
-    let s = bare_site(extra);
-    s.run(&["init"]).assert_ok();
-    s
-}
-
-/// As [`site`], but nothing created yet.
-fn bare_site(extra: &str) -> Site {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(examples.join("sample"))
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::copy(
-        examples.join("demo.passphrase"),
-        root.join("demo.passphrase"),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
-        .unwrap()
-        .replace("../target/demo/", "state/");
-    let config = root.join("bulwark.toml");
-    std::fs::write(&config, format!("{text}\n{extra}")).unwrap();
-    Site {
-        _dir: dir,
-        root,
-        config,
-    }
-}
-
-impl Site {
-    fn run(&self, args: &[&str]) -> Out {
-        let mut c = bulwark();
-        c.args(args).arg("-c").arg(&self.config);
-        run(&mut c)
-    }
-    fn status(&self, at: Option<&str>) -> Value {
-        let mut args = vec!["status", "--json"];
-        if let Some(t) = at {
-            args.extend(["--at", t]);
-        }
-        self.run(&args).json()
-    }
-    fn repo(&self, name: &str) -> PathBuf {
-        self.root.join("state").join(name)
-    }
-}
 
 fn aspect<'a>(status: &'a Value, dataset: &str, name: &str) -> &'a Value {
     status["datasets"][dataset]["aspects"]
@@ -238,19 +177,11 @@ fn tampering_with_the_ledger_is_found_and_located() {
 }
 
 fn events(s: &Site) -> Vec<Value> {
-    s.run(&["ledger", "events", "--json"])
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
+    s.events()
 }
 
 fn snapshots_of(s: &Site, repo: &str) -> Vec<Value> {
-    let mut c = bulwark();
-    c.args(["snapshots", "--json", "-r"])
-        .arg(s.repo(repo))
-        .env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
-    run(&mut c).json().as_array().unwrap().clone()
+    s.snapshots(repo)
 }
 
 #[test]

@@ -87,7 +87,8 @@ struct Fetch<'a> {
 
 impl Fetch<'_> {
     /// Copy the snapshot's files `names` into `dir` (every chunk decrypted and authenticated).
-    fn files(&self, names: &[&str], dir: &Path) -> std::result::Result<(), String> {
+    /// Returns how many bytes were fetched.
+    fn files(&self, names: &[&str], dir: &Path) -> std::result::Result<u64, String> {
         let nodes = names
             .iter()
             .map(|n| snapshot_file(self.repo, self.index, self.snap, n).map_err(|e| e.to_string()))
@@ -108,7 +109,7 @@ impl Fetch<'_> {
             }
             counter.inc(n);
         }
-        Ok(())
+        Ok(total)
     }
 }
 
@@ -222,6 +223,9 @@ fn postgres_test(
         let mut names = vec![f.dump_file.as_str()];
         names.extend(f.globals_file.as_deref());
         let fetched = source.files(&names, work);
+        if let Ok(n) = &fetched {
+            report.bytes = *n;
+        }
         report.phase("fetch", started.elapsed());
         let prepared = prep.join().unwrap_or_else(|_| {
             (
@@ -479,6 +483,9 @@ fn sqlite_test(
     report: &mut RestoreTestReport,
 ) {
     let fetched = source.files(&[f.file.as_str()], work);
+    if let Ok(n) = &fetched {
+        report.bytes = *n;
+    }
     report.phase("fetch", started.elapsed());
     if let Err(e) = fetched {
         report.check(
@@ -560,6 +567,9 @@ fn mariadb_test(
             (server, t.elapsed())
         });
         let fetched = source.files(&[f.dump_file.as_str()], work);
+        if let Ok(n) = &fetched {
+            report.bytes = *n;
+        }
         report.phase("fetch", started.elapsed());
         let prepared = prep.join().unwrap_or_else(|_| {
             (
@@ -584,7 +594,7 @@ fn mariadb_test(
             false,
             format!("the snapshot could not be read back: {e}"),
         ),
-        Ok(()) => match dump::check_trailer(&dump) {
+        Ok(_) => match dump::check_trailer(&dump) {
             Ok(Ok(())) => report.check(
                 "dump-complete",
                 true,

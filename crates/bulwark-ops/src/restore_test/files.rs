@@ -216,6 +216,7 @@ fn whole(
         }
     };
     report.warnings.extend(r.warnings.iter().take(20).cloned());
+    report.bytes = r.bytes;
     let bytes: u64 = files.iter().map(|(_, n)| n.size).sum();
     if r.verified && r.files == files.len() as u64 && r.bytes == bytes {
         report.check(
@@ -291,6 +292,7 @@ fn sampled(
         counter.inc(node.size);
     }
     drop(counter);
+    report.bytes = bytes;
     report.sample = Some(Sample {
         files_tested: chosen.len() as u64,
         files_total: files.len() as u64,

@@ -93,6 +93,8 @@ pub struct RestoreTestReport {
     pub duration_s: f64,
     /// Seconds per phase: fetch, prepare (scratch target, alongside the fetch), restore, checks.
     pub phases: BTreeMap<String, f64>,
+    /// Bytes restored: the files' content, or the database's dump (for throughput).
+    pub bytes: u64,
     pub checks: Vec<CheckResult>,
     /// Set when a file snapshot was larger than the budget and only a sample was restored.
     #[serde(skip_serializing_if = "Option::is_none")]

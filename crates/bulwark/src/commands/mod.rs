@@ -5,6 +5,7 @@ pub mod backup;
 pub mod cat;
 pub mod check;
 pub mod copy;
+pub mod drill;
 pub mod forget;
 pub mod hold;
 pub mod init;

@@ -44,6 +44,9 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
                 );
             }
         }
+        for a in &report.platform.aspects {
+            t += &format!("{:<20} {:<9} {}\n", a.name, word(a.verdict), a.reason);
+        }
         t += &format!(
             "{:<20} {:<9} {}\n",
             "ledger",

@@ -932,3 +932,89 @@ impl Drop for PgServer {
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The embedded default (`examples/bulwark.toml` and its sample data) in a fresh directory, its
+/// state under `state/`.
+pub struct Site {
+    pub _dir: TempDir,
+    pub root: PathBuf,
+    pub config: PathBuf,
+}
+
+/// A [`Site`] with `extra` appended to its policy file, its repositories and ledger created.
+pub fn site(extra: &str) -> Site {
+    let s = bare_site(extra);
+    s.run(&["init"]).assert_ok();
+    s
+}
+
+/// As [`site`], but nothing created yet.
+pub fn bare_site(extra: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(examples.join("sample"))
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    fs::copy(
+        examples.join("demo.passphrase"),
+        root.join("demo.passphrase"),
+    )
+    .unwrap();
+    let text = fs::read_to_string(examples.join("bulwark.toml"))
+        .unwrap()
+        .replace("../target/demo/", "state/");
+    let config = root.join("bulwark.toml");
+    fs::write(&config, format!("{text}\n{extra}")).unwrap();
+    Site {
+        _dir: dir,
+        root,
+        config,
+    }
+}
+
+impl Site {
+    /// `bulwark ARGS -c POLICY`.
+    #[track_caller]
+    pub fn run(&self, args: &[&str]) -> Out {
+        let mut c = bulwark();
+        c.args(args).arg("-c").arg(&self.config);
+        run(&mut c)
+    }
+
+    pub fn status(&self, at: Option<&str>) -> Value {
+        let mut args = vec!["status", "--json"];
+        if let Some(t) = at {
+            args.extend(["--at", t]);
+        }
+        self.run(&args).json()
+    }
+
+    pub fn repo(&self, name: &str) -> PathBuf {
+        self.root.join("state").join(name)
+    }
+
+    /// Every ledger event.
+    pub fn events(&self) -> Vec<Value> {
+        match self.run(&["ledger", "events", "--json"]).json() {
+            Value::Array(a) => a,
+            other => panic!("ledger events --json is not an array: {other}"),
+        }
+    }
+
+    /// The snapshots of repository `name` of the site.
+    pub fn snapshots(&self, name: &str) -> Vec<Value> {
+        let mut c = bulwark();
+        c.args(["snapshots", "--json", "-r"])
+            .arg(self.repo(name))
+            .env("BULWARK_PASSWORD_FILE", self.root.join("demo.passphrase"));
+        match run(&mut c).json() {
+            Value::Array(a) => a,
+            other => panic!("snapshots --json is not an array: {other}"),
+        }
+    }
+}
