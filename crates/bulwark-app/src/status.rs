@@ -74,6 +74,8 @@ pub struct StatusReport {
     pub at: DateTime<Utc>,
     pub datasets: BTreeMap<String, DatasetReport>,
     pub platform: PlatformReport,
+    /// Primaries whose backups go to a replica now, since when, and why.
+    pub failovers: Vec<crate::failover::Failover>,
     pub ledger: LedgerStatus,
     /// Repositories that could not be read, and why.
     pub unreachable: Vec<String>,
@@ -266,6 +268,7 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
         at: now,
         datasets,
         platform,
+        failovers: ws.failovers().to_vec(),
         ledger,
         unreachable,
     })

@@ -9,6 +9,11 @@
 //! - Each repository is opened at most once per workspace, on first use, and shared.
 //! - Relative paths in the policy file are relative to the file's directory.
 //! - The ledger records this host's name, the same name snapshots record.
+//! - While a failover is in force (the last `failover` event of a primary has no `failback`
+//!   after it), [`Workspace::config`] is the effective configuration: the primary's datasets
+//!   back up into the replica it failed over to, the primary's other replicas are that replica's,
+//!   and the primary itself is left alone until `failback` (see `crate::failover`). The file as
+//!   written stays in [`Workspace::policy`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,6 +117,9 @@ impl PolicyFile {
 
 pub struct Workspace {
     policy: PolicyFile,
+    /// The configuration in force: the file's, with failovers applied.
+    effective: Config,
+    failovers: Vec<crate::failover::Failover>,
     base: PathBuf,
     host: String,
     ledger_location: LedgerLocation,
@@ -167,8 +175,12 @@ impl Workspace {
                 }
             },
         };
+        let failovers = crate::failover::in_force(ledger.as_ref())?;
+        let effective = crate::failover::apply(&policy.config, &failovers);
         Ok(Workspace {
             base: base_of(&policy.path),
+            effective,
+            failovers,
             policy,
             host,
             ledger_location,
@@ -179,8 +191,14 @@ impl Workspace {
         })
     }
 
+    /// The configuration in force (the policy file's, with any failover applied).
     pub fn config(&self) -> &Config {
-        &self.policy.config
+        &self.effective
+    }
+
+    /// The failovers in force.
+    pub fn failovers(&self) -> &[crate::failover::Failover] {
+        &self.failovers
     }
 
     pub fn policy(&self) -> &PolicyFile {
@@ -243,7 +261,8 @@ impl Workspace {
     }
 
     fn repository_config(&self, name: &str) -> Result<&bulwark_policy::config::Repository> {
-        self.config()
+        self.policy
+            .config
             .repositories
             .get(name)
             .ok_or_else(|| Error::Invalid(format!("no repository '{name}' in the policy file")))
@@ -293,7 +312,7 @@ impl Workspace {
     /// then each replica as a replica of its primary (same master key and chunking).
     pub fn init_missing(&self) -> Result<Vec<InitOutcome>> {
         let mut order: Vec<&bulwark_policy::config::Repository> =
-            self.config().repositories.values().collect();
+            self.policy.config.repositories.values().collect();
         order.sort_by_key(|r| r.replica_of.is_some());
         let mut out = Vec::new();
         for r in order {

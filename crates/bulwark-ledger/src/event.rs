@@ -49,11 +49,15 @@ pub enum EventKind {
     Daemon,
     /// A notice delivered (or not) to one notification channel.
     Notification,
+    /// Backups of a primary now go to one of its replicas (the primary's region is down).
+    Failover,
+    /// Backups of a primary go to it again, after what was made meanwhile was copied back.
+    Failback,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 18] = [
+    const NAMED: [(EventKind, &'static str); 20] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -72,6 +76,8 @@ impl EventKind {
         (EventKind::ApiCall, "api_call"),
         (EventKind::Daemon, "daemon"),
         (EventKind::Notification, "notification"),
+        (EventKind::Failover, "failover"),
+        (EventKind::Failback, "failback"),
     ];
 
     pub fn as_str(&self) -> &str {

@@ -116,6 +116,10 @@ pub enum Command {
     Status(status::Args),
     /// Disaster-recovery drill: restore the critical datasets from the off-site replicas alone, and judge RTO and RPO
     Drill(drill::Args),
+    /// Send a primary's backups to one of its replicas while its region is down
+    Failover(failover::FailoverArgs),
+    /// Copy back what was made during a failover, verify it, and send backups to the primary again
+    Failback(failover::FailbackArgs),
     /// The daemon: schedules the policy file's work, serves the dashboard, status page, API and metrics
     Serve(serve::Args),
     /// The evidence ledger

@@ -44,6 +44,8 @@ fn main() {
         Command::Status(a) => status::run(g, a),
         Command::Serve(a) => serve::run(g, a),
         Command::Drill(a) => drill::run(g, a),
+        Command::Failover(a) => failover::run_failover(g, a),
+        Command::Failback(a) => failover::run_failback(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
     };

@@ -152,3 +152,88 @@ fn a_failed_drill_is_drilled_again_by_every_run_until_one_passes() {
     let status = s.status(None);
     assert_eq!(aspect(&status, "drill")["verdict"], "met", "{status}");
 }
+
+fn snapshot_ids(s: &Site, repo: &str, datasets: &[&str]) -> std::collections::BTreeSet<String> {
+    s.snapshots(repo)
+        .into_iter()
+        .filter(|x| datasets.iter().any(|d| x["dataset"] == *d))
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn check_clean(s: &Site, repo: &str) {
+    let mut c = bulwark();
+    c.args(["check", "--read-data", "--json", "-r"])
+        .arg(s.repo(repo))
+        .env("BULWARK_PASSWORD_FILE", s.root.join("demo.passphrase"));
+    let out = run(&mut c);
+    out.assert_ok();
+    assert_eq!(out.json()["ok"], true, "{repo}: {}", out.describe());
+}
+
+#[test]
+fn failover_while_the_primary_is_down_and_failback_when_it_returns() {
+    let s = site("");
+    s.run(&["run", "app-db", "docs"]).assert_ok();
+    let before = snapshot_ids(&s, "primary", &["app-db", "docs"]);
+    let primary = s.repo("primary");
+    std::fs::rename(&primary, s.root.join("primary-gone")).unwrap();
+    // With the primary gone a run fails for want of its repository...
+    s.run(&["run", "docs"]).assert_code(10);
+    // ...until backups fail over to the off-site replica.
+    s.run(&["failover", "--to", "primary"]).assert_code(1);
+    let out = s.run(&[
+        "failover",
+        "--to",
+        "offsite",
+        "--reason",
+        "eu-west-1 is down",
+        "--json",
+    ]);
+    out.assert_ok();
+    assert_eq!(out.json()["primary"], "primary");
+    s.run(&["failover", "--to", "offsite"]).assert_code(1);
+    let out = s.run(&["run", "app-db", "docs", "--json"]);
+    out.assert_ok();
+    let during = snapshot_ids(&s, "offsite", &["app-db", "docs"]);
+    assert_eq!(
+        during.len(),
+        before.len() + 2,
+        "the failed-over run backed up into the replica"
+    );
+    let status = s.status(None);
+    assert_eq!(status["failovers"][0]["active"], "offsite", "{status}");
+    assert_eq!(
+        status["datasets"]["app-db"]["aspects"][0]["verdict"], "met",
+        "{status}"
+    );
+    // The primary returns; failback copies the failover's snapshots back, verifies, switches.
+    std::fs::rename(s.root.join("primary-gone"), &primary).unwrap();
+    let out = s.run(&["failback", "--json"]);
+    out.assert_ok();
+    let fb = out.json();
+    let copied: std::collections::BTreeSet<String> = fb["snapshots_copied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let made_during: std::collections::BTreeSet<String> =
+        during.difference(&before).cloned().collect();
+    assert!(made_during.is_subset(&copied), "{fb}");
+    assert_eq!(copied.len(), 3, "two backups and the ledger's copy: {fb}");
+    assert_eq!(
+        snapshot_ids(&s, "primary", &["app-db", "docs"]),
+        snapshot_ids(&s, "offsite", &["app-db", "docs"]),
+        "both hold every snapshot"
+    );
+    check_clean(&s, "primary");
+    check_clean(&s, "offsite");
+    let status = s.status(None);
+    assert_eq!(status["failovers"], serde_json::json!([]), "{status}");
+    s.run(&["failback"]).assert_code(1);
+    // Backups go to the primary again, and copies to the replica resume.
+    s.run(&["run", "docs"]).assert_ok();
+    assert_eq!(snapshot_ids(&s, "primary", &["docs"]).len(), 3);
+    assert_eq!(snapshot_ids(&s, "offsite", &["docs"]).len(), 3);
+}

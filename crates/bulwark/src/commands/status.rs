@@ -53,6 +53,15 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             word(report.ledger.verdict),
             report.ledger.reason
         );
+        for f in &report.failovers {
+            t += &format!(
+                "failover           '{}' backs up into '{}' since {} ({})\n",
+                f.primary,
+                f.active,
+                f.since.format("%Y-%m-%d %H:%M UTC"),
+                f.reason
+            );
+        }
         for u in &report.unreachable {
             t += &format!("unreachable: {u}\n");
         }
