@@ -3,8 +3,12 @@
 //!
 //! Writing: after a run that did work, the ledger's JSONL export (every event's hashed text,
 //! verbatim) is backed up into each repository the run used, as dataset [`LEDGER_DATASET`], file
-//! [`LEDGER_FILE`], copied to that repository's replicas, and old copies are forgotten by their
-//! own rules ([`retention`]). A `ledger_copy` event records the head each copy holds.
+//! [`LEDGER_FILE`], beside the policy file in force ([`POLICY_FILE`], its bytes as read), copied
+//! to that repository's replicas, and old copies are forgotten by their own rules
+//! ([`retention`]). A `ledger_copy` event records the head each copy holds. So any one
+//! repository holds what recovery from nothing needs besides a credential: the plan and its
+//! evidence (see [`crate::recover`]). Secrets the policy file names (password and key files) are
+//! never stored.
 //!
 //! Checking ([`check`]): the newest copy in each repository must verify on its own, and every
 //! event it holds must be in the live ledger at the same seq with the same id; the first seq
@@ -36,6 +40,8 @@ use crate::workspace::Workspace;
 pub const LEDGER_DATASET: &str = "bulwark-ledger";
 /// The file holding the export inside a copy's snapshot.
 pub const LEDGER_FILE: &str = "ledger.jsonl";
+/// The policy file beside it.
+pub const POLICY_FILE: &str = "bulwark.toml";
 
 /// How many ledger copies a repository keeps: each holds the whole ledger, so the newest alone
 /// restores it; older ones are kept as anchors, a few recent, then one a day for a month and one
@@ -49,19 +55,23 @@ pub fn retention() -> KeepRules {
     }
 }
 
-/// Back the ledger export up into `repo`; returns the snapshot's id.
+/// Back the ledger export and the policy file up into `repo`; returns the snapshot's id.
 pub fn store(
     repo: &Repository,
     jsonl: Vec<u8>,
+    policy: Vec<u8>,
     progress: &dyn Progress,
 ) -> bulwark_ops::Result<Id> {
     let report = backup(
         repo,
         BackupOptions {
-            source: BackupSource::Stream {
-                name: LEDGER_FILE.into(),
-                reader: Box::new(std::io::Cursor::new(jsonl)),
-            },
+            source: BackupSource::Streams(vec![
+                (
+                    LEDGER_FILE.into(),
+                    Box::new(std::io::Cursor::new(jsonl)) as Box<dyn Read + Send>,
+                ),
+                (POLICY_FILE.into(), Box::new(std::io::Cursor::new(policy))),
+            ]),
             excludes: Patterns::default(),
             tags: vec!["ledger".into()],
             host: None,
@@ -96,11 +106,13 @@ pub fn apply_retention(repo: &Repository, now: DateTime<Utc>) -> bulwark_ops::Re
     Ok(r.removed.len())
 }
 
-/// The newest copy in a repository: its snapshot and the export's bytes.
+/// The newest copy in a repository: its snapshot, the export's bytes and the policy file's.
 pub struct StoredCopy {
     pub snapshot_id: Id,
     pub time: DateTime<FixedOffset>,
     pub jsonl: Vec<u8>,
+    /// `None` in copies made before policy files were stored with the ledger.
+    pub policy: Option<Vec<u8>>,
 }
 
 pub fn newest(repo: &Repository) -> bulwark_ops::Result<Option<StoredCopy>> {
@@ -112,15 +124,32 @@ pub fn newest(repo: &Repository) -> bulwark_ops::Result<Option<StoredCopy>> {
         };
     let _lock = repo.lock(LockKind::Shared)?;
     let index = repo.load_index()?;
-    let node = snapshot_file(repo, &index, &snap, LEDGER_FILE)?;
-    let mut jsonl = Vec::with_capacity(node.size.min(1 << 30) as usize);
-    SnapshotFileReader::new(repo, &index, &node)
-        .read_to_end(&mut jsonl)
-        .map_err(|e| bulwark_ops::Error::corrupt(format!("ledger copy {}", id.short()), e))?;
+    let read = |name: &str| -> bulwark_ops::Result<Option<Vec<u8>>> {
+        let node = match snapshot_file(repo, &index, &snap, name) {
+            Ok(node) => node,
+            Err(bulwark_ops::Error::Repo(bulwark_repo::Error::NotFound { .. })) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut bytes = Vec::with_capacity(node.size.min(1 << 30) as usize);
+        SnapshotFileReader::new(repo, &index, &node)
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                bulwark_ops::Error::corrupt(format!("ledger copy {} ({name})", id.short()), e)
+            })?;
+        Ok(Some(bytes))
+    };
+    let Some(jsonl) = read(LEDGER_FILE)? else {
+        return Err(bulwark_repo::Error::NotFound {
+            what: format!("file '{LEDGER_FILE}' in ledger copy {}", id.short()),
+        }
+        .into());
+    };
+    let policy = read(POLICY_FILE)?;
     Ok(Some(StoredCopy {
         snapshot_id: id,
         time: snap.time,
         jsonl,
+        policy,
     }))
 }
 

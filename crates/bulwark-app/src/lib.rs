@@ -16,6 +16,7 @@ pub mod events;
 pub mod failover;
 pub mod ledger_copy;
 pub mod notify;
+pub mod recover;
 pub mod run;
 pub mod status;
 pub mod workspace;

@@ -964,8 +964,13 @@ impl<'a> Runner<'a> {
             ..Default::default()
         };
         let stored = self.ws.repository(name).and_then(|repo| {
-            let id = ledger_copy::store(&repo, jsonl, &bulwark_ops::Silent)
-                .map_err(|e| Error::repository(name, e))?;
+            let id = ledger_copy::store(
+                &repo,
+                jsonl,
+                self.ws.policy().bytes.clone(),
+                &bulwark_ops::Silent,
+            )
+            .map_err(|e| Error::repository(name, e))?;
             ledger_copy::apply_retention(&repo, self.req.now)
                 .map_err(|e| Error::repository(name, e))?;
             Ok((repo, id))

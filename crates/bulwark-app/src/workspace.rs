@@ -291,6 +291,12 @@ impl Workspace {
         Ok(self.remember(name, repo))
     }
 
+    /// Use `repo`, opened by the caller (with a credential the policy file does not name), as
+    /// repository `name` from now on.
+    pub fn adopt_repository(&self, name: &str, repo: Repository) -> Arc<Repository> {
+        self.remember(name, repo)
+    }
+
     fn cached(&self, name: &str) -> Option<Arc<Repository>> {
         self.repositories
             .lock()

@@ -48,10 +48,12 @@ impl Credential {
 
     pub fn new_key_file() -> (Credential, String) {
         let raw: [u8; KEY_LEN] = random_array();
-        (
-            Credential::KeyFile(raw),
-            format!("{KEY_FILE_PREFIX}{}\n", B64.encode(raw)),
-        )
+        (Credential::KeyFile(raw), Self::key_file_text(&raw))
+    }
+
+    /// The text of the key file holding `raw`.
+    pub fn key_file_text(raw: &[u8; KEY_LEN]) -> String {
+        format!("{KEY_FILE_PREFIX}{}\n", B64.encode(raw))
     }
 }
 

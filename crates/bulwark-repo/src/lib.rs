@@ -18,6 +18,7 @@ pub mod keys;
 pub mod lock;
 pub mod pack;
 pub mod repository;
+pub mod shares;
 pub mod snapshot;
 pub mod transfer;
 pub mod tree;

@@ -120,6 +120,8 @@ pub enum Command {
     Failover(failover::FailoverArgs),
     /// Copy back what was made during a failover, verify it, and send backups to the primary again
     Failback(failover::FailbackArgs),
+    /// Recovery from nothing: the policy file, the ledger and every dataset back from the off-site repository alone
+    Recover(recover::Args),
     /// The daemon: schedules the policy file's work, serves the dashboard, status page, API and metrics
     Serve(serve::Args),
     /// The evidence ledger

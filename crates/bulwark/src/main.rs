@@ -46,6 +46,7 @@ fn main() {
         Command::Drill(a) => drill::run(g, a),
         Command::Failover(a) => failover::run_failover(g, a),
         Command::Failback(a) => failover::run_failback(g, a),
+        Command::Recover(a) => recover::run(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
     };

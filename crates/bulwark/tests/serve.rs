@@ -421,13 +421,16 @@ fn tls_from_certificate_files_and_no_token_no_data() {
         .unwrap()
         .trim()
         .to_string();
+    // Loopback only: a proxy from the environment must not carry the request elsewhere.
     let curl = |args: &[&str]| {
         let out = std::process::Command::new("curl")
-            .args(["-s", "--cacert"])
+            .args(["-sS", "--noproxy", "*", "--cacert"])
             .arg(&cert)
             .args(args)
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.trim().is_empty(), "curl {args:?}: {stderr}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert_eq!(curl(&[&format!("{url}healthz")]), "ok\n");

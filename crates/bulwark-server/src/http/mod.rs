@@ -177,10 +177,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = std::net::TcpListener::bind(listen.addr)?;
     listener.set_nonblocking(true)?;
-    bound(listener.local_addr()?);
     let app = router(state);
     match listen.tls {
         None => {
+            bound(listener.local_addr()?);
             let listener = tokio::net::TcpListener::from_std(listener)?;
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
@@ -199,6 +199,8 @@ pub async fn serve(
                         ),
                     )
                 })?;
+            // Ready only once the certificate is loaded: a client told the address may connect at once.
+            bound(listener.local_addr()?);
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {

@@ -2,7 +2,7 @@
 //! replicas alone, check them, and judge the RTO and RPO achieved (see `bulwark_app::drill`).
 
 use bulwark_app::Create;
-use bulwark_app::drill::{DrillRequest, Scope, Source, drill};
+use bulwark_app::drill::{DrillReport, DrillRequest, Scope, Source, drill};
 
 use super::{emit, progress, workspace};
 use crate::CliResult;
@@ -41,38 +41,41 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             progress: progress(g),
         },
     )?;
-    emit(g, &report, || {
-        let mut t = String::new();
-        for d in &report.datasets {
-            t += &format!(
-                "{} {:<16} from {:<10} {:<24} {:>7}  RPO achieved {}\n",
-                super::mark(d.passed),
-                d.dataset,
-                d.repository,
-                d.target,
-                secs(d.duration_s),
-                d.rpo_achieved_s.map(secs).unwrap_or_else(|| "-".into())
-            );
-            if let Some(e) = &d.error {
-                t += &format!("       {e}\n");
-            }
-            for c in d.checks.iter().filter(|c| !c.passed) {
-                t += &format!("       {}: {}\n", c.name, c.detail);
-            }
-        }
-        t += &format!(
-            "{}: RTO achieved {} (target {}), {} datasets, {} at a time",
-            if report.passed {
-                "drill passed"
-            } else {
-                "DRILL FAILED"
-            },
-            secs(report.wall_s),
-            secs(report.rto_target_s),
-            report.datasets.len(),
-            report.parallel
-        );
-        t
-    });
+    emit(g, &report, || render(&report));
     Ok(if report.passed { 0 } else { 1 })
+}
+
+/// The drill's report for a person: one line per dataset, then the verdict.
+pub fn render(report: &DrillReport) -> String {
+    let mut t = String::new();
+    for d in &report.datasets {
+        t += &format!(
+            "{} {:<16} from {:<10} {:<24} {:>7}  RPO achieved {}\n",
+            super::mark(d.passed),
+            d.dataset,
+            d.repository,
+            d.target,
+            secs(d.duration_s),
+            d.rpo_achieved_s.map(secs).unwrap_or_else(|| "-".into())
+        );
+        if let Some(e) = &d.error {
+            t += &format!("       {e}\n");
+        }
+        for c in d.checks.iter().filter(|c| !c.passed) {
+            t += &format!("       {}: {}\n", c.name, c.detail);
+        }
+    }
+    t += &format!(
+        "{}: RTO achieved {} (target {}), {} datasets, {} at a time",
+        if report.passed {
+            "drill passed"
+        } else {
+            "DRILL FAILED"
+        },
+        secs(report.wall_s),
+        secs(report.rto_target_s),
+        report.datasets.len(),
+        report.parallel
+    );
+    t
 }

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod ls;
 pub mod policy;
 pub mod prune;
+pub mod recover;
 pub mod remediation;
 pub mod repair;
 pub mod replica;
