@@ -2,11 +2,15 @@
 //! browser's cookie session, no state change on GET, and a run on request recorded with its
 //! caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use bulwark_ledger::{EventFilter, EventKind};
+use bulwark_server::http::{self, HttpState};
+use bulwark_server::tokens::Tokens;
+use tower::ServiceExt;
 
 use crate::common::{
     Auth, HOLDER, ROUTES, Reply, Served, TOKEN, daemon, embedded_default, gated_dataset, site,
@@ -419,6 +423,32 @@ fn a_browser_signs_in_with_the_token_and_keeps_a_session_cookie() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(s.daemon.wait_for_jobs(Duration::from_secs(120)));
     assert_eq!(s.daemon.jobs.recent()[0].trigger, format!("api:{HOLDER}"));
+
+    // Over TLS the cookie is Secure, and a session of one process is no session of another.
+    let tokens = Tokens::load(&s.dir.path().join("tokens")).unwrap();
+    let tls = http::router(Arc::new(HttpState::new(s.daemon.clone(), tokens, true)));
+    let r = s.rt.block_on(
+        tls.clone().oneshot(
+            Request::post("/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("token={TOKEN}")))
+                .unwrap(),
+        ),
+    );
+    let set = r.unwrap().headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(set.contains("; Secure"), "{set}");
+    let r = s.rt.block_on(
+        tls.oneshot(
+            Request::get("/api/status")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        ),
+    );
+    assert_eq!(r.unwrap().status(), StatusCode::UNAUTHORIZED);
 
     let r = s.request(Method::POST, "/logout", Auth::Cookie(&cookie), None);
     assert_eq!(r.status, StatusCode::SEE_OTHER);
