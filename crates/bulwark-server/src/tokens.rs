@@ -3,6 +3,11 @@
 //! is `operator`); blank lines and `#` comments are ignored. A presented token is compared with
 //! every known one in constant time, by their BLAKE3 hashes, so neither timing nor length tells
 //! anything about a token.
+//!
+//! A browser signs in once with a token and then keeps a session cookie, not the token: the
+//! session is a keyed BLAKE3 hash of the token's hash under a key this process drew at start, so
+//! a stolen cookie never reveals a token that works elsewhere, and every session ends when the
+//! daemon restarts.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -12,6 +17,8 @@ use subtle::ConstantTimeEq;
 
 pub struct Tokens {
     known: Vec<(String, [u8; 32])>,
+    /// The key sessions of this process are derived under.
+    session_key: [u8; 32],
 }
 
 impl Tokens {
@@ -59,7 +66,10 @@ impl Tokens {
         if known.is_empty() {
             return Err(format!("the token file {} holds no token", path.display()));
         }
-        Ok(Tokens { known })
+        Ok(Tokens {
+            known,
+            session_key: bulwark_repo::crypto::random_array::<32>(),
+        })
     }
 
     /// The holder of `presented`, if it is a known token.
@@ -68,6 +78,32 @@ impl Tokens {
         let mut found = None;
         for (name, known) in &self.known {
             if bool::from(known.ct_eq(h.as_bytes())) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+
+    fn session_of(&self, token_hash: &[u8; 32]) -> [u8; 32] {
+        *blake3::keyed_hash(&self.session_key, token_hash).as_bytes()
+    }
+
+    /// The session a browser keeps after signing in with `presented` (hex), if it is a known
+    /// token.
+    pub fn session(&self, presented: &str) -> Option<String> {
+        self.holder(presented)?;
+        Some(hex::encode(
+            self.session_of(blake3::hash(presented.as_bytes()).as_bytes()),
+        ))
+    }
+
+    /// The holder of a session cookie's value, if this process issued it.
+    pub fn session_holder(&self, session: &str) -> Option<&str> {
+        let mut presented = [0u8; 32];
+        hex::decode_to_slice(session, &mut presented).ok()?;
+        let mut found = None;
+        for (name, known) in &self.known {
+            if bool::from(self.session_of(known).ct_eq(&presented)) {
                 found = Some(name.as_str());
             }
         }

@@ -88,12 +88,57 @@ pub struct ComponentView {
     pub state: ComponentState,
 }
 
+/// Where an incident stands, in the words status pages use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    Investigating,
+    Identified,
+    Monitoring,
+    Resolved,
+}
+
+/// One message to customers about an incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentUpdate {
+    pub at: DateTime<Utc>,
+    pub state: IncidentState,
+    pub message: String,
+}
+
+/// An incident as customers see it: which components it touches and what they were told.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    pub id: String,
+    pub title: String,
+    /// Names of the affected components.
+    pub components: Vec<String>,
+    /// The state of the newest update.
+    pub state: IncidentState,
+    pub started: DateTime<Utc>,
+    pub resolved: Option<DateTime<Utc>>,
+    /// Newest first.
+    pub updates: Vec<IncidentUpdate>,
+}
+
+/// Everything the public status page shows, and nothing else.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusPage {
+    pub at: DateTime<Utc>,
+    pub components: Vec<ComponentView>,
+    /// Open incidents and those resolved in the last [`HISTORY_DAYS`] days, newest first. The
+    /// incident process fills these in; until it records incidents the list is empty.
+    pub incidents: Vec<Incident>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct View {
     pub at: DateTime<Utc>,
     pub status: StatusReport,
     pub datasets: BTreeMap<String, DatasetView>,
-    pub components: Vec<ComponentView>,
+    pub status_page: StatusPage,
+    /// The ledger's newest events, newest first.
+    pub events: Vec<Event>,
 }
 
 /// A component is down when the recovery point of one of its datasets is breached, degraded when
@@ -247,10 +292,18 @@ pub fn compute(ws: &Workspace, now: DateTime<Utc>) -> bulwark_app::Result<View> 
             state: component_state(&report, &c.datasets),
         })
         .collect();
+    let events = ws
+        .ledger()
+        .events(&EventFilter::all().newest_first().limit(LISTED))?;
     Ok(View {
         at: now,
         status: report,
         datasets,
-        components,
+        status_page: StatusPage {
+            at: now,
+            components,
+            incidents: Vec::new(),
+        },
+        events,
     })
 }

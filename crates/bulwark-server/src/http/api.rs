@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,7 @@ use serde_json::json;
 
 use super::{Caller, HttpState};
 use crate::daemon::DaemonError;
+use crate::jobs::Job;
 use crate::view::View;
 
 /// The OpenAPI document of this API.
@@ -85,12 +87,13 @@ pub async fn jobs(State(state): State<Arc<HttpState>>) -> Response {
 
 pub async fn status_page(State(state): State<Arc<HttpState>>) -> Response {
     match current(&state) {
-        Ok(v) => Json(json!({ "at": v.at, "components": v.components })).into_response(),
+        Ok(v) => Json(&v.status_page).into_response(),
         Err(r) => r.into_response(),
     }
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     dataset: Option<String>,
     kind: Option<String>,
@@ -98,31 +101,80 @@ pub struct EventsQuery {
     limit: Option<usize>,
 }
 
-/// The newest events (oldest first), at most `limit` (100 by default, 1000 at most).
-pub async fn events(State(state): State<Arc<HttpState>>, Query(q): Query<EventsQuery>) -> Response {
+/// The most events one request returns.
+pub const MAX_EVENTS: usize = 1000;
+
+/// Events, oldest first, at most `limit` (100 by default): the newest ones, or with `after_seq`
+/// the first ones after it, so a client pages forward from the last seq it saw.
+pub async fn events(
+    State(state): State<Arc<HttpState>>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_EVENTS).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("limit must be 1 to {MAX_EVENTS}, not {limit}"),
+        );
+    }
     let ws = state.daemon.workspace();
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let found = tokio::task::spawn_blocking(move || {
-        let mut f = EventFilter::all().newest_first().limit(limit);
+        let mut f = EventFilter::all().limit(limit);
         if let Some(d) = q.dataset {
             f = f.dataset(d);
         }
         if let Some(k) = q.kind {
             f = f.kind(EventKind::parse(&k));
         }
-        if let Some(s) = q.after_seq {
-            f = f.after_seq(s);
-        }
-        ws.ledger().events(&f)
+        let newest = match q.after_seq {
+            Some(s) => {
+                f = f.after_seq(s);
+                false
+            }
+            None => {
+                f = f.newest_first();
+                true
+            }
+        };
+        ws.ledger().events(&f).map(|mut events| {
+            if newest {
+                events.reverse();
+            }
+            events
+        })
     })
     .await;
     match found {
-        Ok(Ok(mut events)) => {
-            events.reverse();
-            Json(events).into_response()
-        }
+        Ok(Ok(events)) => Json(events).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("ledger: {e}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Start a run of dataset `name` for `caller`: the job, or the status and message of a refusal.
+pub async fn start_run(
+    state: &HttpState,
+    caller: &Caller,
+    name: String,
+) -> Result<Job, (StatusCode, String)> {
+    let daemon = state.daemon.clone();
+    let caller = caller.0.clone();
+    match tokio::task::spawn_blocking(move || daemon.trigger(&name, &caller)).await {
+        Ok(Ok(job)) => Ok(job),
+        Ok(Err(e)) => {
+            let code = match &e {
+                DaemonError::NoSuchDataset(_) => StatusCode::NOT_FOUND,
+                DaemonError::Busy(_) => StatusCode::CONFLICT,
+                DaemonError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            Err((code, e.to_string()))
+        }
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }
 
@@ -132,20 +184,9 @@ pub async fn run(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Response {
-    let daemon = state.daemon.clone();
-    let started = tokio::task::spawn_blocking(move || daemon.trigger(&name, &caller.0)).await;
-    match started {
-        Ok(Ok(job)) => (StatusCode::ACCEPTED, Json(job)).into_response(),
-        Ok(Err(e)) => {
-            let code = match &e {
-                DaemonError::NoSuchDataset(_) => StatusCode::NOT_FOUND,
-                DaemonError::Busy(_) => StatusCode::CONFLICT,
-                DaemonError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            error(code, &e.to_string())
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    match start_run(&state, &caller, name).await {
+        Ok(job) => (StatusCode::ACCEPTED, Json(job)).into_response(),
+        Err((code, message)) => error(code, &message),
     }
 }
 

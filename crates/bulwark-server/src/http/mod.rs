@@ -4,8 +4,10 @@
 //! Rules every route keeps: nothing changes state on GET; every state-changing request is a ledger
 //! event naming its caller; responses carry no secret (no passphrase, key, token or DSN password)
 //! because they are made from the cached view, whose sources never hold one; tokens are compared
-//! in constant time; request logs name the method, the route and the status, never a query string
-//! or a header.
+//! in constant time and accepted only in the `Authorization` header (a browser signs in once and
+//! keeps a session cookie, see [`Tokens`]); a state-changing request with a session cookie must
+//! come from the dashboard's own pages; request logs name the method, the route and the status,
+//! never a query string or a header.
 
 mod api;
 mod charts;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,14 +26,24 @@ use axum::routing::{get, post};
 use crate::daemon::Daemon;
 use crate::tokens::Tokens;
 
-/// The name of the cookie a browser session keeps its token in.
-pub const COOKIE: &str = "bulwark_token";
+/// The name of the cookie a browser keeps its session in (see [`Tokens::session`]).
+pub const COOKIE: &str = "bulwark_session";
 
 pub struct HttpState {
     pub daemon: Arc<Daemon>,
     pub tokens: Tokens,
     /// Served over TLS: cookies are marked Secure.
     pub tls: bool,
+}
+
+impl HttpState {
+    pub fn new(daemon: Arc<Daemon>, tokens: Tokens, tls: bool) -> HttpState {
+        HttpState {
+            daemon,
+            tokens,
+            tls,
+        }
+    }
 }
 
 /// The authenticated caller of a request.
@@ -63,19 +75,34 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .merge(private)
+        .fallback(not_found)
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-/// The token a request presents: `Authorization: Bearer TOKEN`, or the session cookie.
-pub fn presented(headers: &HeaderMap) -> Option<String> {
+/// What a request presents to prove who sends it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer TOKEN` (the scheme in any case, as RFC 9110 has it).
+    Bearer(String),
+    /// The session cookie of a signed-in browser.
+    Session(String),
+}
+
+/// The credential a request presents. A token anywhere else (a query string, say) is not one:
+/// URLs end up in logs, histories and `Referer` headers.
+pub fn presented(headers: &HeaderMap) -> Option<Credential> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        && let Some(t) = v.strip_prefix("Bearer ")
     {
-        return Some(t.trim().to_string());
+        return match v.trim().split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Some(Credential::Bearer(token.trim().to_string()))
+            }
+            _ => None,
+        };
     }
     headers
         .get_all(header::COOKIE)
@@ -84,8 +111,9 @@ pub fn presented(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             kv.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(str::to_string)
+                .strip_prefix(COOKIE)
+                .and_then(|v| v.strip_prefix('='))
+                .map(|v| Credential::Session(v.to_string()))
         })
 }
 
@@ -96,32 +124,76 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// Whether a browser sent this request from one of our own pages. Only cookie sessions need
+/// this (another site cannot make a browser send a bearer token): `SameSite=Strict` keeps the
+/// cookie off cross-site requests in current browsers, and this refuses what older ones send,
+/// by the Fetch Metadata and `Origin` headers when present.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let value = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = value("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return false;
+    }
+    match (value("origin"), value("host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .is_some_and(|o| o == host),
+        (Some(_), None) => false,
+    }
+}
+
+fn refusal(status: StatusCode, headers: &HeaderMap, message: &str) -> Response {
+    let mut r = if wants_html(headers) {
+        (status, pages::login_page(Some(message))).into_response()
+    } else {
+        api::error(status, message)
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
 async fn authenticate(
     State(state): State<Arc<HttpState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let holder = presented(req.headers()).and_then(|t| state.tokens.holder(&t).map(str::to_string));
-    match holder {
-        Some(name) => {
-            req.extensions_mut().insert(Caller(name));
-            next.run(req).await
-        }
-        None if wants_html(req.headers()) => {
-            let mut r = (StatusCode::UNAUTHORIZED, pages::login_page(true)).into_response();
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
-        }
-        None => {
-            let mut r = api::error(
-                StatusCode::UNAUTHORIZED,
-                "a bearer token is required (Authorization: Bearer TOKEN)",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
-        }
+    let credential = presented(req.headers());
+    let holder = match &credential {
+        Some(Credential::Bearer(t)) => state.tokens.holder(t),
+        Some(Credential::Session(s)) => state.tokens.session_holder(s),
+        None => None,
+    };
+    let Some(name) = holder.map(str::to_string) else {
+        return refusal(
+            StatusCode::UNAUTHORIZED,
+            req.headers(),
+            "a bearer token is required (Authorization: Bearer TOKEN)",
+        );
+    };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    if !safe && matches!(credential, Some(Credential::Session(_))) && !same_origin(req.headers()) {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            req.headers(),
+            "refused: the request did not come from this dashboard",
+        );
+    }
+    req.extensions_mut().insert(Caller(name));
+    next.run(req).await
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    if wants_html(&headers) {
+        pages::not_found("No such page").into_response()
+    } else {
+        api::error(StatusCode::NOT_FOUND, "no such route")
     }
 }
 
