@@ -268,6 +268,14 @@ impl StoreBackend {
             std::io::ErrorKind::NotFound => Error::NotFound { what: what() },
             _ => Error::io(format!("cannot open {}", path.display()), e),
         })?;
+        // The range comes from an index entry: check it against the file before allocating it.
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+            .len();
+        if range.start > range.end || range.end > size {
+            return Err(Error::corrupt(what(), "shorter than its index says"));
+        }
         let mut buf = vec![0u8; (range.end - range.start) as usize];
         file.read_exact_at(&mut buf, range.start)
             .map_err(|e| match e.kind() {

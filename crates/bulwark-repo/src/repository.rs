@@ -48,6 +48,30 @@ pub struct Settings {
     pub compression_level: i32,
 }
 
+/// Packs are built in memory: the largest `init` accepts.
+pub const MAX_PACK_SIZE: u32 = 512 * 1024 * 1024;
+
+impl Settings {
+    /// Settings a repository can work with. The stored ones are sealed, but a host holding the
+    /// key could seal anything: a pack size of 4 GiB would be an allocation per backup.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.chunker.validate()?;
+        if !(1..=MAX_PACK_SIZE).contains(&self.pack_size) {
+            return Err(format!(
+                "pack size {} is outside 1..={MAX_PACK_SIZE}",
+                self.pack_size
+            ));
+        }
+        if !zstd::compression_level_range().contains(&self.compression_level) {
+            return Err(format!(
+                "compression level {} is not a zstd level",
+                self.compression_level
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -98,7 +122,7 @@ impl Repository {
         key: MasterKey,
         settings: Settings,
     ) -> Result<Repository> {
-        settings.chunker.validate().map_err(Error::Invalid)?;
+        settings.validate().map_err(Error::Invalid)?;
         match backend.read(FileKind::Config, "config") {
             Ok(_) => {
                 return Err(Error::AlreadyExists {
@@ -155,7 +179,6 @@ impl Repository {
                 let settings: Settings =
                     serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e))?;
                 settings
-                    .chunker
                     .validate()
                     .map_err(|e| Error::corrupt("config", e))?;
                 return Ok(Repository {
