@@ -334,6 +334,7 @@ pub fn extreme_json() -> impl Strategy<Value = Value> {
         Value::from(1u64 << 63),
         Value::from(u64::MAX),
         Value::from(i64::MIN),
+        Value::from(i64::MAX),
         Value::from(1e308),
         Value::from(-0.5),
         Value::from(""),
@@ -621,7 +622,11 @@ pub fn apply_lines(text: &str, ms: &[LineMutation]) -> String {
             _ => {}
         }
     }
-    lines.join("\n")
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 /// A mutated text document: line-aware mutations, then sometimes byte mutations (read lossily).
