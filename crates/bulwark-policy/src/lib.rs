@@ -21,6 +21,20 @@ pub mod retention;
 pub mod schedule;
 
 pub use duration::{CalendarDuration, DurationError, parse_duration};
+
+/// `text` with control characters escaped: user input quoted in an error message (a TOML
+/// value, a schedule) must not break it over several lines.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
 pub use group::{Group, GroupBy, GroupKey, group_by};
 pub use retention::{
     Candidate, Decision, Hold, KeepRules, PlanError, UNLIMITED, WithinReference, plan,

@@ -143,8 +143,17 @@ pub fn bounded_allocation<T>(
     input_len: usize,
     f: impl FnOnce() -> T,
 ) -> Result<T, TestCaseError> {
+    allocation_within(what, input_len, allocation_allowance(input_len), f)
+}
+
+/// Fail the case when `f` allocated more than `allowed` bytes at once.
+pub fn allocation_within<T>(
+    what: &str,
+    input_len: usize,
+    allowed: usize,
+    f: impl FnOnce() -> T,
+) -> Result<T, TestCaseError> {
     let (out, largest) = largest_allocation(f);
-    let allowed = allocation_allowance(input_len);
     if largest > allowed {
         return Err(TestCaseError::fail(format!(
             "{what}: allocated {largest} bytes at once for {input_len} bytes of input (allowed {allowed})"
