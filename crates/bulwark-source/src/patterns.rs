@@ -14,7 +14,8 @@ impl Patterns {
     pub fn new(patterns: &[String]) -> Result<Patterns, String> {
         let (mut full, mut names) = (GlobSetBuilder::new(), GlobSetBuilder::new());
         for p in patterns {
-            let glob = Glob::new(p).map_err(|e| format!("bad pattern '{p}': {e}"))?;
+            // Quoted with escapes: a pattern holding a newline must not break the error line.
+            let glob = Glob::new(p).map_err(|e| format!("bad pattern {p:?}: {}", e.kind()))?;
             if p.contains('/') {
                 full.add(glob);
             } else {
@@ -53,5 +54,11 @@ mod tests {
         assert!(ex.matches(Path::new("/srv/cache/a/b")));
         assert!(!ex.matches(Path::new("/srv/data/a")));
         assert!(Patterns::new(&["[".into()]).is_err());
+        let e = Patterns::new(&["\n{".into()]).err().unwrap();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.starts_with("bad pattern \"\\n{\": unclosed alternate group"),
+            "{e}"
+        );
     }
 }
