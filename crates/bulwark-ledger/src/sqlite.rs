@@ -87,8 +87,11 @@ impl SqliteLedger {
         SqliteLedger::open_with(path, &Options::default())
     }
 
+    /// A new ledger file is created owner-only, and SQLite gives its `-wal`, `-shm` and
+    /// journal files the database file's mode.
     pub fn open_with(path: impl AsRef<Path>, options: &Options) -> Result<SqliteLedger> {
         let path = path.as_ref().to_path_buf();
+        create_owner_only(&path);
         let conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         retry_busy(|| SqliteLedger::prepare(&conn, &path))?;
@@ -235,6 +238,18 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         closing_event_id: r.get(9)?,
         note: r.get(10)?,
     })
+}
+
+/// Create the ledger file, mode 0600, unless it exists (an empty file is a new database to
+/// SQLite). Others sharing a ledger on purpose set its mode themselves. When the file cannot
+/// be made (a missing folder, say), opening it fails next and SQLite says why.
+fn create_owner_only(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
 }
 
 fn is_busy(e: &Error) -> bool {

@@ -3,12 +3,13 @@
 //! high-latency request. Caching is safe because these objects never change: each is named by the
 //! hash of its bytes, which is checked when an object enters the cache, and everything read
 //! back is still decrypted and authenticated. A damaged cache entry is dropped and fetched
-//! again; a cache that cannot be written only costs requests, never a command.
+//! again; a cache that cannot be written only costs requests, never a command. Like the
+//! repository it mirrors, the cache is owner-only: folders 0700, objects 0600.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,9 +45,13 @@ impl Cache {
     /// The cache of one repository under `base`.
     pub fn open(base: &Path, repository: &Id) -> std::io::Result<Cache> {
         let dir = base.join(repository.to_hex());
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
         for kind in [FileKind::Index, FileKind::Snapshot, FileKind::Pack] {
-            fs::create_dir_all(dir.join(kind.dir()))?;
+            builder.create(dir.join(kind.dir()))?;
         }
+        // A cache made before caches were owner-only is closed off here.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
         Ok(Cache {
             dir,
             fetching: Mutex::new(()),
@@ -107,7 +112,11 @@ impl Cache {
         let path = self.path(kind, name);
         let n = WRITES.fetch_add(1, Ordering::Relaxed);
         let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
-        let written = File::create(&tmp)
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
             .and_then(|mut f| f.write_all(data))
             .and_then(|()| fs::rename(&tmp, &path));
         if let Err(e) = written {
