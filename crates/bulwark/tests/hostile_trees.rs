@@ -380,8 +380,12 @@ fn nesting_deeper_than_any_path_is_refused_without_crashing() {
     check_reports(&repo, "100,000-deep nesting", "deep");
     let out = repo.run(&["ls", &id, "--json"]);
     assert_eq!(out.code, 1, "{}", out.describe());
-    // Nothing is unused: prune walks the whole chain (its own stack) and keeps it.
+    // Nothing is unused: prune walks the whole chain (its own stack) and keeps it; a copy into
+    // a repository of another key re-encrypts all of it.
     repo.run(&["prune"]).assert_ok();
+    let other = Repo::init(&[]);
+    let copied = repo.json(&["copy", "--to", &other.path.display().to_string(), "--json"]);
+    assert_eq!(copied["mode"], "re-encrypted", "{copied}");
     eprintln!("nesting: {depth} levels refused");
 }
 
@@ -489,4 +493,45 @@ fn a_directory_of_100k_entries_restores() {
     });
     restore_refused(&repo, &scene, &id, "100k entries of one name");
     check_reports(&repo, "100k entries of one name", "appears twice");
+}
+
+/// The re-encrypting copy walks trees on its own stack: shared subtrees (honest deduplication)
+/// and nesting must come out exactly as they went in.
+#[test]
+fn a_reencrypting_copy_of_shared_and_nested_trees_restores_exactly() {
+    let repo = Repo::init(&[]);
+    let scene = Scene::new();
+    let id = craft(&repo, |w| {
+        let shared = vec![file(w, b"same", b"shared content")?];
+        let deep = dir(w, b"c", vec![dir(w, b"b", vec![file(w, b"a", b"deep")?])?])?;
+        root(
+            w,
+            vec![
+                dir(w, b"one", shared.clone())?,
+                dir(w, b"two", shared)?,
+                deep,
+                file(w, b"top", b"top")?,
+            ],
+        )
+    });
+    let other = Repo::init(&[]);
+    let copied = repo.json(&["copy", "--to", &other.path.display().to_string(), "--json"]);
+    assert_eq!(copied["mode"], "re-encrypted", "{copied}");
+    let theirs = other.snapshots();
+    assert_eq!(theirs.len(), 1);
+    let mine = scene.target(false);
+    repo.restore(&id, &mine, &[]).assert_ok();
+    let copy_target = scene.base.path().join("copy-target");
+    other
+        .restore(&id_of(&theirs[0]), &copy_target, &[])
+        .assert_ok();
+    for rel in ["one/same", "two/same", "c/b/a", "top"] {
+        assert_eq!(
+            fs::read(mine.join(rel)).unwrap(),
+            fs::read(copy_target.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert_eq!(fs::read(copy_target.join("c/b/a")).unwrap(), b"deep");
+    other.assert_clean();
 }
