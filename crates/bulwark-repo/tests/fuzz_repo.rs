@@ -241,18 +241,18 @@ fn config_header() {
         n += 1;
     }
     report("config header (truncations)", n);
-    fuzz("config header (bytes)", 2000, arbitrary_bytes(), |b| {
+    fuzz("config header (bytes)", 1000, arbitrary_bytes(), |b| {
         check(&b)
     });
     fuzz(
         "config header (mutated)",
-        3000,
+        2000,
         hostile_json(valid.clone()),
         |b| check(&b),
     );
     fuzz(
         "config settings (sealed plaintext)",
-        3000,
+        2000,
         hostile_plaintext(settings),
         |plain| check(&with_settings(&plain)),
     );
@@ -307,16 +307,16 @@ fn key_slots() {
         n += 1;
     }
     report("key slot (truncations)", n);
-    fuzz("key slot (bytes)", 2000, arbitrary_bytes(), |b| check(&b));
+    fuzz("key slot (bytes)", 1000, arbitrary_bytes(), |b| check(&b));
     fuzz(
         "key slot (mutated)",
-        3000,
+        2000,
         hostile_json(valid.clone()),
         |b| check(&b),
     );
     fuzz(
         "key slot (sealed secret)",
-        2000,
+        1000,
         prop_oneof![
             4 => prop::collection::vec(any::<u8>(), 0..80),
             1 => Just(f.key().secret().to_vec()),
@@ -439,10 +439,14 @@ fn encode_directory(blobs: &[PackedBlob]) -> Vec<u8> {
     out
 }
 
-/// Everything a reader does with a pack: its salt, its directory (from the whole object and
-/// through the repository's tail reads), then every blob the directory lists, sliced out as
-/// `check --read-data` does. Returns the blobs that opened.
-fn read_pack(f: &Fixture, data: &[u8]) -> Result<Vec<(PackedBlob, Vec<u8>)>, TestCaseError> {
+/// Everything a reader does with a pack: its salt, its directory (from the whole object and,
+/// with `through_repo`, through the repository's tail reads), then every blob the directory
+/// lists, sliced out as `check --read-data` does. Returns the blobs that opened.
+fn read_pack(
+    f: &Fixture,
+    data: &[u8],
+    through_repo: bool,
+) -> Result<Vec<(PackedBlob, Vec<u8>)>, TestCaseError> {
     let id = Id([0xab; 32]);
     let salt = bounded_allocation("salt_of", data.len(), || pack::salt_of(&id, data))?;
     typed("salt_of", &salt, corrupt)?;
@@ -454,13 +458,15 @@ fn read_pack(f: &Fixture, data: &[u8]) -> Result<Vec<(PackedBlob, Vec<u8>)>, Tes
     })?;
     typed("parse_directory", &dir, corrupt)?;
     count_ok(&dir);
-    f.plant("data/ab", &id.to_hex(), data);
-    let through_repo = bounded_allocation("read_pack_directory", data.len(), || {
-        f.repo.read_pack_directory(&id, data.len() as u64)
-    })?;
-    typed("read_pack_directory", &through_repo, corrupt)?;
-    if let (Ok(a), Ok(b)) = (&dir, &through_repo) {
-        prop_assert_eq!(a, &b.blobs, "tail reads and whole reads disagree");
+    if through_repo {
+        f.plant("data/ab", &id.to_hex(), data);
+        let read = bounded_allocation("read_pack_directory", data.len(), || {
+            f.repo.read_pack_directory(&id, data.len() as u64)
+        })?;
+        typed("read_pack_directory", &read, corrupt)?;
+        if let (Ok(a), Ok(b)) = (&dir, &read) {
+            prop_assert_eq!(a, &b.blobs, "tail reads and whole reads disagree");
+        }
     }
     let mut opened = Vec::new();
     for b in dir.unwrap_or_default() {
@@ -486,7 +492,7 @@ fn pack_ciphertext() {
     let payloads: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 40 + 30 * i as usize]).collect();
     let (valid, _, blobs) = pack_with_directory(f.key(), &payloads, encode_directory);
     let check = |data: &[u8]| -> Result<(), TestCaseError> {
-        for (b, plain) in read_pack(&f, data)? {
+        for (b, plain) in read_pack(&f, data, true)? {
             // Authentication: whatever opened is exactly what was sealed under that id.
             let i = blobs.iter().position(|o| o.id == b.id);
             prop_assert!(i.is_some(), "a blob the pack never held opened");
@@ -529,7 +535,8 @@ fn pack_directory_plaintext() {
     let valid_dir = encode_directory(&blobs);
     let check = |dir_plain: Vec<u8>| -> Result<(), TestCaseError> {
         let (data, _, _) = pack_with_directory(f.key(), &payloads, |_| dir_plain);
-        read_pack(&f, &data)?;
+        // The trailer is honest here: the repository's tail reads are the ciphertext test's.
+        read_pack(&f, &data, false)?;
         Ok(())
     };
     let mut n = 0;
@@ -589,7 +596,7 @@ fn blob_plaintext() {
     let key = MasterKey::generate();
     let salt = [3u8; SALT_LEN];
     let cipher = key.object_cipher(&salt);
-    let bomb = zstd::bulk::compress(&vec![0u8; 16 << 20], 19).unwrap();
+    let bomb = zstd::bulk::compress(&vec![0u8; 4 << 20], 19).unwrap();
     let payload = prop_oneof![
         3 => arbitrary_bytes().prop_map(|b| (b, false)),
         3 => arbitrary_bytes().prop_map(|b| (Input(zstd::bulk::compress(&b, 1).unwrap()), true)),
@@ -598,7 +605,7 @@ fn blob_plaintext() {
     let raw_len = prop_oneof![
         1 => prop::sample::select(&HUGE_U32[..]),
         1 => 0u32..5000,
-        1 => Just(16u32 << 20),
+        1 => Just(4u32 << 20),
     ];
     fuzz(
         "blob (sealed plaintext)",
