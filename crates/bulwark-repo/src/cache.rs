@@ -94,6 +94,10 @@ impl Cache {
         range: std::ops::Range<u64>,
     ) -> Option<Bytes> {
         let file = File::open(self.path(kind, name)).ok()?;
+        // The range comes from an index entry: check it against the file before allocating it.
+        if range.start > range.end || range.end > file.metadata().ok()?.len() {
+            return None;
+        }
         let mut buf = vec![0u8; (range.end - range.start) as usize];
         file.read_exact_at(&mut buf, range.start).ok()?;
         Some(Bytes::from(buf))
@@ -177,6 +181,11 @@ mod tests {
         assert_eq!(
             cache.get_range(FileKind::Index, &name, 3..8).as_deref(),
             Some(&data[3..8])
+        );
+        // A range past the end (a lying index entry) is a miss, not a 4 GiB buffer.
+        assert_eq!(
+            cache.get_range(FileKind::Index, &name, 3..u32::MAX as u64),
+            None
         );
         // Bytes that do not hash to the name are never stored.
         let other = Id::of_stored(b"other").to_hex();
