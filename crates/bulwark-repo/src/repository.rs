@@ -520,7 +520,8 @@ impl Repository {
         }
         if spec.len() < 8 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Invalid(format!(
-                "'{spec}' is not a snapshot: give `latest` or at least 8 hex digits of its id"
+                "'{}' is not a snapshot: give `latest` or at least 8 hex digits of its id",
+                crate::error::one_line(spec)
             )));
         }
         let ids: Vec<String> = self.snapshot_ids()?.iter().map(Id::to_hex).collect();
