@@ -286,3 +286,18 @@ fn a_copy_reaching_seq_i64_max_is_reported() {
         "{report}"
     );
 }
+
+/// Found by the forged-field fuzzing: serde's "unknown field" error quoted a field name holding
+/// a newline, and the verification problem spanned two lines.
+#[test]
+fn a_field_name_with_a_newline_stays_inside_one_problem_line() {
+    let dir = scratch();
+    let valid = valid_export(dir.path());
+    let mut events: Vec<Value> = lines_of(&valid).into_iter().map(|(e, _)| e).collect();
+    events[0]["a\nb"] = Value::from(1);
+    let report = verify_jsonl(&forge(&events, true));
+    assert!(!report.is_ok());
+    for p in &report.problems {
+        assert!(!p.to_string().contains('\n'), "{p}");
+    }
+}

@@ -415,7 +415,7 @@ pub fn json_mutation() -> impl Strategy<Value = JsonMutation> {
         2 => any::<Index>().prop_map(|at| JsonMutation::Remove { at }),
         2 => any::<Index>().prop_map(|at| JsonMutation::Duplicate { at }),
         1 => any::<Index>().prop_map(|at| JsonMutation::Reorder { at }),
-        1 => (any::<Index>(), "[a-z_]{1,8}", extreme_json())
+        1 => (any::<Index>(), "[a-z_\n]{1,8}", extreme_json())
             .prop_map(|(at, key, value)| JsonMutation::AddField { at, key, value }),
     ]
 }
