@@ -359,8 +359,21 @@ fn event_from_hashed_value(mut value: Value, id: &str) -> Result<Event> {
         ));
     }
     obj.insert("id".into(), Value::String(id.to_string()));
-    serde_json::from_value(value)
-        .map_err(|e| Error::Malformed(format!("event text does not describe an event: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        // serde quotes the offending field or value, which may hold a newline.
+        let reason: String = e
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        Error::Malformed(format!("event text does not describe an event: {reason}"))
+    })
 }
 
 /// BLAKE3 of `bytes`, lowercase hex.

@@ -82,9 +82,12 @@ pub struct SqliteLedger {
 }
 
 impl SqliteLedger {
-    /// Opens the ledger file at `path`, creating it (and its tables) if there is none.
+    /// Opens the ledger file at `path`, creating it (and its tables) if there is none. A new ledger
+    /// file is created owner-only, and SQLite gives its `-wal`, `-shm` and journal files the
+    /// database file's mode.
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<SqliteLedger> {
         let path = path.as_ref().to_path_buf();
+        create_owner_only(&path);
         let conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         retry_busy(|| SqliteLedger::prepare(&conn, &path))?;
@@ -241,6 +244,18 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         closing_event_id: r.get(9)?,
         note: r.get(10)?,
     })
+}
+
+/// Create the ledger file, mode 0600, unless it exists (an empty file is a new database to
+/// SQLite). Others sharing a ledger on purpose set its mode themselves. When the file cannot
+/// be made (a missing folder, say), opening it fails next and SQLite says why.
+fn create_owner_only(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
 }
 
 fn is_busy(e: &Error) -> bool {

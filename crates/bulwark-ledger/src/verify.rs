@@ -316,16 +316,17 @@ impl Verifier {
         let id = Some(row.id.as_str());
         let line = row.line;
 
-        // Sequence numbers: 1, 2, 3...
-        let expected = self.max_seq + 1;
-        if row.seq > expected {
-            let missing = if row.seq - expected == 1 {
+        // Sequence numbers: 1, 2, 3... (in i128: a copy may hold seq i64::MAX).
+        let expected = i128::from(self.max_seq) + 1;
+        let this = i128::from(row.seq);
+        if this > expected {
+            let missing = if this - expected == 1 {
                 format!("seq {expected} is missing")
             } else {
                 format!(
                     "seqs {expected}..={} ({} events) are missing",
-                    row.seq - 1,
-                    row.seq - expected
+                    this - 1,
+                    this - expected
                 )
             };
             self.problem(
@@ -335,7 +336,7 @@ impl Verifier {
                 line,
                 format!("{missing}: the next event present is seq {}", row.seq),
             );
-        } else if row.seq < expected {
+        } else if this < expected {
             self.problem(
                 ProblemKind::SequenceOrder,
                 seq,

@@ -2,6 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use bulwark_repo::tree::MAX_DEPTH;
 use bulwark_repo::{Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, Tree};
 
 /// A snapshot, and optionally a path inside it (`3fa2c1d9:/srv/data/sub`).
@@ -79,7 +80,9 @@ pub fn selected_tree(repo: &Repository, index: &MasterIndex, sel: &Selection) ->
     }
 }
 
-/// Visit every node below `tree` depth-first, with its path relative to `base`.
+/// Visit every node below `tree` depth-first, with its path relative to `base`. The walk keeps
+/// its own stack (one entry per level, at most `MAX_DEPTH`): a crafted chain of directories
+/// ends in an error, not in the end of the thread's stack.
 pub fn walk(
     repo: &Repository,
     index: &MasterIndex,
@@ -87,12 +90,25 @@ pub fn walk(
     base: &Path,
     visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
 ) -> Result<()> {
-    for node in &tree.nodes {
-        let path = base.join(node.os_name()?);
-        visit(&path, node)?;
+    let mut stack = vec![(tree.nodes.clone().into_iter(), base.to_path_buf())];
+    while let Some((nodes, dir)) = stack.last_mut() {
+        let Some(node) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = dir.join(node.os_name()?);
+        visit(&path, &node)?;
         if node.kind == NodeKind::Dir {
-            let sub = load_subtree(repo, index, node)?;
-            walk(repo, index, &sub, &path, visit)?;
+            if stack.len() >= MAX_DEPTH {
+                return Err(Error::corrupt(
+                    "tree",
+                    format!(
+                        "directories nest more than {MAX_DEPTH} deep, deeper than any path can be"
+                    ),
+                ));
+            }
+            let sub = load_subtree(repo, index, &node)?;
+            stack.push((sub.nodes.into_iter(), path));
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use bulwark_repo::id::IdSet;
 use bulwark_repo::index::IndexPack;
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::pack::{self, PACK_PREFIX_LEN};
+use bulwark_repo::tree::MAX_DEPTH;
 use bulwark_repo::{BlobKind, Error, FileKind, Id, MasterIndex, NodeKind, Repository, Tree};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -214,58 +215,142 @@ impl Walker<'_> {
             .push(format!("{snap}:{}", path.display()));
     }
 
-    /// Walk a tree. Trees already walked are skipped unless damage must be attributed to paths.
+    /// Walk a tree and everything below it, level by level (each level in parallel) rather than
+    /// by recursion: a crafted chain of directories must meet the depth limit, not the end of a
+    /// thread's stack. Trees already walked are skipped unless damage must be attributed to paths.
     fn tree(&self, id: &Id, path: &Path, snap: &str, first_visit_only: bool) {
-        let fresh = self.checked_trees.lock().expect("trees").insert(*id);
-        if !fresh && first_visit_only && self.damaged_blobs.is_empty() {
-            return;
-        }
-        let tree: Tree = match self.index.lookup(id) {
-            None => {
+        let mut level = vec![(*id, path.to_path_buf())];
+        let mut depth = 0;
+        while !level.is_empty() {
+            if depth > MAX_DEPTH {
                 return self.note(
                     snap,
-                    path,
-                    format!("tree {id} is referenced but not in the index"),
+                    &level[0].1,
+                    format!(
+                        "snapshot {snap}: directories nest more than {MAX_DEPTH} deep, deeper than any path can be"
+                    ),
                 );
             }
+            level = level
+                .par_iter()
+                .flat_map_iter(|(id, path)| self.one_tree(id, path, snap, first_visit_only))
+                .collect();
+            depth += 1;
+        }
+    }
+
+    /// Check one tree: its names (one safe path component each, none twice), its files'
+    /// content and sizes; returns its subtrees with their paths.
+    fn one_tree(
+        &self,
+        id: &Id,
+        path: &Path,
+        snap: &str,
+        first_visit_only: bool,
+    ) -> Vec<(Id, PathBuf)> {
+        let fresh = self.checked_trees.lock().expect("trees").insert(*id);
+        if !fresh && first_visit_only && self.damaged_blobs.is_empty() {
+            return Vec::new();
+        }
+        let loaded = match self.index.lookup(id) {
+            None => Err(format!("tree {id} is referenced but not in the index")),
             Some(loc) if loc.blob.kind != BlobKind::Tree => {
-                return self.note(snap, path, format!("tree {id} is indexed as data"));
+                Err(format!("tree {id} is indexed as data"))
             }
             Some(_) if self.damaged_blobs.contains(id) => {
-                return self.note(snap, path, format!("tree {id} is in a damaged pack"));
+                Err(format!("tree {id} is in a damaged pack"))
             }
-            Some(_) => match self.repo.load_tree(self.index, id) {
-                Ok(t) => t,
-                Err(e) => return self.note(snap, path, e.to_string()),
-            },
+            Some(_) => self
+                .repo
+                .load_tree(self.index, id)
+                .map_err(|e| e.to_string()),
         };
-        tree.nodes.par_iter().for_each(|node| {
-            let child: PathBuf = path.join(node.os_name().unwrap_or_default());
-            match node.kind {
-                NodeKind::Dir => match node.subtree {
-                    Some(sub) => self.tree(&sub, &child, snap, first_visit_only),
-                    None => self.note(
-                        snap,
-                        &child,
-                        format!("directory {} has no subtree", child.display()),
+        let tree: Tree = match loaded {
+            Ok(t) => t,
+            Err(problem) => {
+                self.note(snap, path, problem);
+                return Vec::new();
+            }
+        };
+        // What restore refuses, check reports: names that are not one plain component, or that
+        // a directory holds twice (a symlink and a directory called alike could steer writes).
+        let mut seen = std::collections::HashSet::new();
+        for node in &tree.nodes {
+            if !node.has_safe_name() {
+                self.note(
+                    snap,
+                    path,
+                    format!("unsafe file name {:?} in {}", node.name, path.display()),
+                );
+            } else if let Ok(name) = node.os_name()
+                && !seen.insert(name)
+            {
+                self.note(
+                    snap,
+                    path,
+                    format!(
+                        "the name {:?} appears twice in {}",
+                        node.name,
+                        path.display()
                     ),
-                },
-                NodeKind::File => {
-                    for blob in &node.content {
-                        if !self.index.contains(blob) {
-                            self.note(
-                                snap,
-                                &child,
-                                format!("blob {blob} is referenced but not in the index"),
-                            );
-                        } else if self.damaged_blobs.contains(blob) {
-                            self.note(snap, &child, format!("blob {blob} is in a damaged pack"));
-                        }
+                );
+            }
+        }
+        tree.nodes
+            .par_iter()
+            .filter_map(|node| {
+                let child: PathBuf = path.join(node.os_name().unwrap_or_default());
+                match node.kind {
+                    NodeKind::Dir => match node.subtree {
+                        Some(sub) => return Some((sub, child)),
+                        None => self.note(
+                            snap,
+                            &child,
+                            format!("directory {} has no subtree", child.display()),
+                        ),
+                    },
+                    NodeKind::File => self.file(node, &child, snap),
+                    _ => {}
+                }
+                None
+            })
+            .collect()
+    }
+
+    /// Every blob of a file indexed and undamaged, and adding up to the file's size.
+    fn file(&self, node: &bulwark_repo::Node, path: &Path, snap: &str) {
+        let mut content = Some(0u64);
+        for blob in &node.content {
+            match self.index.lookup(blob) {
+                None => {
+                    content = None;
+                    self.note(
+                        snap,
+                        path,
+                        format!("blob {blob} is referenced but not in the index"),
+                    );
+                }
+                Some(loc) => {
+                    content = content.map(|c| c + loc.blob.raw_len as u64);
+                    if self.damaged_blobs.contains(blob) {
+                        self.note(snap, path, format!("blob {blob} is in a damaged pack"));
                     }
                 }
-                _ => {}
             }
-        });
+        }
+        if let Some(content) = content
+            && content != node.size
+        {
+            self.note(
+                snap,
+                path,
+                format!(
+                    "{} claims {} bytes but its content holds {content}",
+                    path.display(),
+                    node.size
+                ),
+            );
+        }
     }
 }
 

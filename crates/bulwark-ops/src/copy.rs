@@ -210,6 +210,9 @@ fn copy_reencrypting(
     Ok(new_snaps)
 }
 
+/// Re-encrypt a tree and everything below it; returns its id in the destination. Children go
+/// before the tree that names them, in post-order on a stack of its own rather than the
+/// thread's: a crafted chain of 100,000 directories is just 100,000 trees.
 fn rewrite_tree(
     src: &Repository,
     index: &MasterIndex,
@@ -217,29 +220,39 @@ fn rewrite_tree(
     id: &Id,
     done: &mut IdMap<Id>,
 ) -> Result<Id> {
-    if let Some(new) = done.get(id) {
-        return Ok(*new);
-    }
-    let mut tree: Tree = src.load_tree(index, id)?;
-    for node in &mut tree.nodes {
-        if node.kind == NodeKind::File {
-            let content: Result<Vec<Id>> = node
-                .content
-                .par_iter()
-                .map(|blob| {
-                    let loc = index.lookup(blob).ok_or_else(|| {
-                        Error::corrupt(format!("blob {blob}"), "not in the source index")
-                    })?;
-                    writer.save(BlobKind::Data, &src.read_blob(&loc)?)
-                })
-                .collect();
-            node.content = content?;
+    // A tree is pushed unloaded, then again loaded above its pending subtrees.
+    let mut stack: Vec<(Id, Option<Tree>)> = vec![(*id, None)];
+    while let Some((tree_id, loaded)) = stack.pop() {
+        if done.contains_key(&tree_id) {
+            continue;
         }
-        if let Some(sub) = node.subtree {
-            node.subtree = Some(rewrite_tree(src, index, writer, &sub, done)?);
+        let Some(mut tree) = loaded else {
+            let tree: Tree = src.load_tree(index, &tree_id)?;
+            let pending: Vec<Id> = tree.nodes.iter().filter_map(|n| n.subtree).collect();
+            stack.push((tree_id, Some(tree)));
+            stack.extend(pending.into_iter().map(|sub| (sub, None)));
+            continue;
+        };
+        for node in &mut tree.nodes {
+            if node.kind == NodeKind::File {
+                let content: Result<Vec<Id>> = node
+                    .content
+                    .par_iter()
+                    .map(|blob| {
+                        let loc = index.lookup(blob).ok_or_else(|| {
+                            Error::corrupt(format!("blob {blob}"), "not in the source index")
+                        })?;
+                        writer.save(BlobKind::Data, &src.read_blob(&loc)?)
+                    })
+                    .collect();
+                node.content = content?;
+            }
+            if let Some(sub) = node.subtree {
+                node.subtree = Some(done[&sub]);
+            }
         }
+        let new = writer.save(BlobKind::Tree, &tree.to_bytes())?;
+        done.insert(tree_id, new);
     }
-    let new = writer.save(BlobKind::Tree, &tree.to_bytes())?;
-    done.insert(*id, new);
-    Ok(new)
+    Ok(done[id])
 }

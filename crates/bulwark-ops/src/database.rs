@@ -496,7 +496,12 @@ fn restore_sqlite(
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.bulwark-restore"));
     let result = (|| -> Result<()> {
+        // Owner-only: the restored database holds backed-up data; its owner widens the mode.
         let mut out = File::create(&tmp)
+            .and_then(|f| {
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+                Ok(f)
+            })
             .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
         let mut reader = SnapshotFileReader::new(repo, index, &node);
         io::copy(&mut reader, &mut out)

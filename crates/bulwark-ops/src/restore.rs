@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bulwark_repo::index::BlobLocation;
 use bulwark_repo::lock::LockKind;
+use bulwark_repo::tree::MAX_DEPTH;
 use bulwark_repo::{Error, FileKind, Id, MasterIndex, Node, NodeKind, Repository, Result, Tree};
 use bulwark_source::Patterns;
 use bulwark_source::files::{apply_metadata, make_special, running_as_root};
@@ -96,7 +97,11 @@ pub fn restore_selection(
     let plan = lay_out(repo, index, sel, opts)?;
     tracing::debug!(entries = plan.metadata.len(), elapsed = ?started.elapsed(), "restore: laid out");
     report.warnings.extend(plan.warnings);
-    let total: u64 = plan.files.iter().map(|(_, n)| n.size).sum();
+    // Sizes are as the snapshot claims them (checked against the content when writing).
+    let total: u64 = plan
+        .files
+        .iter()
+        .fold(0, |sum: u64, (_, n)| sum.saturating_add(n.size));
     let counter = progress.start("restore", Unit::Bytes, Some(total));
     write_contents(repo, index, &plan.files, counter.as_ref(), &mut report)?;
     drop(counter);
@@ -153,6 +158,19 @@ struct LayOut<'a> {
     index: &'a MasterIndex,
     opts: &'a RestoreOptions,
     plan: Mutex<Plan>,
+    /// Directories outside the include patterns: restored (for their metadata) only if
+    /// something included below them made them exist.
+    unincluded: Mutex<Vec<(PathBuf, Node)>>,
+}
+
+/// A directory still to lay out.
+struct PendingDir {
+    node: Node,
+    path: PathBuf,
+    snap_path: PathBuf,
+    included: bool,
+    /// The directory it goes into was just created by this restore.
+    parent_fresh: bool,
 }
 
 fn lay_out(
@@ -174,18 +192,44 @@ fn lay_out(
         index,
         opts,
         plan: Mutex::new(Plan::default()),
+        unincluded: Mutex::new(Vec::new()),
     };
     // An empty target cannot hold anything in the way: skip the per-entry checks.
     let empty = fs::read_dir(&opts.target)
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
-    layout.tree(&tree, &opts.target, &snap_base, everything, empty)?;
-    Ok(layout.plan.into_inner().expect("plan"))
+    // Level by level, each level's directories in parallel, rather than by recursion: a crafted
+    // chain of directories must meet the depth limit, not the end of a thread's stack.
+    let mut level = layout.tree(&tree, &opts.target, &snap_base, everything, empty)?;
+    let mut depth = 1;
+    while !level.is_empty() {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(
+                "tree",
+                format!("directories nest more than {MAX_DEPTH} deep, deeper than any path can be"),
+            ));
+        }
+        let below: Vec<Vec<PendingDir>> = level
+            .into_par_iter()
+            .map(|dir| layout.subdir(dir))
+            .collect::<Result<_>>()?;
+        level = below.into_iter().flatten().collect();
+        depth += 1;
+    }
+    let mut plan = layout.plan.into_inner().expect("plan");
+    for (path, node) in layout.unincluded.into_inner().expect("unincluded") {
+        if path.exists() {
+            plan.dirs += 1;
+            plan.metadata.push((path, node));
+        }
+    }
+    Ok(plan)
 }
 
 impl LayOut<'_> {
-    /// Create one directory's entries, then its subdirectories in parallel. `fresh`: `dir` was
-    /// just created by this restore, so nothing can stand in the way of its entries.
+    /// Create one directory's entries other than directories, and return those to lay out
+    /// next. `fresh`: `dir` was just created by this restore, so nothing can stand in the way
+    /// of its entries.
     fn tree(
         &self,
         tree: &Tree,
@@ -193,7 +237,7 @@ impl LayOut<'_> {
         snap_dir: &Path,
         included: bool,
         fresh: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<PendingDir>> {
         // A name twice in one tree (say a symlink and a directory) could steer writes through the
         // link and out of the target: only a tampered repository has such trees.
         let mut seen = std::collections::HashSet::new();
@@ -216,7 +260,13 @@ impl LayOut<'_> {
             let (path, snap_path) = (dir.join(&name), snap_dir.join(&name));
             let included = included || self.opts.include.matches(&snap_path);
             if node.kind == NodeKind::Dir {
-                subdirs.push((node, path, snap_path, included));
+                subdirs.push(PendingDir {
+                    node: node.clone(),
+                    path,
+                    snap_path,
+                    included,
+                    parent_fresh: fresh,
+                });
                 continue;
             }
             if !included {
@@ -253,22 +303,19 @@ impl LayOut<'_> {
             }
         }
         self.plan.lock().expect("plan").absorb(plan);
-        subdirs
-            .into_par_iter()
-            .try_for_each(|(node, path, snap_path, included)| {
-                self.subdir(node, path, &snap_path, included, fresh)
-            })
+        Ok(subdirs)
     }
 
-    fn subdir(
-        &self,
-        node: &Node,
-        path: PathBuf,
-        snap_path: &Path,
-        included: bool,
-        parent_fresh: bool,
-    ) -> Result<()> {
-        let sub = browse::load_subtree(self.repo, self.index, node)?;
+    /// Make one directory and lay out its entries; returns its subdirectories.
+    fn subdir(&self, dir: PendingDir) -> Result<Vec<PendingDir>> {
+        let PendingDir {
+            node,
+            path,
+            snap_path,
+            included,
+            parent_fresh,
+        } = dir;
+        let sub = browse::load_subtree(self.repo, self.index, &node)?;
         let existing = if parent_fresh {
             None
         } else {
@@ -294,13 +341,18 @@ impl LayOut<'_> {
             }
             None => false,
         };
-        self.tree(&sub, &path, snap_path, included, fresh)?;
-        if included || path.exists() {
+        let below = self.tree(&sub, &path, &snap_path, included, fresh)?;
+        if included {
             let mut plan = self.plan.lock().expect("plan");
             plan.dirs += 1;
-            plan.metadata.push((path, node.clone()));
+            plan.metadata.push((path, node));
+        } else {
+            self.unincluded
+                .lock()
+                .expect("unincluded")
+                .push((path, node));
         }
-        Ok(())
+        Ok(below)
     }
 }
 
@@ -329,40 +381,59 @@ fn write_contents(
     progress: &dyn Counter,
     report: &mut RestoreReport,
 ) -> Result<()> {
-    // pack -> blob -> where it goes
-    let mut by_pack: BTreeMap<Id, BTreeMap<u32, (BlobLocation, Vec<Target>)>> = BTreeMap::new();
+    // pack -> blob (by offset, then id: a crafted index may put two blobs at one offset, and
+    // each must be opened as itself) -> where it goes
+    type Blobs = BTreeMap<(u32, Id), (BlobLocation, Vec<Target>)>;
+    let mut by_pack: BTreeMap<Id, Blobs> = BTreeMap::new();
+    let failures = Mutex::new(Vec::new());
+    // A file whose content does not add up to its size is not restored at all: its size is
+    // not believed (a crafted 2^62) and its content is not what the snapshot says it is.
+    let mut skipped = vec![false; files.len()];
     for (i, (path, node)) in files.iter().enumerate() {
-        let mut offset = 0u64;
+        let mut locations = Vec::with_capacity(node.content.len());
         for id in &node.content {
-            let loc = index.lookup(id).ok_or_else(|| {
+            locations.push(index.lookup(id).ok_or_else(|| {
                 Error::corrupt(
                     format!("blob {id}"),
                     format!("needed by {} but not in the index", path.display()),
                 )
-            })?;
+            })?);
+        }
+        let content: u64 = locations.iter().map(|l| l.blob.raw_len as u64).sum();
+        if content != node.size {
+            failures.lock().expect("failures").push(format!(
+                "{}: the snapshot says {} bytes but its content holds {content}; not restored",
+                path.display(),
+                node.size
+            ));
+            skipped[i] = true;
+            continue;
+        }
+        let mut offset = 0u64;
+        for loc in locations {
             by_pack
                 .entry(loc.pack.id)
                 .or_default()
-                .entry(loc.blob.offset)
+                .entry((loc.blob.offset, loc.blob.id))
                 .or_insert_with(|| (loc, Vec::new()))
                 .1
                 .push(Target { file: i, offset });
             offset += loc.blob.raw_len as u64;
         }
     }
-    let failures = Mutex::new(Vec::new());
     let written_end: Vec<AtomicU64> = files.iter().map(|_| AtomicU64::new(0)).collect();
     by_pack
         .into_par_iter()
         .try_for_each(|(pack, blobs)| -> Result<()> {
             let blobs: Vec<_> = blobs.into_values().collect();
             for group in read_groups(&blobs) {
-                let first = &blobs[group.start].0.blob;
-                let last = &blobs[group.end - 1].0.blob;
-                let (start, end) = (
-                    first.offset as u64,
-                    last.offset as u64 + last.stored_len as u64,
-                );
+                let start = blobs[group.start].0.blob.offset as u64;
+                // The last blob by offset need not end last: index entries may overlap.
+                let end = blobs[group.clone()]
+                    .iter()
+                    .map(|(loc, _)| loc.blob.offset as u64 + loc.blob.stored_len as u64)
+                    .max()
+                    .unwrap_or(start);
                 let data = repo
                     .backend()
                     .read_range(FileKind::Pack, &pack.to_hex(), start..end)?;
@@ -414,7 +485,7 @@ fn write_contents(
     // Zero chunks were skipped: a file ending in them (or made only of them) is sized here,
     // leaving holes, so sparse files stay sparse.
     for (i, (path, node)) in files.iter().enumerate() {
-        if node.size > written_end[i].load(Ordering::Relaxed) {
+        if !skipped[i] && node.size > written_end[i].load(Ordering::Relaxed) {
             OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -437,7 +508,8 @@ fn read_groups(blobs: &[(BlobLocation, Vec<Target>)]) -> Vec<std::ops::Range<usi
     for i in 1..=blobs.len() {
         let split = i == blobs.len() || {
             let prev = &blobs[i - 1].0.blob;
-            let gap = blobs[i].0.blob.offset as u64 - (prev.offset as u64 + prev.stored_len as u64);
+            let gap = (blobs[i].0.blob.offset as u64)
+                .saturating_sub(prev.offset as u64 + prev.stored_len as u64);
             gap > MAX_READ_GAP
         };
         if split {

@@ -581,7 +581,7 @@ impl Config {
                 file: file.to_string(),
                 line: at.line,
                 column: at.column,
-                message,
+                message: crate::one_line(&message),
             }
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {

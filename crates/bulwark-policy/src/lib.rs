@@ -18,8 +18,23 @@ pub mod schedule;
 pub mod size;
 
 pub use duration::{CalendarDuration, DurationError, human, parse_duration};
+
 pub use group::{Group, GroupBy, GroupKey, group_by};
 pub use retention::{
     Candidate, Decision, Hold, KeepRules, PlanError, UNLIMITED, WithinReference, plan,
 };
 pub use size::{human_size, parse_size};
+
+/// `text` with control characters escaped: user input quoted in an error message (a TOML
+/// value, a schedule) must not break it over several lines.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

@@ -16,7 +16,9 @@ pub struct Schedule {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid schedule '{text}': {reason} (use e.g. `daily at 02:00`, `every 6h` or a cron expression like `0 2 * * *`)"
+    "invalid schedule '{}': {} (use e.g. `daily at 02:00`, `every 6h` or a cron expression like `0 2 * * *`)",
+    crate::one_line(.text),
+    crate::one_line(.reason)
 )]
 pub struct ScheduleError {
     pub text: String,
@@ -59,7 +61,7 @@ fn to_cron(text: &str) -> Result<String, String> {
         ["weekly", "on", day, rest @ ..] => {
             let d = DAYS
                 .iter()
-                .position(|n| n.starts_with(&day[..3.min(day.len())]) && n.starts_with(day))
+                .position(|n| n.starts_with(day.get(..3).unwrap_or(day)) && n.starts_with(day))
                 .ok_or_else(|| format!("unknown day '{day}'"))?;
             let (h, m) = at(rest)?;
             format!("{m} {h} * * {d}")
@@ -104,6 +106,15 @@ impl FromStr for Schedule {
             ));
         }
         let cron = Cron::from_str(&expr).map_err(|e| err(e.to_string()))?;
+        // February 30th parses but never comes: refuse it here rather than let every later
+        // search for a next run scan the calendar to croner's limit (tens of milliseconds each).
+        let start = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid date");
+        if cron.find_next_occurrence(&start, false).is_err() {
+            return Err(err("no such date ever comes".into()));
+        }
         Ok(Schedule {
             text: text.to_string(),
             cron,
@@ -185,6 +196,8 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap()
         );
         for bad in [
+            "0 0 30 2 *",
+            "0 0 31 4 *",
             "daily at 25:00",
             "every 5h",
             "weekly on funday",

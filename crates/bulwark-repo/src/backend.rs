@@ -1,5 +1,11 @@
 //! Where repository objects live. One interface, filled by the `object_store` crate, so a local
 //! directory and an S3-compatible bucket behave the same to everything above.
+//!
+//! A local repository is owner-only, as restic's is: `init` makes its folders (and the root,
+//! unless it existed) mode 0700 and every object is set to 0600 as soon as it is written. Key
+//! slots are in there: with a copy anyone could attack the passphrase offline. object_store
+//! writes with the process umask, so the object's mode is set after its rename into place; in
+//! between it sits in a folder no one else can enter.
 
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -122,6 +128,10 @@ pub struct StoreBackend {
     local_root: Option<std::path::PathBuf>,
 }
 
+/// Owner-only modes of a local repository's folders and objects.
+const LOCAL_DIR_MODE: u32 = 0o700;
+const LOCAL_FILE_MODE: u32 = 0o600;
+
 /// Object stores charge per request: only objects well above the default pack size go in parts.
 const MULTIPART_ABOVE: usize = 32 * 1024 * 1024;
 const PART_SIZE: usize = 16 * 1024 * 1024;
@@ -131,7 +141,7 @@ impl StoreBackend {
     pub fn local(dir: &std::path::Path, create: bool) -> Result<StoreBackend> {
         let location = dir.display().to_string();
         if create {
-            std::fs::create_dir_all(dir)
+            create_local_folders(dir)
                 .map_err(|e| Error::io(format!("cannot create {location}"), e))?;
         } else if !dir.is_dir() {
             return Err(Error::NoRepository { location });
@@ -147,6 +157,24 @@ impl StoreBackend {
             concurrency: 2,
             local_root: Some(dir.to_path_buf()),
         })
+    }
+
+    /// Make an object just written owner-only (see the module note). File systems without
+    /// Unix modes (FAT, some network mounts) refuse: that is said once, and the write stands.
+    fn restrict_local(&self, kind: FileKind, name: &str) {
+        let Some(root) = &self.local_root else {
+            return;
+        };
+        use std::os::unix::fs::PermissionsExt;
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        let path = root.join(self.path(kind, name).as_ref());
+        if let Err(e) =
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(LOCAL_FILE_MODE))
+        {
+            WARNED.call_once(|| {
+                tracing::warn!("cannot make {} owner-only: {e}", path.display());
+            });
+        }
     }
 
     /// An S3-compatible bucket. `spec` is `BUCKET/PREFIX?query` (the part after `s3://`).
@@ -268,6 +296,14 @@ impl StoreBackend {
             std::io::ErrorKind::NotFound => Error::NotFound { what: what() },
             _ => Error::io(format!("cannot open {}", path.display()), e),
         })?;
+        // The range comes from an index entry: check it against the file before allocating it.
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+            .len();
+        if range.start > range.end || range.end > size {
+            return Err(Error::corrupt(what(), "shorter than its index says"));
+        }
         let mut buf = vec![0u8; (range.end - range.start) as usize];
         file.read_exact_at(&mut buf, range.start)
             .map_err(|e| match e.kind() {
@@ -368,6 +404,30 @@ fn shared_credentials() -> Option<(String, String, Option<String>)> {
     Some((id?, secret?, token))
 }
 
+/// A local repository's root (0700 when made here; an existing one keeps its mode) and every
+/// folder objects go into, `data/00` to `data/ff` included, so object_store never makes one
+/// with the umask's mode.
+fn create_local_folders(root: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true).mode(LOCAL_DIR_MODE);
+    builder.create(root)?;
+    for kind in [
+        FileKind::Key,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Lock,
+        FileKind::Condemned,
+        FileKind::Hold,
+    ] {
+        builder.create(root.join(kind.dir()))?;
+    }
+    for byte in 0..=255u8 {
+        builder.create(root.join(FileKind::Pack.dir()).join(format!("{byte:02x}")))?;
+    }
+    Ok(())
+}
+
 fn describe(kind: FileKind, name: &str) -> String {
     match kind {
         FileKind::Config => "config".to_string(),
@@ -395,7 +455,10 @@ impl Backend for StoreBackend {
             ..Default::default()
         };
         match runtime().block_on(self.store.put_opts(&path, PutPayload::from(data), opts)) {
-            Ok(_) => Ok(Written::Created),
+            Ok(_) => {
+                self.restrict_local(kind, name);
+                Ok(Written::Created)
+            }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::Existed),
             // Writing never needs anything to exist but the bucket.
             Err(object_store::Error::NotFound { .. }) => Err(Error::Backend(format!(

@@ -3,12 +3,13 @@
 //! high-latency request. Caching is safe because these objects never change: each is named by the
 //! hash of its bytes, which is checked when an object enters the cache, and everything read
 //! back is still decrypted and authenticated. A damaged cache entry is dropped and fetched
-//! again; a cache that cannot be written only costs requests, never a command.
+//! again; a cache that cannot be written only costs requests, never a command. Like the
+//! repository it mirrors, the cache is owner-only: folders 0700, objects 0600.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,9 +45,13 @@ impl Cache {
     /// The cache of one repository under `base`.
     pub fn open(base: &Path, repository: &Id) -> std::io::Result<Cache> {
         let dir = base.join(repository.to_hex());
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
         for kind in [FileKind::Index, FileKind::Snapshot, FileKind::Pack] {
-            fs::create_dir_all(dir.join(kind.dir()))?;
+            builder.create(dir.join(kind.dir()))?;
         }
+        // A cache made before caches were owner-only is closed off here.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
         Ok(Cache {
             dir,
             fetching: Mutex::new(()),
@@ -89,6 +94,10 @@ impl Cache {
         range: std::ops::Range<u64>,
     ) -> Option<Bytes> {
         let file = File::open(self.path(kind, name)).ok()?;
+        // The range comes from an index entry: check it against the file before allocating it.
+        if range.start > range.end || range.end > file.metadata().ok()?.len() {
+            return None;
+        }
         let mut buf = vec![0u8; (range.end - range.start) as usize];
         file.read_exact_at(&mut buf, range.start).ok()?;
         Some(Bytes::from(buf))
@@ -107,7 +116,11 @@ impl Cache {
         let path = self.path(kind, name);
         let n = WRITES.fetch_add(1, Ordering::Relaxed);
         let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
-        let written = File::create(&tmp)
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
             .and_then(|mut f| f.write_all(data))
             .and_then(|()| fs::rename(&tmp, &path));
         if let Err(e) = written {
@@ -168,6 +181,11 @@ mod tests {
         assert_eq!(
             cache.get_range(FileKind::Index, &name, 3..8).as_deref(),
             Some(&data[3..8])
+        );
+        // A range past the end (a lying index entry) is a miss, not a 4 GiB buffer.
+        assert_eq!(
+            cache.get_range(FileKind::Index, &name, 3..u32::MAX as u64),
+            None
         );
         // Bytes that do not hash to the name are never stored.
         let other = Id::of_stored(b"other").to_hex();

@@ -30,11 +30,25 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `text` with control characters escaped: a name or value quoted in a message may come from a
+/// crafted object or the command line, and must not break the message over several lines.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl Error {
     pub fn corrupt(object: impl fmt::Display, detail: impl fmt::Display) -> Self {
         Error::Corrupt {
-            object: object.to_string(),
-            detail: detail.to_string(),
+            object: one_line(&object.to_string()),
+            detail: one_line(&detail.to_string()),
         }
     }
 

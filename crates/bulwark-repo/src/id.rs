@@ -35,8 +35,12 @@ impl FromStr for Id {
     type Err = Error;
     fn from_str(s: &str) -> Result<Id> {
         let mut id = [0u8; 32];
-        hex::decode_to_slice(s, &mut id)
-            .map_err(|_| Error::Invalid(format!("'{s}' is not a 64-digit hex id")))?;
+        hex::decode_to_slice(s, &mut id).map_err(|_| {
+            Error::Invalid(format!(
+                "'{}' is not a 64-digit hex id",
+                crate::error::one_line(s)
+            ))
+        })?;
         Ok(Id(id))
     }
 }

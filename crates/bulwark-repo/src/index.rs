@@ -53,7 +53,7 @@ impl IndexFile {
     pub fn decode(key: &MasterKey, name: &str, stored: &[u8]) -> Result<IndexFile> {
         let what = format!("index/{name}");
         let compressed = key.open_object(&what, stored)?;
-        let plain = zstd::stream::decode_all(&compressed[..])
+        let plain = decompress_bounded(&compressed)
             .map_err(|e| Error::corrupt(&what, format!("decompression: {e}")))?;
         let mut r = Reader {
             buf: &plain,
@@ -76,10 +76,16 @@ impl IndexFile {
                     .checked_mul(PackedBlob::ENCODED_LEN)
                     .ok_or_else(|| Error::corrupt(&what, "absurd count"))?,
             )?;
-            let blobs = raw
+            let blobs: Vec<PackedBlob> = raw
                 .chunks_exact(PackedBlob::ENCODED_LEN)
                 .map(PackedBlob::decode)
                 .collect();
+            if blobs.iter().any(|b| b.raw_len > MAX_BLOB_LEN) {
+                return Err(Error::corrupt(
+                    &what,
+                    "an entry claims a blob larger than any blob can be",
+                ));
+            }
             file.packs.push(IndexPack {
                 id,
                 salt,
@@ -92,6 +98,28 @@ impl IndexFile {
         }
         Ok(file)
     }
+}
+
+/// An index file is mostly random ids and salts, which do not compress: its plaintext is never
+/// more than a few times its compressed size. A frame that inflates far beyond that (a
+/// decompression bomb from a host holding the key) is refused before it exhausts memory.
+const MAX_INDEX_EXPANSION: u64 = 8;
+const MIN_INDEX_LIMIT: u64 = 64 * 1024;
+
+fn decompress_bounded(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = (compressed.len() as u64 * MAX_INDEX_EXPANSION).max(MIN_INDEX_LIMIT);
+    let mut plain = Vec::new();
+    zstd::stream::read::Decoder::new(compressed)?
+        .take(limit + 1)
+        .read_to_end(&mut plain)?;
+    if plain.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "inflates beyond {limit} bytes from {} stored",
+            compressed.len()
+        )));
+    }
+    Ok(plain)
 }
 
 struct Reader<'a> {
@@ -296,6 +324,41 @@ mod tests {
         let mut bad = stored.clone();
         bad[40] ^= 1;
         assert!(IndexFile::decode(&key, "x", &bad).is_err());
+    }
+
+    /// Real index files are mostly random ids: far inside the expansion bound of `decode`.
+    #[test]
+    fn large_index_files_decode_within_the_expansion_bound() {
+        let key = MasterKey::generate();
+        let packs: Vec<IndexPack> = (0..200u32)
+            .map(|p| IndexPack {
+                id: Id::random(),
+                salt: [p as u8; SALT_LEN],
+                size: 16 << 20,
+                blobs: (0..100u32)
+                    .map(|b| PackedBlob {
+                        id: Id::random(),
+                        kind: BlobKind::Data,
+                        compressed: b % 3 == 0,
+                        offset: 33 + b * 170_000,
+                        stored_len: 170_000,
+                        raw_len: 1 << 20,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let file = IndexFile {
+            packs,
+            supersedes: vec![],
+        };
+        let stored = file.encode(&key);
+        assert_eq!(IndexFile::decode(&key, "x", &stored).unwrap(), file);
+        let plain = 4 + 4 + 200 * (76 + 100 * PackedBlob::ENCODED_LEN);
+        assert!(
+            (plain as u64) < stored.len() as u64 * 2,
+            "{plain} plaintext bytes from {} stored",
+            stored.len()
+        );
     }
 
     #[test]

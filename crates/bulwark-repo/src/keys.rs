@@ -14,6 +14,12 @@ use crate::id::Id;
 pub const ARGON2_M_KIB: u32 = 64 * 1024;
 pub const ARGON2_T: u32 = 2;
 pub const ARGON2_P: u32 = 1;
+/// The most a stored slot may ask for (16 times the memory, 8 times the passes of new slots):
+/// anyone who can write the storage can replace a slot, and its parameters are spent before
+/// the passphrase is known to be wrong.
+const ARGON2_MAX_M_KIB: u32 = 1024 * 1024;
+const ARGON2_MAX_T: u32 = 16;
+const ARGON2_MAX_P: u32 = 16;
 
 const KEY_FILE_PREFIX: &str = "bulwark-key-v1:";
 
@@ -135,7 +141,7 @@ fn wrapping_key(kdf: &Kdf, credential: &Credential, salt: &[u8]) -> Result<[u8; 
     match (kdf, credential) {
         (Kdf::Argon2id { m_kib, t, p }, Credential::Passphrase(pass)) => {
             // Refuse absurd stored parameters instead of letting a damaged slot exhaust memory.
-            if *m_kib > 4 * 1024 * 1024 || *t > 64 || *p > 64 {
+            if *m_kib > ARGON2_MAX_M_KIB || *t > ARGON2_MAX_T || *p > ARGON2_MAX_P {
                 return Err(Error::corrupt("key slot", "implausible Argon2 parameters"));
             }
             let params = argon2::Params::new(*m_kib, *t, *p, Some(KEY_LEN))

@@ -10,12 +10,15 @@ use bytes::Bytes;
 use crate::crypto::{Cipher, MasterKey, SALT_LEN, TAG_LEN, random_array};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::index::MAX_BLOB_LEN;
 
 const PACK_VERSION: u8 = 1;
 pub const PACK_PREFIX_LEN: usize = 1 + SALT_LEN;
 const ENTRY_LEN: usize = 1 + 32 + 4 + 4 + 4;
 const FLAG_TREE: u8 = 1;
 const FLAG_COMPRESSED: u8 = 2;
+/// The most a zstd frame can expand: a 4-byte RLE block stands for at most 128 KiB.
+const MAX_ZSTD_EXPANSION: u64 = 128 * 1024 / 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,9 +72,24 @@ impl PackedBlob {
         }
     }
 
-    /// Decrypt (and decompress) this blob from its stored bytes, then check its id.
+    /// Decrypt (and decompress) this blob from its stored bytes, then check its id. The claimed
+    /// raw length is checked against what the stored bytes can hold before anything is allocated
+    /// for it: directories and index files may come from a host that holds the key.
     pub fn open(&self, key: &MasterKey, salt: &[u8; SALT_LEN], stored: &[u8]) -> Result<Vec<u8>> {
         let what = || format!("blob {}", self.id);
+        let payload_len = stored.len().saturating_sub(TAG_LEN) as u64;
+        let raw_len = self.raw_len as u64;
+        let fits = if self.compressed {
+            raw_len <= payload_len * MAX_ZSTD_EXPANSION
+        } else {
+            raw_len == payload_len
+        };
+        if raw_len > MAX_BLOB_LEN as u64 || !fits {
+            return Err(Error::corrupt(
+                what(),
+                format!("claims {raw_len} bytes, which its {payload_len} stored bytes cannot hold"),
+            ));
+        }
         let mut buf = stored.to_vec();
         let len = key
             .object_cipher(salt)
@@ -225,9 +243,14 @@ pub fn parse_directory(
         .collect();
     if blobs.iter().any(|b| {
         (b.offset as u64) < PACK_PREFIX_LEN as u64
-            || b.offset as u64 + b.stored_len as u64 > data_end
+            || b.offset as u64 + b.stored_len as u64 > data_end.min(u32::MAX as u64)
     }) {
         return Err(damaged("directory entry points outside the pack"));
+    }
+    if blobs.iter().any(|b| b.raw_len > MAX_BLOB_LEN) {
+        return Err(damaged(
+            "directory entry claims a blob larger than any blob can be",
+        ));
     }
     Ok(blobs)
 }
@@ -273,5 +296,28 @@ mod tests {
         }
         let truncated = &pack.data[..pack.data.len() - 10];
         assert!(parse_directory(&key, &pack.id, &salt, truncated.len() as u64, truncated).is_err());
+    }
+
+    /// The expansion bound in `open` must admit the most compressible blobs there are.
+    #[test]
+    fn blobs_of_zeros_open_at_every_level() {
+        let key = MasterKey::generate();
+        let zeros = vec![0u8; 4 << 20];
+        for level in [1, 3, 19, 22] {
+            let frame = zstd::bulk::compress(&zeros, level).unwrap();
+            let mut builder = PackBuilder::new(&key, BlobKind::Data, 1 << 20);
+            builder.add(key.blob_id(&zeros), &frame, true, zeros.len() as u32);
+            let pack = builder.finish();
+            let b = pack.blobs[0];
+            let stored = &pack.data[b.offset as usize..(b.offset + b.stored_len) as usize];
+            assert_eq!(
+                b.open(&key, &pack.salt, stored).unwrap(),
+                zeros,
+                "level {level}"
+            );
+            let mut inflated = b;
+            inflated.raw_len = (b.stored_len - TAG_LEN as u32) * MAX_ZSTD_EXPANSION as u32 + 1;
+            assert!(inflated.open(&key, &pack.salt, stored).is_err());
+        }
     }
 }

@@ -82,6 +82,30 @@ pub struct Settings {
     pub compression_level: i32,
 }
 
+/// Packs are built in memory: the largest `init` accepts.
+pub const MAX_PACK_SIZE: u32 = 512 * 1024 * 1024;
+
+impl Settings {
+    /// Settings a repository can work with. The stored ones are sealed, but a host holding the
+    /// key could seal anything: a pack size of 4 GiB would be an allocation per backup.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.chunker.validate()?;
+        if !(1..=MAX_PACK_SIZE).contains(&self.pack_size) {
+            return Err(format!(
+                "pack size {} is outside 1..={MAX_PACK_SIZE}",
+                self.pack_size
+            ));
+        }
+        if !zstd::compression_level_range().contains(&self.compression_level) {
+            return Err(format!(
+                "compression level {} is not a zstd level",
+                self.compression_level
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -132,7 +156,7 @@ impl Repository {
         key: MasterKey,
         settings: Settings,
     ) -> Result<Repository> {
-        settings.chunker.validate().map_err(Error::Invalid)?;
+        settings.validate().map_err(Error::Invalid)?;
         match backend.read(FileKind::Config, "config") {
             Ok(_) => {
                 return Err(Error::AlreadyExists {
@@ -189,7 +213,6 @@ impl Repository {
                 let settings: Settings =
                     serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e))?;
                 settings
-                    .chunker
                     .validate()
                     .map_err(|e| Error::corrupt("config", e))?;
                 return Ok(Repository {
@@ -565,7 +588,8 @@ impl Repository {
         }
         if spec.len() < 8 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Invalid(format!(
-                "'{spec}' is not a snapshot: give `latest` or at least 8 hex digits of its id"
+                "'{}' is not a snapshot: give `latest` or at least 8 hex digits of its id",
+                crate::error::one_line(spec)
             )));
         }
         let ids: Vec<String> = self.snapshot_ids()?.iter().map(Id::to_hex).collect();

@@ -68,13 +68,16 @@ pub fn collect_blobs(
     tree: &Id,
     out: &mut IdSet,
 ) -> Result<()> {
-    if !out.insert(*tree) {
-        return Ok(());
-    }
-    for node in repo.load_tree(index, tree)?.nodes {
-        out.extend(node.content.iter().copied());
-        if let Some(sub) = node.subtree {
-            collect_blobs(repo, index, &sub, out)?;
+    // Trees wait on a stack of their own, not on the thread's: a crafted chain of 100,000
+    // directories is just 100,000 trees.
+    let mut pending = vec![*tree];
+    while let Some(tree) = pending.pop() {
+        if !out.insert(tree) {
+            continue;
+        }
+        for node in repo.load_tree(index, &tree)?.nodes {
+            out.extend(node.content.iter().copied());
+            pending.extend(node.subtree);
         }
     }
     Ok(())

@@ -155,6 +155,12 @@ impl Node {
     }
 }
 
+/// How deep below a snapshot's root a tree may nest. A path needs at least two bytes per level
+/// and Linux paths end at 4096 bytes, so backup cannot read anything deeper; a deeper tree was
+/// crafted, and walks (restore, check, ls, prune) stop there with an error instead of running
+/// down a chain of 100,000 directories.
+pub const MAX_DEPTH: usize = 2048;
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
     pub nodes: Vec<Node>,

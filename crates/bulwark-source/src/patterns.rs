@@ -14,7 +14,23 @@ impl Patterns {
     pub fn new(patterns: &[String]) -> Result<Patterns, String> {
         let (mut full, mut names) = (GlobSetBuilder::new(), GlobSetBuilder::new());
         for p in patterns {
-            let glob = Glob::new(p).map_err(|e| format!("bad pattern '{p}': {e}"))?;
+            // Quoted with escapes: a pattern holding a newline must not break the error line
+            // (nor may the reason, which can quote characters of the pattern).
+            let glob = Glob::new(p).map_err(|e| {
+                let reason: String = e
+                    .kind()
+                    .to_string()
+                    .chars()
+                    .map(|c| {
+                        if c.is_control() {
+                            c.escape_default().to_string()
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect();
+                format!("bad pattern {p:?}: {reason}")
+            })?;
             if p.contains('/') {
                 full.add(glob);
             } else {
@@ -53,5 +69,13 @@ mod tests {
         assert!(ex.matches(Path::new("/srv/cache/a/b")));
         assert!(!ex.matches(Path::new("/srv/data/a")));
         assert!(Patterns::new(&["[".into()]).is_err());
+        let e = Patterns::new(&["\n{".into()]).err().unwrap();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.starts_with("bad pattern \"\\n{\": unclosed alternate group"),
+            "{e}"
+        );
+        let e = Patterns::new(&["[\u{b}-\n".into()]).err().unwrap();
+        assert_eq!(e.lines().count(), 1, "{e}");
     }
 }
