@@ -69,6 +69,7 @@ pub fn store(
             parent: None,
             dataset: Some(LEDGER_DATASET.into()),
             meta: BTreeMap::new(),
+            ..Default::default()
         },
         progress,
     )?;

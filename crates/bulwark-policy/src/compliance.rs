@@ -62,12 +62,13 @@ pub struct DatasetStatus {
     pub aspects: Vec<Aspect>,
 }
 
+/// An age or gap in the one unit style of every message (`7d`, `23.9h`; see `duration::human`).
 fn hours(d: chrono::Duration) -> String {
-    format!("{:.1}h", d.num_seconds() as f64 / 3600.0)
+    crate::duration::human(d.to_std().unwrap_or_default())
 }
 
 fn std_h(d: Duration) -> String {
-    format!("{:.1}h", d.as_secs_f64() / 3600.0)
+    crate::duration::human(d)
 }
 
 fn aspect(
