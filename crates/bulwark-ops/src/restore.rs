@@ -63,7 +63,7 @@ pub struct RestoreReport {
     pub files: u64,
     pub dirs: u64,
     pub links: u64,
-    /// Names restored as hard links to a file restored under another name.
+    /// Of `files`, the names restored as hard links to a file restored under another name.
     pub hardlinks: u64,
     /// Existing files kept by `--overwrite if-changed|never`.
     pub skipped: u64,
@@ -168,7 +168,8 @@ pub fn restore_selection(
     report.hardlinks = plan.hardlinks.len() as u64;
     report.warnings.extend(apply_all_metadata(&plan.metadata));
     tracing::debug!(elapsed = ?started.elapsed(), "restore: metadata applied");
-    report.files = plan.files.len() as u64;
+    // Every name of a regular file, hard links included (`hardlinks` says how many are links).
+    report.files = (plan.files.len() + plan.hardlinks.len()) as u64;
     report.bytes = total;
     report.dirs = plan.dirs;
     report.links = plan.links;
@@ -190,17 +191,18 @@ pub fn restore_selection(
         if progress.should_stop() {
             return Err(crate::Error::Interrupted);
         }
-        report.files_verified = (plan.files.len() - failures.len()) as u64;
+        let links: Vec<String> = plan
+            .hardlinks
+            .iter()
+            .filter_map(|(link, original)| verify_hard_link(link, original).err())
+            .collect();
+        report.files_verified = report.files - (failures.len() + links.len()) as u64;
+        failures.extend(links);
         failures.extend(
             plan.metadata
                 .par_iter()
                 .filter_map(|(path, node)| verify_xattrs(path, node).err())
                 .collect::<Vec<_>>(),
-        );
-        failures.extend(
-            plan.hardlinks
-                .iter()
-                .filter_map(|(link, original)| verify_hard_link(link, original).err()),
         );
         report.verified = failures.is_empty() && report.errors.is_empty();
         report.errors.extend(failures);

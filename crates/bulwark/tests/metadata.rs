@@ -154,6 +154,16 @@ fn verify_reports_attributes_that_could_not_be_restored() {
     let bin = base.join("bulwark");
     fs::copy(common::bin(), &bin).unwrap();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    // A thread of this test process that forks meanwhile briefly holds the copy open for
+    // writing (ETXTBSY until that child execs): wait until it runs.
+    for _ in 0..100 {
+        match Command::new(&bin).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => break,
+        }
+    }
     for dir in [repo.dir.path(), &base] {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     }

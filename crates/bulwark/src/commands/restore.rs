@@ -109,14 +109,14 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     }
     emit(g, &report, || {
         let mut t = format!(
-            "restored {}, {}, {}{} ({}) to {}",
+            "restored {}{}, {}, {} ({}) to {}",
             plural(report.files as usize, "file", "files"),
-            plural(report.dirs as usize, "directory", "directories"),
-            plural(report.links as usize, "symlink", "symlinks"),
             match report.hardlinks {
                 0 => String::new(),
-                n => format!(", {}", plural(n as usize, "hard link", "hard links")),
+                n => format!(" ({n} of them hard links)"),
             },
+            plural(report.dirs as usize, "directory", "directories"),
+            plural(report.links as usize, "symlink", "symlinks"),
             human_bytes(report.bytes),
             target.display()
         );
