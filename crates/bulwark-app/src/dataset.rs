@@ -58,6 +58,7 @@ pub fn backup_dataset(
                     parent: None,
                     dataset,
                     meta: BTreeMap::new(),
+                    ..Default::default()
                 },
                 progress,
             )

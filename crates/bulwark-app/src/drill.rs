@@ -26,7 +26,6 @@ use bulwark_ops::restore::{RestoreOptions, restore};
 use bulwark_ops::restore_test::{CheckResult, RestoreTestOptions, restore_test};
 use bulwark_policy::config::{Dataset, DrillTarget, NotifyEvent, Tier};
 use bulwark_repo::Repository;
-use bulwark_source::Patterns;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -275,8 +274,8 @@ fn restore_into(
                 id,
                 &RestoreOptions {
                     target: dir.clone(),
-                    include: Patterns::default(),
                     verify: true,
+                    ..RestoreOptions::default()
                 },
                 &bulwark_ops::Silent,
             )

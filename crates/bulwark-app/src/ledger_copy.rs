@@ -79,6 +79,7 @@ pub fn store(
             parent: None,
             dataset: Some(LEDGER_DATASET.into()),
             meta: BTreeMap::new(),
+            ..Default::default()
         },
         progress,
     )?;

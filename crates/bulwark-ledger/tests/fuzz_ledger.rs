@@ -35,7 +35,11 @@ fn scratch() -> tempfile::TempDir {
 
 /// A real export: several kinds of events, one remediation opened and closed.
 fn valid_export(dir: &std::path::Path) -> Vec<u8> {
-    let mut ledger = SqliteLedger::open(dir.join("source.sqlite"), &bulwark_ledger::Options::new("test")).unwrap();
+    let mut ledger = SqliteLedger::open(
+        dir.join("source.sqlite"),
+        &bulwark_ledger::Options::new("test"),
+    )
+    .unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
     let mut first = None;
     for i in 0..5i64 {

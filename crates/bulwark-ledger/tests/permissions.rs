@@ -34,5 +34,11 @@ fn a_new_ledger_and_its_wal_files_are_owner_only() {
     );
     drop(ledger);
     // Opening again keeps working (the file was created empty, then made a database).
-    assert!(SqliteLedger::open(&path, &bulwark_ledger::Options::new("test")).unwrap().verify().unwrap().is_ok());
+    assert!(
+        SqliteLedger::open(&path, &bulwark_ledger::Options::new("test"))
+            .unwrap()
+            .verify()
+            .unwrap()
+            .is_ok()
+    );
 }

@@ -1,5 +1,10 @@
 //! Backup: walk the sources in parallel, chunk and save what is new, write trees bottom-up, and
 //! finally the snapshot, which alone makes the backup visible.
+//!
+//! Extended attributes are read for every entry, except where the parent snapshot recorded them
+//! and the entry's inode, mtime and ctime are unchanged: setting an attribute or an ACL changes
+//! the ctime, so the parent's attributes are still the file's. A file whose size or times
+//! differ after it was read changed while being read: it is stored as read and reported.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -16,7 +21,7 @@ use bulwark_repo::{
     BlobKind, Id, MasterIndex, Node, NodeKind, Repository, Snapshot, Summary, Tree,
 };
 use bulwark_source::Patterns;
-use bulwark_source::files::{node_from_metadata, unchanged};
+use bulwark_source::files::{node_from_metadata, read_xattrs, unchanged};
 use chrono::{DateTime, FixedOffset, Local};
 use rayon::prelude::*;
 
@@ -35,9 +40,41 @@ pub enum BackupSource {
     Streams(Vec<(String, Box<dyn Read + Send>)>),
 }
 
+impl Default for BackupSource {
+    fn default() -> Self {
+        BackupSource::Paths(Vec::new())
+    }
+}
+
+/// What keeps entries out of a file backup besides the patterns (restic's flags of the same
+/// names). A directory left out goes with everything below it.
+#[derive(Default, Clone)]
+pub struct Filters {
+    /// A directory holding a file of this name is left out; with bytes, only when the file
+    /// starts with them (`--exclude-if-present NAME[:HEADER]`; `--exclude-caches` is
+    /// `CACHEDIR.TAG` with its signature).
+    pub if_present: Vec<(OsString, Option<Vec<u8>>)>,
+    /// Files larger than this many bytes are left out (`--exclude-larger-than`).
+    pub larger_than: Option<u64>,
+    /// Do not cross into other file systems below each target (`-x`): a mount point is
+    /// stored as an empty directory.
+    pub one_file_system: bool,
+}
+
+/// The signature a `CACHEDIR.TAG` file starts with (bford.info/cachedir).
+pub const CACHEDIR_TAG: (&str, &str) = (
+    "CACHEDIR.TAG",
+    "Signature: 8a477f597d28d172789f06886806bc55",
+);
+
+#[derive(Default)]
 pub struct BackupOptions {
     pub source: BackupSource,
     pub excludes: Patterns,
+    pub filters: Filters,
+    /// Read and chunk everything and count what would be stored, but write nothing: no pack,
+    /// no index, no snapshot.
+    pub dry_run: bool,
     pub tags: Vec<String>,
     pub host: Option<String>,
     pub time: Option<DateTime<FixedOffset>>,
@@ -47,11 +84,16 @@ pub struct BackupOptions {
 }
 
 pub struct BackupReport {
+    /// All zeros in a dry run, which saves no snapshot.
     pub snapshot_id: Id,
     pub parent: Option<Id>,
     pub summary: Summary,
     /// Entries that could not be read, each "path: reason"; the snapshot holds everything else.
     pub unreadable: Vec<String>,
+    /// Files that changed while they were read, each "path: what changed"; stored as read.
+    pub changed_while_read: Vec<String>,
+    /// Problems that did not keep an entry out (attributes that could not be read, ...).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Default)]
@@ -102,9 +144,11 @@ pub fn backup(
     let started = Instant::now();
     let lock = repo.lock(LockKind::Shared)?;
     let (mut index, condemned) = repo.load_index_for_writing()?;
-    let adopted = adopt_unindexed_packs(repo, &mut index, &condemned)?;
-    if adopted > 0 {
-        tracing::info!("reusing {adopted} packs left by an interrupted backup");
+    if !opts.dry_run {
+        let adopted = adopt_unindexed_packs(repo, &mut index, &condemned)?;
+        if adopted > 0 {
+            tracing::info!("reusing {adopted} packs left by an interrupted backup");
+        }
     }
     let host = opts.host.clone().unwrap_or_else(bulwark_repo::host_name);
     let (paths, source) = match opts.source {
@@ -168,28 +212,37 @@ pub fn backup(
         repo,
         index: &index,
         excludes: &opts.excludes,
+        filters: &opts.filters,
+        parent_has_xattrs: parent.as_ref().is_some_and(|(_, s)| s.xattrs),
         counters: Counters::default(),
         unreadable: Mutex::new(Vec::new()),
+        changed_while_read: Mutex::new(Vec::new()),
+        warnings: Mutex::new(Vec::new()),
         buffers: Mutex::new(Vec::new()),
         progress: counter.as_ref(),
         stop: progress,
     };
-    let (root, stats) =
-        BlobWriter::run(
-            repo,
-            &index,
-            repo.backend().concurrency(),
-            |writer| match source {
-                Source::Tree(trie) => {
-                    archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref())
-                }
-                Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
-                Source::Streams(streams) => archiver.archive_streams(writer, streams),
-            },
-        )?;
+    let (root, stats) = BlobWriter::run_with(
+        repo,
+        &index,
+        repo.backend().concurrency(),
+        opts.dry_run,
+        |writer| match source {
+            Source::Tree(trie) => {
+                archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref())
+            }
+            Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
+            Source::Streams(streams) => archiver.archive_streams(writer, streams),
+        },
+    )?;
     let c = &archiver.counters;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let unreadable = archiver.unreadable.into_inner().expect("unreadable list");
+    let changed_while_read = archiver
+        .changed_while_read
+        .into_inner()
+        .expect("changed list");
+    let warnings = archiver.warnings.into_inner().expect("warnings");
     let summary = Summary {
         files_new: load(&c.files_new),
         files_changed: load(&c.files_changed),
@@ -205,6 +258,7 @@ pub fn backup(
         bytes_added: stats.bytes_added,
         bytes_added_stored: stats.bytes_stored,
         duration_s: started.elapsed().as_secs_f64(),
+        files_changed_while_read: changed_while_read.len() as u64,
     };
     let snapshot = Snapshot {
         time: opts.time.unwrap_or_else(|| Local::now().fixed_offset()),
@@ -212,23 +266,52 @@ pub fn backup(
         paths,
         hostname: host,
         username: bulwark_repo::user_name(),
+        uid: Some(bulwark_source::files::current_ids().0),
+        gid: Some(bulwark_source::files::current_ids().1),
         tags: opts.tags,
         parent: parent.map(|(id, _)| id),
         excludes: opts.excludes.patterns().to_vec(),
         dataset: opts.dataset,
         program_version: concat!("bulwark ", env!("CARGO_PKG_VERSION")).to_string(),
         summary: Some(summary.clone()),
+        original: None,
+        xattrs: true,
         meta: opts.meta,
     };
     // Written last: until this object exists, nothing of this backup is visible.
     lock.ensure_fresh()?;
-    let snapshot_id = repo.save_snapshot(&snapshot)?;
+    let snapshot_id = if opts.dry_run {
+        Id::default()
+    } else {
+        repo.save_snapshot(&snapshot)?
+    };
     Ok(BackupReport {
         snapshot_id,
         parent: snapshot.parent,
         summary,
         unreadable,
+        changed_while_read,
+        warnings,
     })
+}
+
+/// What differs between a file's `lstat` before reading and its `fstat` after reading `read`
+/// bytes, if anything.
+fn change_while_read(before: &fs::Metadata, after: &fs::Metadata, read: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if before.len() != read || after.len() != read {
+        return Some(format!(
+            "{} bytes when it was opened, {read} read, {} now; stored as read",
+            before.len(),
+            after.len()
+        ));
+    }
+    if (before.mtime(), before.mtime_nsec()) != (after.mtime(), after.mtime_nsec())
+        || (before.ctime(), before.ctime_nsec()) != (after.ctime(), after.ctime_nsec())
+    {
+        return Some("modified during the read; stored as read".into());
+    }
+    None
 }
 
 enum Source {
@@ -316,8 +399,13 @@ struct Archiver<'a> {
     repo: &'a Repository,
     index: &'a MasterIndex,
     excludes: &'a Patterns,
+    filters: &'a Filters,
+    /// The parent snapshot's nodes carry attributes that can be reused (see the module docs).
+    parent_has_xattrs: bool,
     counters: Counters,
     unreadable: Mutex<Vec<String>>,
+    changed_while_read: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<String>>,
     buffers: Mutex<Vec<Vec<u8>>>,
     progress: &'a dyn Counter,
     stop: &'a dyn Progress,
@@ -325,11 +413,36 @@ struct Archiver<'a> {
 
 impl Archiver<'_> {
     fn skip(&self, path: &Path, e: &io::Error) {
-        tracing::warn!("skipping {}: {e}", path.display());
+        // The front-end lists these once, from the report.
+        tracing::debug!("skipping {}: {e}", path.display());
         self.unreadable
             .lock()
             .expect("unreadable list")
             .push(format!("{}: {e}", path.display()));
+    }
+
+    /// The entry's extended attributes: the parent's when nothing can have changed them.
+    fn capture_xattrs(&self, path: &Path, node: &mut Node, old: Option<&Node>) {
+        if let Some(o) = old.filter(|o| {
+            self.parent_has_xattrs
+                && o.kind == node.kind
+                && o.inode == node.inode
+                && o.ctime_ns == node.ctime_ns
+                && o.mtime_ns == node.mtime_ns
+        }) {
+            node.xattrs = o.xattrs.clone();
+            return;
+        }
+        match read_xattrs(path) {
+            Ok(x) => node.xattrs = x,
+            Err(e) => {
+                tracing::debug!("{}: extended attributes: {e}", path.display());
+                self.warnings.lock().expect("warnings").push(format!(
+                    "{}: extended attributes not stored: {e}",
+                    path.display()
+                ));
+            }
+        }
     }
 
     fn parent_subtree(&self, parent: Option<&Node>) -> Option<Tree> {
@@ -365,7 +478,14 @@ impl Archiver<'_> {
                 let path = dir.join(name);
                 let old = parent.and_then(|t| t.find(name));
                 if child.target {
-                    return self.archive_entry(writer, &path, name, old);
+                    let device = match fs::symlink_metadata(&path) {
+                        Ok(m) => std::os::unix::fs::MetadataExt::dev(&m),
+                        Err(e) => {
+                            self.skip(&path, &e);
+                            return Ok(None);
+                        }
+                    };
+                    return self.archive_entry(writer, &path, name, old, device);
                 }
                 let meta = match fs::symlink_metadata(&path) {
                     Ok(m) => m,
@@ -376,6 +496,7 @@ impl Archiver<'_> {
                 };
                 let mut node = node_from_metadata(name, &meta);
                 node.kind = NodeKind::Dir;
+                self.capture_xattrs(&path, &mut node, old);
                 let old_tree = self.parent_subtree(old);
                 node.subtree =
                     Some(self.archive_virtual(writer, &path, child, old_tree.as_ref())?);
@@ -385,12 +506,14 @@ impl Archiver<'_> {
         self.save_tree(writer, nodes.into_iter().flatten().collect())
     }
 
+    /// Archive one entry below a target on file system `device`; `None` when it is left out.
     fn archive_entry(
         &self,
         writer: &BlobWriter,
         path: &Path,
         name: &OsStr,
         old: Option<&Node>,
+        device: u64,
     ) -> Result<Option<Node>> {
         if self.stop.should_stop() {
             return Err(Error::Interrupted);
@@ -398,13 +521,37 @@ impl Archiver<'_> {
         if self.excludes.matches(path) {
             return Ok(None);
         }
-        match self.try_archive_entry(writer, path, name, old) {
-            Ok(node) => Ok(Some(node)),
+        match self.try_archive_entry(writer, path, name, old, device) {
+            Ok(node) => Ok(node),
             Err(EntryError::Source(e)) => {
                 self.skip(path, &e);
                 Ok(None)
             }
             Err(EntryError::Repo(e)) => Err(e),
+        }
+    }
+
+    /// Whether a filter leaves this entry out (see [`Filters`]).
+    fn filtered_out(&self, path: &Path, node: &Node) -> io::Result<bool> {
+        let f = self.filters;
+        match node.kind {
+            NodeKind::File => Ok(f.larger_than.is_some_and(|max| node.size > max)),
+            NodeKind::Dir => {
+                for (marker, header) in &f.if_present {
+                    let Ok(mut file) = File::open(path.join(marker)) else {
+                        continue;
+                    };
+                    let Some(header) = header else {
+                        return Ok(true);
+                    };
+                    let mut start = vec![0u8; header.len()];
+                    if file.read_exact(&mut start).is_ok() && start == *header {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
         }
     }
 
@@ -414,11 +561,18 @@ impl Archiver<'_> {
         path: &Path,
         name: &OsStr,
         old: Option<&Node>,
-    ) -> Result<Node, EntryError> {
+        device: u64,
+    ) -> Result<Option<Node>, EntryError> {
         let meta = fs::symlink_metadata(path)?;
         let mut node = node_from_metadata(name, &meta);
+        if self.filtered_out(path, &node)? {
+            return Ok(None);
+        }
+        self.capture_xattrs(path, &mut node, old);
         let c = &self.counters;
+        let other_fs = self.filters.one_file_system && node.device != device;
         match node.kind {
+            NodeKind::File if other_fs => return Ok(None),
             NodeKind::File => {
                 match old
                     .filter(|o| unchanged(o, &node) && o.content.iter().all(|id| writer.has(id)))
@@ -428,9 +582,11 @@ impl Archiver<'_> {
                         bump(&c.files_unmodified);
                     }
                     None => {
-                        let (content, size) = self.read_file(writer, path)?;
+                        let (content, size) = self.read_file(writer, path, &meta)?;
                         node.content = content;
                         node.size = size;
+                        let what = if old.is_some() { "changed" } else { "new" };
+                        tracing::info!("{what} {}", path.display());
                         bump(if old.is_some() {
                             &c.files_changed
                         } else {
@@ -442,15 +598,19 @@ impl Archiver<'_> {
                 self.progress.inc(node.size);
             }
             NodeKind::Dir => {
-                let entries = fs::read_dir(path)?
-                    .map(|e| e.map(|e| e.file_name()))
-                    .collect::<io::Result<Vec<OsString>>>()?;
+                let entries = if other_fs {
+                    Vec::new()
+                } else {
+                    fs::read_dir(path)?
+                        .map(|e| e.map(|e| e.file_name()))
+                        .collect::<io::Result<Vec<OsString>>>()?
+                };
                 let old_tree = self.parent_subtree(old);
                 let nodes: Vec<Option<Node>> = entries
                     .par_iter()
                     .map(|n| {
                         let prior = old_tree.as_ref().and_then(|t| t.find(n));
-                        self.archive_entry(writer, &path.join(n), n, prior)
+                        self.archive_entry(writer, &path.join(n), n, prior, device)
                     })
                     .collect::<Result<_>>()?;
                 let id = self.save_tree(writer, nodes.into_iter().flatten().collect())?;
@@ -462,10 +622,12 @@ impl Archiver<'_> {
                 });
                 node.subtree = Some(id);
             }
+            NodeKind::Symlink if other_fs => return Ok(None),
             NodeKind::Symlink => node.set_link_target(fs::read_link(path)?.as_os_str()),
+            _ if other_fs => return Ok(None),
             _ => {}
         }
-        Ok(node)
+        Ok(Some(node))
     }
 
     /// Chunk a stream and save its chunks; returns the content ids and the bytes read.
@@ -506,8 +668,24 @@ impl Archiver<'_> {
         Ok((content, result?))
     }
 
-    fn read_file(&self, writer: &BlobWriter, path: &Path) -> Result<(Vec<Id>, u64), EntryError> {
-        self.save_stream(writer, File::open(path)?)
+    /// Read a file's content; a file whose size or times differ afterwards changed meanwhile.
+    fn read_file(
+        &self,
+        writer: &BlobWriter,
+        path: &Path,
+        before: &fs::Metadata,
+    ) -> Result<(Vec<Id>, u64), EntryError> {
+        let file = File::open(path)?;
+        let (content, size) = self.save_stream(writer, &file)?;
+        let after = file.metadata()?;
+        if let Some(what) = change_while_read(before, &after, size) {
+            tracing::debug!("{} changed while it was read: {what}", path.display());
+            self.changed_while_read
+                .lock()
+                .expect("changed list")
+                .push(format!("{}: {what}", path.display()));
+        }
+        Ok((content, size))
     }
 
     fn archive_stream(
@@ -550,7 +728,7 @@ impl Archiver<'_> {
         let mut node = Node::new(OsStr::new(name), NodeKind::File);
         node.mode = 0o600;
         (node.uid, node.gid) = bulwark_source::files::current_ids();
-        (node.mtime_ns, node.atime_ns, node.ctime_ns) = (now_ns, now_ns, now_ns);
+        (node.mtime_ns, node.ctime_ns) = (now_ns, now_ns);
         node.size = size;
         node.content = content;
         bump(&self.counters.files_new);

@@ -3,7 +3,9 @@
 use std::path::{Component, Path, PathBuf};
 
 use bulwark_repo::tree::MAX_DEPTH;
-use bulwark_repo::{Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, Tree};
+use bulwark_repo::{
+    Error, Id, MasterIndex, Node, NodeKind, Repository, Result, Snapshot, SnapshotFilter, Tree,
+};
 
 /// A snapshot, and optionally a path inside it (`3fa2c1d9:/srv/data/sub`).
 pub struct Selection {
@@ -27,8 +29,19 @@ pub fn select(
     spec: &str,
     sub: Option<&str>,
 ) -> Result<Selection> {
+    select_filtered(repo, index, spec, sub, &SnapshotFilter::default())
+}
+
+/// [`select`], with `latest` meaning the latest snapshot that `filter` takes.
+pub fn select_filtered(
+    repo: &Repository,
+    index: &MasterIndex,
+    spec: &str,
+    sub: Option<&str>,
+    filter: &SnapshotFilter,
+) -> Result<Selection> {
     let (snap_spec, inline) = split_spec(spec);
-    let (id, snapshot) = repo.find_snapshot(snap_spec, |_| true)?;
+    let (id, snapshot) = repo.find_snapshot(snap_spec, |s| filter.matches(s))?;
     let path = PathBuf::from(inline.or(sub).unwrap_or("/"));
     let mut node: Option<Node> = None;
     let mut tree = repo.load_tree(index, &snapshot.tree)?;

@@ -17,12 +17,90 @@ use serde::Serialize;
 
 use crate::progress::{Progress, Unit};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ReadData {
     None,
     All,
-    /// A fraction in (0, 1]: a deterministic-per-run random subset of the packs.
+    /// A fraction in (0, 1]: ⌈n·p⌉ packs chosen at random (at least one), different each run.
     Subset(f64),
+    /// Group `n` of `of` (restic's `n/t`): the packs whose id falls in that group, so running
+    /// 1/5 to 5/5 reads every pack exactly once.
+    Group {
+        n: u64,
+        of: u64,
+    },
+    /// Packs chosen at random until this many bytes (at least one pack).
+    Bytes(u64),
+}
+
+impl ReadData {
+    /// restic's forms of `--read-data-subset`: `10%`, `1/5`, `50M` (as `bulwark_policy::parse_size`).
+    pub fn parse_subset(s: &str) -> std::result::Result<ReadData, String> {
+        let bad = || {
+            format!(
+                "bad --read-data-subset '{s}': give a percentage (10%), a group (1/5) or a size (50M)"
+            )
+        };
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(ReadData::Subset(v / 100.0));
+        }
+        if let Some((n, of)) = s.split_once('/') {
+            let (n, of): (u64, u64) = (
+                n.trim().parse().map_err(|_| bad())?,
+                of.trim().parse().map_err(|_| bad())?,
+            );
+            if n == 0 || of == 0 || n > of {
+                return Err(bad());
+            }
+            return Ok(ReadData::Group { n, of });
+        }
+        match bulwark_policy::parse_size(s) {
+            Ok(0) | Err(_) => Err(bad()),
+            Ok(n) => Ok(ReadData::Bytes(n)),
+        }
+    }
+}
+
+/// The packs a subset reads: random ones in a fresh order per run, or one fixed group.
+fn select_subset(packs: Vec<&IndexPack>, how: ReadData) -> Vec<&IndexPack> {
+    let word = |key: &[u8; 32], p: &IndexPack| {
+        let h = blake3::keyed_hash(key, &p.id.0);
+        u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+    };
+    match how {
+        ReadData::None => Vec::new(),
+        ReadData::All => packs,
+        ReadData::Group { n, of } => packs
+            .into_iter()
+            .filter(|p| word(&[0; 32], p) % of == n - 1)
+            .collect(),
+        ReadData::Subset(_) | ReadData::Bytes(_) => {
+            // A fresh key per run: repeated subset checks cover different packs.
+            let key: [u8; 32] = bulwark_repo::crypto::random_array();
+            let mut shuffled = packs;
+            shuffled.sort_by_cached_key(|p| word(&key, p));
+            let take = match how {
+                ReadData::Subset(f) => (shuffled.len() as f64 * f).ceil() as usize,
+                ReadData::Bytes(limit) => {
+                    let mut total = 0u64;
+                    shuffled
+                        .iter()
+                        .take_while(|p| {
+                            total += p.size;
+                            total <= limit
+                        })
+                        .count()
+                }
+                _ => unreachable!("handled above"),
+            };
+            shuffled.truncate(take.max(1));
+            shuffled
+        }
+    }
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -103,22 +181,7 @@ pub fn check(
     }
 
     // Data: hash, directory and every blob of each pack selected.
-    let selected: Vec<&IndexPack> = match read_data {
-        ReadData::None => Vec::new(),
-        ReadData::All => indexed_packs.values().collect(),
-        ReadData::Subset(f) => {
-            // A fresh key per run: repeated subset checks cover different packs.
-            let key: [u8; 32] = bulwark_repo::crypto::random_array();
-            indexed_packs
-                .values()
-                .filter(|p| {
-                    let h = blake3::keyed_hash(&key, &p.id.0);
-                    let x = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
-                    (x as f64 / u64::MAX as f64) < f
-                })
-                .collect()
-        }
-    };
+    let selected = select_subset(indexed_packs.values().collect(), read_data);
     let selected: Vec<&IndexPack> = selected
         .into_iter()
         .filter(|p| !damaged.contains(&p.id))
@@ -128,12 +191,18 @@ pub fn check(
     let pack_errors: Vec<(Id, String)> = selected
         .par_iter()
         .filter_map(|p| {
+            if progress.should_stop() {
+                return None;
+            }
             let r = read_pack(repo, p);
             counter.inc(1);
             r.err().map(|e| (p.id, e))
         })
         .collect();
     drop(counter);
+    if progress.should_stop() {
+        return Err(crate::Error::Interrupted);
+    }
     for (id, e) in pack_errors {
         report.errors.push(format!("pack {id}: {e}"));
         damaged.insert(id);

@@ -97,7 +97,7 @@ fn copy_verbatim(
     progress: &dyn Progress,
     dst_lock: &LockGuard,
     report: &mut CopyReport,
-) -> Result<()> {
+) -> crate::Result<()> {
     let present: IdSet = dst.snapshot_ids()?.into_iter().collect();
     for (id, snap) in snapshots {
         if present.contains(&id) {
@@ -132,7 +132,10 @@ fn copy_verbatim(
         pool.install(|| {
             packs
                 .par_iter()
-                .try_for_each(|(pack_id, size)| -> Result<()> {
+                .try_for_each(|(pack_id, size)| -> crate::Result<()> {
+                    if progress.should_stop() {
+                        return Err(crate::Error::Interrupted);
+                    }
                     let landed = copy_pack(src, dst, pack_id, *size)?;
                     bytes.fetch_add(*size, Ordering::Relaxed);
                     counter.inc(*size);
@@ -161,7 +164,8 @@ fn copy_verbatim(
             return Err(Error::corrupt(
                 format!("snapshot {}", id.short()),
                 "content does not match its name",
-            ));
+            )
+            .into());
         }
         dst_lock.ensure_fresh()?;
         dst.backend()

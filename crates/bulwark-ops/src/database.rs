@@ -102,6 +102,7 @@ pub fn backup_database(
             parent: None,
             dataset: opts.dataset,
             meta: BTreeMap::from([(META_KEY.to_string(), meta.to_value())]),
+            ..Default::default()
         },
         progress,
     )?;

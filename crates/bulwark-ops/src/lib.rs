@@ -1,5 +1,5 @@
 //! Bulwark's jobs, each a function over one open repository (or a source and a replica): backup,
-//! restore, check, repair, copy, forget, prune, database backups and restores, restore tests and
+//! restore, check, repair, copy, forget, prune, tag and rewrite (`edit`), database backups and restores, restore tests and
 //! browsing. Jobs return typed reports and errors ([`Error`]) and report progress through the
 //! front-end's [`Progress`]; what a policy file asks for (which jobs, when, recorded how) is the
 //! application layer's business, and exit codes and rendering are the front-ends'.
@@ -9,8 +9,10 @@ pub mod browse;
 pub mod check;
 pub mod copy;
 pub mod database;
+pub mod edit;
 pub mod error;
 pub mod forget;
+pub mod inspect;
 pub mod progress;
 pub mod prune;
 pub mod repair;

@@ -84,6 +84,10 @@ pub fn prune(
     if !plan.condemn.is_empty() {
         repack(repo, &plan, progress)?;
     }
+    // Safe point: nothing is condemned yet, and repacked blobs are only duplicates.
+    if progress.should_stop() {
+        return Err(crate::Error::Interrupted);
+    }
     let doomed = plan.condemn;
     // The sweep loads an index of its own; the plan's must not sit beside it.
     drop(plan.keep_index);
@@ -234,7 +238,7 @@ fn plan(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Res
 }
 
 /// Write the live blobs of the packs being repacked into new packs.
-fn repack(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<()> {
+fn repack(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> crate::Result<()> {
     if plan.repack.is_empty() {
         return Ok(());
     }
@@ -246,13 +250,17 @@ fn repack(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<()>
         |writer| {
             plan.repack
                 .par_iter()
-                .try_for_each(|(p, live)| -> Result<()> {
+                .try_for_each(|(p, live)| -> crate::Result<()> {
+                    if progress.should_stop() {
+                        return Err(crate::Error::Interrupted);
+                    }
                     let data = repo.backend().read(FileKind::Pack, &p.id.to_hex())?;
                     if Id::of_stored(&data) != p.id {
                         return Err(Error::corrupt(
                             format!("pack {}", p.id),
                             "damaged; run `bulwark check --read-data` before pruning",
-                        ));
+                        )
+                        .into());
                     }
                     for &i in live {
                         let b = &p.blobs[i];

@@ -1,8 +1,15 @@
 //! Restore: lay out directories, links and empty files, then fetch each needed pack once and write
-//! its blobs wherever they belong, then apply metadata bottom-up. `verify` re-reads every file and
-//! compares each chunk's keyed hash with the snapshot's.
+//! its blobs wherever they belong, then link the other names of hard-linked files, then apply
+//! metadata (owners, extended attributes and ACLs, modes, times) bottom-up. `verify` re-reads
+//! every file and compares each chunk's keyed hash with the snapshot's, every entry's extended
+//! attributes with the snapshot's, and checks that hard links are links.
+//!
+//! Hard links: files recorded with `links > 1` and the same device and inode are one file. The
+//! first such name restored gets the content; every other name with the same content becomes a
+//! link to it (a name whose content differs, because the file changed during the backup, is
+//! restored as a file of its own).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -13,19 +20,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bulwark_repo::index::BlobLocation;
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::tree::MAX_DEPTH;
-use bulwark_repo::{Error, FileKind, Id, MasterIndex, Node, NodeKind, Repository, Result, Tree};
+use bulwark_repo::{
+    Error, FileKind, Id, MasterIndex, Node, NodeKind, Repository, Result, SnapshotFilter, Tree,
+};
 use bulwark_source::Patterns;
-use bulwark_source::files::{apply_metadata, make_special, running_as_root};
+use bulwark_source::files::{apply_metadata, make_special, read_xattrs, running_as_root};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::browse::{self, Selection};
 use crate::progress::{Counter, Progress, Unit};
 
+#[derive(Default)]
 pub struct RestoreOptions {
     pub target: PathBuf,
+    /// Restore only what matches (with everything below a matching directory).
     pub include: Patterns,
+    /// Leave out what matches (with everything below a matching directory).
+    pub exclude: Patterns,
+    pub overwrite: Overwrite,
+    /// Remove entries of the directories restored into that the snapshot does not have.
+    pub delete: bool,
+    /// `latest` is the latest snapshot this filter takes.
+    pub filter: SnapshotFilter,
     pub verify: bool,
+}
+
+/// What to do with a file already at a path the restore writes (restic's `--overwrite`).
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Replace it.
+    #[default]
+    Always,
+    /// Keep it when its size and mtime are the snapshot's (its metadata is still applied).
+    IfChanged,
+    /// Keep anything that is there.
+    Never,
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -34,6 +64,12 @@ pub struct RestoreReport {
     pub files: u64,
     pub dirs: u64,
     pub links: u64,
+    /// Of `files`, the names restored as hard links to a file restored under another name.
+    pub hardlinks: u64,
+    /// Existing files kept by `--overwrite if-changed|never`.
+    pub skipped: u64,
+    /// Entries removed by `--delete`.
+    pub deleted: u64,
     pub bytes: u64,
     pub verified: bool,
     pub files_verified: u64,
@@ -48,8 +84,12 @@ struct Plan {
     files: Vec<(PathBuf, Node)>,
     /// Everything whose metadata is applied once the data is written.
     metadata: Vec<(PathBuf, Node)>,
+    /// (link, existing name): made once the content of the existing name is written.
+    hardlinks: Vec<(PathBuf, PathBuf)>,
     dirs: u64,
     links: u64,
+    skipped: u64,
+    deleted: u64,
     warnings: Vec<String>,
 }
 
@@ -57,8 +97,11 @@ impl Plan {
     fn absorb(&mut self, other: Plan) {
         self.files.extend(other.files);
         self.metadata.extend(other.metadata);
+        self.hardlinks.extend(other.hardlinks);
         self.dirs += other.dirs;
         self.links += other.links;
+        self.skipped += other.skipped;
+        self.deleted += other.deleted;
         self.warnings.extend(other.warnings);
     }
 }
@@ -74,7 +117,7 @@ pub fn restore(
 ) -> crate::Result<RestoreReport> {
     let _lock = repo.lock(LockKind::Shared)?;
     let index = repo.load_index()?;
-    let sel = browse::select(repo, &index, spec, None)?;
+    let sel = browse::select_filtered(repo, &index, spec, None, &opts.filter)?;
     restore_selection(repo, &index, &sel, opts, progress)
 }
 
@@ -96,6 +139,19 @@ pub fn restore_selection(
     let started = std::time::Instant::now();
     let plan = lay_out(repo, index, sel, opts)?;
     tracing::debug!(entries = plan.metadata.len(), elapsed = ?started.elapsed(), "restore: laid out");
+    if !opts.include.is_empty()
+        && plan.metadata.is_empty()
+        && plan.hardlinks.is_empty()
+        && plan.skipped == 0
+    {
+        return Err(crate::Error::Invalid(format!(
+            "--include {} matches nothing in snapshot {}: nothing was restored",
+            opts.include.patterns().join(", "),
+            sel.id.short()
+        )));
+    }
+    report.skipped = plan.skipped;
+    report.deleted = plan.deleted;
     report.warnings.extend(plan.warnings);
     // Sizes are as the snapshot claims them (checked against the content when writing).
     let total: u64 = plan
@@ -103,28 +159,56 @@ pub fn restore_selection(
         .iter()
         .fold(0, |sum: u64, (_, n)| sum.saturating_add(n.size));
     let counter = progress.start("restore", Unit::Bytes, Some(total));
-    write_contents(repo, index, &plan.files, counter.as_ref(), &mut report)?;
+    write_contents(
+        repo,
+        index,
+        &plan.files,
+        counter.as_ref(),
+        progress,
+        &mut report,
+    )?;
     drop(counter);
     tracing::debug!(elapsed = ?started.elapsed(), "restore: contents written");
-    report.warnings.extend(apply_all_metadata(plan.metadata));
+    report.warnings.extend(make_hard_links(&plan.hardlinks));
+    report.hardlinks = plan.hardlinks.len() as u64;
+    report.warnings.extend(apply_all_metadata(&plan.metadata));
     tracing::debug!(elapsed = ?started.elapsed(), "restore: metadata applied");
-    report.files = plan.files.len() as u64;
+    // Every name of a regular file, hard links included (`hardlinks` says how many are links).
+    report.files = (plan.files.len() + plan.hardlinks.len()) as u64;
     report.bytes = total;
     report.dirs = plan.dirs;
     report.links = plan.links;
     if opts.verify {
         let counter = progress.start("verify", Unit::Bytes, Some(total));
-        let failures: Vec<String> = plan
+        let mut failures: Vec<String> = plan
             .files
             .par_iter()
             .filter_map(|(path, node)| {
+                if progress.should_stop() {
+                    return None;
+                }
                 let r = verify_file(repo, index, path, node);
                 counter.inc(node.size);
                 r.err().map(|e| format!("{}: {e}", path.display()))
             })
             .collect();
         drop(counter);
-        report.files_verified = plan.files.len() as u64 - failures.len() as u64;
+        if progress.should_stop() {
+            return Err(crate::Error::Interrupted);
+        }
+        let links: Vec<String> = plan
+            .hardlinks
+            .iter()
+            .filter_map(|(link, original)| verify_hard_link(link, original).err())
+            .collect();
+        report.files_verified = report.files - (failures.len() + links.len()) as u64;
+        failures.extend(links);
+        failures.extend(
+            plan.metadata
+                .par_iter()
+                .filter_map(|(path, node)| verify_xattrs(path, node).err())
+                .collect::<Vec<_>>(),
+        );
         report.verified = failures.is_empty() && report.errors.is_empty();
         report.errors.extend(failures);
     }
@@ -134,17 +218,21 @@ pub fn restore_selection(
 /// Owners, modes and times, once every file is written: non-directories all at once, then
 /// directories deepest first, so creating or changing an entry never touches a directory whose
 /// times are already set, and a read-only directory is locked only after its contents.
-fn apply_all_metadata(mut entries: Vec<(PathBuf, Node)>) -> Vec<String> {
+fn apply_all_metadata(entries: &[(PathBuf, Node)]) -> Vec<String> {
     let as_root = running_as_root();
-    let apply = |(path, node): &(PathBuf, Node)| {
-        apply_metadata(path, node, as_root)
-            .err()
-            .map(|e| format!("{}: metadata: {e}", path.display()))
+    let apply = |entry: &&(PathBuf, Node)| {
+        let (path, node) = (&entry.0, &entry.1);
+        match apply_metadata(path, node, as_root) {
+            Ok(problems) if problems.is_empty() => None,
+            Ok(problems) => Some(format!("{}: {}", path.display(), problems.join("; "))),
+            Err(e) => Some(format!("{}: metadata: {e}", path.display())),
+        }
     };
-    let depth = |(path, node): &(PathBuf, Node)| match node.kind {
+    let depth = |(path, node): &&(PathBuf, Node)| match node.kind {
         NodeKind::Dir => path.components().count(),
         _ => usize::MAX,
     };
+    let mut entries: Vec<&(PathBuf, Node)> = entries.iter().collect();
     entries.par_sort_by_cached_key(|e| std::cmp::Reverse(depth(e)));
     let mut warnings = Vec::new();
     for level in entries.chunk_by(|a, b| depth(a) == depth(b)) {
@@ -152,6 +240,65 @@ fn apply_all_metadata(mut entries: Vec<(PathBuf, Node)>) -> Vec<String> {
     }
     warnings
 }
+
+/// Link every other name of a hard-linked file to the name that got its content; where the
+/// target cannot hold a link, copy it.
+fn make_hard_links(links: &[(PathBuf, PathBuf)]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (link, original) in links {
+        if let Err(e) = fs::hard_link(original, link) {
+            let copied = fs::copy(original, link).map(|_| ());
+            warnings.push(match copied {
+                Ok(()) => format!("{}: not a hard link ({e}): copied instead", link.display()),
+                Err(c) => format!("{}: cannot link ({e}) nor copy ({c})", link.display()),
+            });
+        }
+    }
+    warnings
+}
+
+/// The restored entry's extended attributes are the snapshot's. Attributes a security module
+/// gives every new file (`security.selinux`, ...) are its business, unless the snapshot has them.
+fn verify_xattrs(path: &Path, node: &Node) -> std::result::Result<(), String> {
+    let found = read_xattrs(path)
+        .map_err(|e| format!("{}: extended attributes unreadable: {e}", path.display()))?;
+    let own = |name: &str| !name.starts_with("security.") || name == "security.capability";
+    let found: Vec<_> = found
+        .into_iter()
+        .filter(|f| own(&f.name) || node.xattrs.iter().any(|x| x.name == f.name))
+        .collect();
+    if found == node.xattrs {
+        return Ok(());
+    }
+    let names = |v: &[bulwark_repo::Xattr]| {
+        v.iter()
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Err(format!(
+        "{}: extended attributes differ from the snapshot (restored [{}], snapshot [{}])",
+        path.display(),
+        names(&found),
+        names(&node.xattrs)
+    ))
+}
+
+fn verify_hard_link(link: &Path, original: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &Path| fs::symlink_metadata(p).map(|m| (m.dev(), m.ino()));
+    match (ino(link), ino(original)) {
+        (Ok(a), Ok(b)) if a == b => Ok(()),
+        _ => Err(format!(
+            "{}: not a hard link to {}, as in the snapshot",
+            link.display(),
+            original.display()
+        )),
+    }
+}
+
+/// (device, inode) of hard-linked files -> the first name laid out, and its content.
+type HardLinks = HashMap<(u64, u64), (PathBuf, Vec<Id>)>;
 
 struct LayOut<'a> {
     repo: &'a Repository,
@@ -161,6 +308,7 @@ struct LayOut<'a> {
     /// Directories outside the include patterns: restored (for their metadata) only if
     /// something included below them made them exist.
     unincluded: Mutex<Vec<(PathBuf, Node)>>,
+    hard_links: Mutex<HardLinks>,
 }
 
 /// A directory still to lay out.
@@ -193,6 +341,7 @@ fn lay_out(
         opts,
         plan: Mutex::new(Plan::default()),
         unincluded: Mutex::new(Vec::new()),
+        hard_links: Mutex::new(HashMap::new()),
     };
     // An empty target cannot hold anything in the way: skip the per-entry checks.
     let empty = fs::read_dir(&opts.target)
@@ -258,6 +407,9 @@ impl LayOut<'_> {
                 ));
             }
             let (path, snap_path) = (dir.join(&name), snap_dir.join(&name));
+            if self.opts.exclude.matches(&snap_path) {
+                continue;
+            }
             let included = included || self.opts.include.matches(&snap_path);
             if node.kind == NodeKind::Dir {
                 subdirs.push(PendingDir {
@@ -275,7 +427,27 @@ impl LayOut<'_> {
             if !fresh {
                 fs::create_dir_all(dir)
                     .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+                if self.keep_existing(&path, node) {
+                    plan.skipped += 1;
+                    if self.opts.overwrite == Overwrite::IfChanged {
+                        plan.metadata.push((path, node.clone()));
+                    }
+                    continue;
+                }
                 remove_existing(&path)?;
+            }
+            if let Some(key) = node.hard_link_key() {
+                let mut seen = self.hard_links.lock().expect("hard links");
+                match seen.get(&key) {
+                    Some((original, content)) if *content == node.content => {
+                        plan.hardlinks.push((path, original.clone()));
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(key, (path.clone(), node.content.clone()));
+                    }
+                }
             }
             let made = match node.kind {
                 NodeKind::File => {
@@ -301,6 +473,9 @@ impl LayOut<'_> {
                 Ok(()) => plan.metadata.push((path, node.clone())),
                 Err(e) => plan.warnings.push(format!("{}: {e}", path.display())),
             }
+        }
+        if self.opts.delete && included && !fresh {
+            plan.deleted += delete_extra(dir, tree)?;
         }
         self.plan.lock().expect("plan").absorb(plan);
         Ok(subdirs)
@@ -356,6 +531,49 @@ impl LayOut<'_> {
     }
 }
 
+impl LayOut<'_> {
+    /// Whether `--overwrite` keeps what stands at `path` instead of the snapshot's `node`.
+    fn keep_existing(&self, path: &Path, node: &Node) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = fs::symlink_metadata(path) else {
+            return false;
+        };
+        match self.opts.overwrite {
+            Overwrite::Always => false,
+            Overwrite::Never => !m.is_dir(),
+            Overwrite::IfChanged => {
+                node.kind == NodeKind::File
+                    && m.is_file()
+                    && m.len() == node.size
+                    && m.mtime() * 1_000_000_000 + m.mtime_nsec() == node.mtime_ns
+            }
+        }
+    }
+}
+
+/// `--delete`: remove what `dir` holds beyond the names in `tree`. Returns how many went.
+fn delete_extra(dir: &Path, tree: &Tree) -> Result<u64> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut deleted = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+        if tree.find(&entry.file_name()).is_some() {
+            continue;
+        }
+        let path = entry.path();
+        // remove_dir_all never follows a symlink: a link is removed, not its target.
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        removed.map_err(|e| Error::io(format!("cannot delete {}", path.display()), e))?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
 fn remove_existing(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Err(Error::Invalid(format!(
@@ -374,13 +592,15 @@ struct Target {
     offset: u64,
 }
 
+/// Write every file's content, a pack at a time; a stop request is honoured between packs.
 fn write_contents(
     repo: &Repository,
     index: &MasterIndex,
     files: &[(PathBuf, Node)],
     progress: &dyn Counter,
+    stop: &dyn Progress,
     report: &mut RestoreReport,
-) -> Result<()> {
+) -> crate::Result<()> {
     // pack -> blob (by offset, then id: a crafted index may put two blobs at one offset, and
     // each must be opened as itself) -> where it goes
     type Blobs = BTreeMap<(u32, Id), (BlobLocation, Vec<Target>)>;
@@ -424,7 +644,10 @@ fn write_contents(
     let written_end: Vec<AtomicU64> = files.iter().map(|_| AtomicU64::new(0)).collect();
     by_pack
         .into_par_iter()
-        .try_for_each(|(pack, blobs)| -> Result<()> {
+        .try_for_each(|(pack, blobs)| -> crate::Result<()> {
+            if stop.should_stop() {
+                return Err(crate::Error::Interrupted);
+            }
             let blobs: Vec<_> = blobs.into_values().collect();
             for group in read_groups(&blobs) {
                 let start = blobs[group.start].0.blob.offset as u64;

@@ -292,6 +292,7 @@ fn store_with_facts(repo: &Repository, spec: &str, name: &str, dump: Vec<u8>) ->
             parent: None,
             dataset: snap.dataset.clone(),
             meta: snap.meta.clone(),
+            ..Default::default()
         },
         &Silent,
     )

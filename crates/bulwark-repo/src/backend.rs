@@ -196,6 +196,7 @@ impl StoreBackend {
                     .with_timeout(std::time::Duration::from_secs(120)),
             );
         let mut endpoint = None;
+        let mut allow_http = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             builder = match k {
@@ -206,13 +207,23 @@ impl StoreBackend {
                         .with_endpoint(v)
                         .with_virtual_hosted_style_request(false)
                 }
-                "allow_http" => builder.with_allow_http(v == "true" || v == "1"),
+                "allow_http" => {
+                    allow_http = v == "true" || v == "1";
+                    builder.with_allow_http(allow_http)
+                }
                 other => {
                     return Err(Error::Invalid(format!(
                         "unknown s3 parameter '{other}': use region, endpoint, allow_http"
                     )));
                 }
             };
+        }
+        if let Some(e) = endpoint.as_deref().filter(|e| e.starts_with("http://"))
+            && !allow_http
+        {
+            return Err(Error::Invalid(format!(
+                "the endpoint {e} is plain HTTP, which is refused unless the URL says so: add &allow_http=true (credentials and data then cross the network unencrypted)"
+            )));
         }
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
             && let Some((id, secret, token)) = shared_credentials()

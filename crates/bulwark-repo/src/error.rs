@@ -6,6 +6,9 @@ use std::fmt;
 pub enum Error {
     #[error("no repository at {location}")]
     NoRepository { location: String },
+    /// Something else lives there: another tool's repository, or any other file called `config`.
+    #[error("{location} is not a Bulwark repository: {what}")]
+    NotBulwark { location: String, what: String },
     #[error("a repository already exists at {location}")]
     AlreadyExists { location: String },
     #[error("no key slot of this repository opens with the given {what}")]

@@ -32,8 +32,8 @@ pub use keys::Credential;
 pub use lock::LockKind;
 pub use pack::BlobKind;
 pub use repository::{Repository, Settings};
-pub use snapshot::{Snapshot, Summary};
-pub use tree::{Node, NodeKind, Tree};
+pub use snapshot::{Snapshot, SnapshotFilter, Summary};
+pub use tree::{Node, NodeKind, Tree, Xattr};
 
 pub fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -46,8 +46,37 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// The user's name: `USER` or `LOGNAME`, else the account database's name for the real uid
+/// (a daemon or cron job often has neither variable), else the uid itself.
 pub fn user_name() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| unsafe { libc::getuid() }.to_string())
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(account_name)
+        .unwrap_or_else(|| unsafe { libc::getuid() }.to_string())
+}
+
+fn account_name() -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: passwd and result are plain out-parameters; buf outlives their use.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::getuid(),
+            &mut pw,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pw.pw_name.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr(pw.pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
 }

@@ -5,6 +5,10 @@
 //! holder id; one not refreshed for `STALE_AFTER`, or held by a process on this host that no
 //! longer runs, is stale and ignored. A holder that could not refresh for that long must stop
 //! before writing anything that others could rely on (`LockGuard::ensure_fresh`).
+//!
+//! Every lock this process holds is also listed in a process-wide registry, so a process that
+//! must quit at once (a second Ctrl-C) removes its locks first with [`release_all_held`]
+//! instead of leaving them to block others until they go stale.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -106,6 +110,27 @@ pub struct LockGuard {
     holder: Id,
 }
 
+/// A lock this process holds: where it is, and the name of its current object.
+struct Held {
+    holder: Id,
+    backend: Arc<dyn Backend>,
+    current: Arc<Mutex<String>>,
+}
+
+static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
+
+/// Remove every lock object this process holds, for a process about to exit without unwinding
+/// (the guards' own drops will not run). Returns how many were removed.
+pub fn release_all_held() -> usize {
+    let held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    held.iter()
+        .filter(|h| {
+            let name = h.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            h.backend.remove(FileKind::Lock, &name).is_ok()
+        })
+        .count()
+}
+
 impl LockGuard {
     pub fn acquire(
         backend: Arc<dyn Backend>,
@@ -128,9 +153,17 @@ impl LockGuard {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let last_refresh = Arc::new(Mutex::new(std::time::Instant::now()));
         let holder = info.holder;
+        let current = Arc::new(Mutex::new(mine));
+        HELD.lock().expect("held locks").push(Held {
+            holder,
+            backend: backend.clone(),
+            current: current.clone(),
+        });
         let refresher = {
             let (stop, key, last) = (stop.clone(), key.clone(), last_refresh.clone());
-            std::thread::spawn(move || refresh_until_stopped(backend, key, info, mine, stop, last))
+            std::thread::spawn(move || {
+                refresh_until_stopped(backend, key, info, current, stop, last)
+            })
         };
         Ok(LockGuard {
             stop,
@@ -173,6 +206,30 @@ pub fn live_locks(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<(String,
     Ok(out)
 }
 
+/// Remove lock objects: stale ones (see [`LockInfo::is_stale`]), or with `all` every one,
+/// including those of running processes (restic's `unlock --remove-all`). Returns a
+/// description of each lock removed.
+pub fn remove_locks(backend: &dyn Backend, key: &MasterKey, all: bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for (name, _) in backend.list(FileKind::Lock)? {
+        let what = match read_lock(backend, key, &name) {
+            Ok(info) if all || info.is_stale() => info.describe(),
+            Ok(_) => continue,
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) if all => format!("unreadable lock {name} ({e})"),
+            Err(e) => {
+                tracing::warn!("leaving unreadable lock {name}: {e}");
+                continue;
+            }
+        };
+        match backend.remove(FileKind::Lock, &name) {
+            Ok(()) | Err(Error::NotFound { .. }) => removed.push(what),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
 fn check_conflicts(
     backend: &dyn Backend,
     key: &MasterKey,
@@ -193,7 +250,7 @@ fn refresh_until_stopped(
     backend: Arc<dyn Backend>,
     key: MasterKey,
     mut info: LockInfo,
-    mut current: String,
+    current: Arc<Mutex<String>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     last_refresh: Arc<Mutex<std::time::Instant>>,
 ) {
@@ -213,14 +270,15 @@ fn refresh_until_stopped(
             info.time = Utc::now();
             match write_lock(backend.as_ref(), &key, &info) {
                 Ok(fresh) => {
-                    let _ = backend.remove(FileKind::Lock, &current);
-                    current = fresh;
+                    let old = std::mem::replace(&mut *current.lock().expect("lock name"), fresh);
+                    let _ = backend.remove(FileKind::Lock, &old);
                     *last_refresh.lock().expect("refresh time") = std::time::Instant::now();
                 }
                 Err(e) => tracing::warn!("could not refresh the repository lock: {e}"),
             }
         }
     }
+    let current = current.lock().expect("lock name").clone();
     if let Err(e) = backend.remove(FileKind::Lock, &current) {
         tracing::warn!("could not remove lock {current}: {e}");
     }
@@ -233,5 +291,8 @@ impl Drop for LockGuard {
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }
+        HELD.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|h| h.holder != self.holder);
     }
 }

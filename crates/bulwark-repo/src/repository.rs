@@ -304,6 +304,16 @@ impl Repository {
         )
     }
 
+    /// Replace the key slot this session opened with one for `credential` (restic's
+    /// `key passwd`): the new slot is stored first, so the repository is never without it.
+    pub fn replace_own_key(&mut self, credential: &Credential) -> Result<String> {
+        let _lock = self.lock(LockKind::Exclusive)?;
+        let new = self.add_key(credential)?;
+        self.backend.remove(FileKind::Key, &self.key_slot)?;
+        self.key_slot = new.clone();
+        Ok(new)
+    }
+
     pub fn list_keys(&self) -> Result<Vec<(String, KeySlot)>> {
         let mut out = Vec::new();
         for (name, _) in self.backend.list(FileKind::Key)? {
@@ -630,10 +640,29 @@ fn read_header(backend: &dyn Backend) -> Result<Header> {
         }
         Err(e) => return Err(e),
     };
-    let header: Header = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("config", e))?;
-    if header.format != FORMAT {
-        return Err(Error::corrupt("config", "not a bulwark repository"));
+    let not_ours = |what: String| Error::NotBulwark {
+        location: backend.location().to_string(),
+        what,
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) if bytes.starts_with(b"[repository]") => {
+            return Err(not_ours("its config is a borg repository's".into()));
+        }
+        // restic's config is encrypted: bytes that are no JSON at all.
+        Err(_) if !bytes.iter().take(64).all(|b| b.is_ascii()) => {
+            return Err(not_ours(
+                "its config is binary, as a restic repository's is".into(),
+            ));
+        }
+        Err(e) => return Err(Error::corrupt("config", e)),
+    };
+    match value.get("format").and_then(|f| f.as_str()) {
+        Some(FORMAT) => {}
+        Some(other) => return Err(not_ours(format!("its config says format '{other}'"))),
+        None => return Err(not_ours("its config names no format".into())),
     }
+    let header: Header = serde_json::from_value(value).map_err(|e| Error::corrupt("config", e))?;
     if header.version != VERSION {
         return Err(Error::Invalid(format!(
             "repository format version {} is not supported by this bulwark (supports {VERSION})",

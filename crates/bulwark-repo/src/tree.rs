@@ -1,5 +1,22 @@
 //! Trees: one directory's entries, stored as a JSON blob (self-describing, so fields can be added
 //! without a format break) and deduplicated like data.
+//!
+//! A tree's id is the hash of its bytes, so everything stored in a node decides whether a
+//! directory "changed". What is stored, and why:
+//!
+//! - Type, mode, owner (ids and names), mtime, ctime, inode, device, link count, size, content,
+//!   subtree, link target and device number, as `stat` gives them.
+//! - Extended attributes (`xattrs`), each name with its value in base64. POSIX ACLs are the
+//!   `system.posix_acl_access` and `system.posix_acl_default` attributes and file capabilities
+//!   `security.capability`, so they travel with them. Written by bulwark 0.1 since this field
+//!   existed; trees written before have none (the field defaults to empty) and snapshots say
+//!   whether they recorded attributes (`Snapshot::xattrs`).
+//! - Hard links need no field of their own: files with `links > 1` and the same `device` and
+//!   `inode` are one file, and restore links them again. Older snapshots carry these fields too.
+//! - The access time is *not* stored (`atime_ns` is absent in new trees): reading a directory
+//!   or a file updates it, and with it every tree above, so a no-change backup of a tree that
+//!   was merely read would store every directory again. Restore sets atime to mtime, as restic
+//!   does by default. Trees written before this change carry `atime_ns`, which restore honours.
 
 use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
@@ -45,7 +62,9 @@ pub struct Node {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
     pub mtime_ns: i64,
-    pub atime_ns: i64,
+    /// Only in trees written before access times were left out (see the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atime_ns: Option<i64>,
     pub ctime_ns: i64,
     #[serde(default)]
     pub inode: u64,
@@ -65,6 +84,39 @@ pub struct Node {
     pub link_target_raw: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rdev: u64,
+    /// Extended attributes, sorted by name (see the module docs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+}
+
+/// One extended attribute: its name (UTF-8, or base64 bytes in `name_raw` when not) and value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Xattr {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_raw: Option<String>,
+    /// The value, base64.
+    pub value: String,
+}
+
+impl Xattr {
+    pub fn new(name: &OsStr, value: &[u8]) -> Xattr {
+        let (name, name_raw) = encode_os(name);
+        Xattr {
+            name,
+            name_raw,
+            value: B64.encode(value),
+        }
+    }
+
+    pub fn os_name(&self) -> Result<OsString> {
+        decode_os(&self.name, &self.name_raw)
+    }
+
+    pub fn value(&self) -> Result<Vec<u8>> {
+        B64.decode(&self.value)
+            .map_err(|_| Error::corrupt("tree", format!("bad value of attribute '{}'", self.name)))
+    }
 }
 
 /// Store an OS string as UTF-8 when it is, and as exact bytes beside a readable form when not.
@@ -101,7 +153,7 @@ impl Node {
             user: String::new(),
             group: String::new(),
             mtime_ns: 0,
-            atime_ns: 0,
+            atime_ns: None,
             ctime_ns: 0,
             inode: 0,
             device: 0,
@@ -112,11 +164,18 @@ impl Node {
             link_target: None,
             link_target_raw: None,
             rdev: 0,
+            xattrs: Vec::new(),
         }
     }
 
     pub fn os_name(&self) -> Result<OsString> {
         decode_os(&self.name, &self.name_raw)
+    }
+
+    /// Whether this node is one of several names of one file (a hard link), and which file.
+    pub fn hard_link_key(&self) -> Option<(u64, u64)> {
+        (self.kind == NodeKind::File && self.links > 1 && self.inode != 0)
+            .then_some((self.device, self.inode))
     }
 
     /// The name's bytes, borrowed unless the name is not UTF-8 (undecodable: empty).
@@ -237,5 +296,27 @@ mod tests {
             );
         }
         assert!(loaded.find(OsStr::new("missing")).is_none());
+    }
+
+    #[test]
+    fn trees_written_before_xattrs_and_without_atime_still_load() {
+        let old = br#"{"nodes":[{"name":"f","type":"file","mode":420,"uid":0,"gid":0,
+            "mtime_ns":5,"atime_ns":7,"ctime_ns":6,"inode":3,"device":1,"links":2,"size":0}]}"#;
+        let tree = Tree::from_bytes(&Id::of_stored(b"t"), old).unwrap();
+        let n = &tree.nodes[0];
+        assert_eq!((n.atime_ns, n.xattrs.len()), (Some(7), 0));
+        assert_eq!(n.hard_link_key(), Some((1, 3)));
+        let mut new = n.clone();
+        new.atime_ns = None;
+        new.xattrs = vec![Xattr::new(OsStr::new("user.k"), b"v")];
+        let bytes = Tree {
+            nodes: vec![new.clone()],
+        }
+        .to_bytes();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains("atime"), "{text}");
+        let back = Tree::from_bytes(&Id::of_stored(b"u"), &bytes).unwrap();
+        assert_eq!(back.nodes[0], new);
+        assert_eq!(back.nodes[0].xattrs[0].value().unwrap(), b"v");
     }
 }

@@ -36,6 +36,8 @@ pub struct BlobWriter<'r> {
     uploads: Mutex<Option<Sender<FinishedPack>>>,
     uploaded: Mutex<Uploaded>,
     failed: AtomicBool,
+    /// Count what would be stored, store nothing.
+    dry_run: bool,
     blobs_added: AtomicU64,
     bytes_added: AtomicU64,
     bytes_stored: AtomicU64,
@@ -57,6 +59,18 @@ impl<'r> BlobWriter<'r> {
         uploaders: usize,
         work: impl FnOnce(&BlobWriter<'r>) -> Result<T, E>,
     ) -> Result<(T, WriteStats), E> {
+        Self::run_with(repo, index, uploaders, false, work)
+    }
+
+    /// [`BlobWriter::run`], or with `dry_run` a run that compresses and counts every new blob
+    /// and pack but writes nothing to the repository.
+    pub fn run_with<T, E: From<Error>>(
+        repo: &'r Repository,
+        index: &'r MasterIndex,
+        uploaders: usize,
+        dry_run: bool,
+        work: impl FnOnce(&BlobWriter<'r>) -> Result<T, E>,
+    ) -> Result<(T, WriteStats), E> {
         // Each uploader holds one pack; one more may wait. Finished packs are the bulk of memory.
         let (tx, rx) = bounded::<FinishedPack>(1);
         let writer = BlobWriter {
@@ -68,6 +82,7 @@ impl<'r> BlobWriter<'r> {
             uploads: Mutex::new(Some(tx)),
             uploaded: Mutex::new(Uploaded::default()),
             failed: AtomicBool::new(false),
+            dry_run,
             blobs_added: AtomicU64::new(0),
             bytes_added: AtomicU64::new(0),
             bytes_stored: AtomicU64::new(0),
@@ -186,6 +201,10 @@ impl<'r> BlobWriter<'r> {
 
     fn store_pack(&self, pack: FinishedPack) {
         if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.dry_run {
+            self.uploaded.lock().expect("upload state").packs += 1;
             return;
         }
         let result =

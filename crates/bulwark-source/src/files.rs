@@ -1,4 +1,9 @@
 //! File system metadata: captured into tree nodes at backup, applied again at restore.
+//!
+//! Extended attributes (and with them POSIX ACLs and file capabilities, which the kernel
+//! exposes as `system.posix_acl_*` and `security.capability`) are read without following
+//! symlinks. A file system without attribute support has none; attributes this process may not
+//! see (`trusted.*` unless root) are not listed by the kernel and so not stored.
 
 use std::ffi::{CString, OsStr};
 use std::fs::Metadata;
@@ -7,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use bulwark_repo::{Node, NodeKind};
+use bulwark_repo::{Node, NodeKind, Xattr};
 use filetime::FileTime;
 
 fn ns(secs: i64, nsec: i64) -> i64 {
@@ -37,7 +42,6 @@ pub fn node_from_metadata(name: &OsStr, meta: &Metadata) -> Node {
     node.uid = meta.uid();
     node.gid = meta.gid();
     node.mtime_ns = ns(meta.mtime(), meta.mtime_nsec());
-    node.atime_ns = ns(meta.atime(), meta.atime_nsec());
     node.ctime_ns = ns(meta.ctime(), meta.ctime_nsec());
     node.inode = meta.ino();
     node.device = meta.dev();
@@ -59,6 +63,45 @@ pub fn unchanged(old: &Node, new: &Node) -> bool {
         && old.mtime_ns == new.mtime_ns
         && old.ctime_ns == new.ctime_ns
         && old.inode == new.inode
+}
+
+/// Whether an error means "this file system keeps no extended attributes here".
+fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENOSYS))
+}
+
+/// The extended attributes of `path` (not following a symlink), sorted by name.
+pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        // Removed between listing and reading: it is gone, like a file deleted during a walk.
+        if let Some(value) = xattr::get(path, &name)? {
+            out.push(Xattr::new(&name, &value));
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Set every attribute of `node` on `path` (not following a symlink); one line per failure.
+pub fn apply_xattrs(path: &Path, node: &Node) -> Vec<String> {
+    let mut problems = Vec::new();
+    for x in &node.xattrs {
+        let set = x
+            .os_name()
+            .map_err(|e| e.to_string())
+            .and_then(|n| x.value().map(|v| (n, v)).map_err(|e| e.to_string()))
+            .and_then(|(n, v)| xattr::set(path, n, &v).map_err(|e| e.to_string()));
+        if let Err(e) = set {
+            problems.push(format!("attribute {}: {e}", x.name));
+        }
+    }
+    problems
 }
 
 fn c_path(path: &Path) -> io::Result<CString> {
@@ -109,13 +152,16 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Apply ownership (when root), permissions and times. Ownership goes first: `chown` clears
-/// set-uid bits, which the later `chmod` puts back.
-pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> io::Result<()> {
+/// Apply ownership (when root), extended attributes, permissions and times; returns the
+/// attributes that could not be set. Ownership goes first: `chown` clears set-uid bits and file
+/// capabilities, which the later steps put back. Attributes go before `chmod`: `user.*`
+/// attributes need write permission, which a read-only mode would take away.
+pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> io::Result<Vec<String>> {
     let symlink = node.kind == NodeKind::Symlink;
     if as_root {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))?;
     }
+    let problems = apply_xattrs(path, node);
     if !symlink {
         let p = c_path(path)?;
         // SAFETY: p is a valid NUL-terminated path.
@@ -127,9 +173,11 @@ pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> io::Result<()>
             n.rem_euclid(1_000_000_000) as u32,
         )
     };
-    let (atime, mtime) = (to_time(node.atime_ns), to_time(node.mtime_ns));
+    let atime = to_time(node.atime_ns.unwrap_or(node.mtime_ns));
+    let mtime = to_time(node.mtime_ns);
     // utimensat on the path itself: never opens the file (a FIFO would block) nor follows links.
-    filetime::set_symlink_file_times(path, atime, mtime)
+    filetime::set_symlink_file_times(path, atime, mtime)?;
+    Ok(problems)
 }
 
 #[cfg(test)]
@@ -147,9 +195,20 @@ mod tests {
         node.mtime_ns = 1_234_567_890_123_456_789;
         let b = dir.path().join("b");
         std::fs::write(&b, b"hello").unwrap();
-        apply_metadata(&b, &node, false).unwrap();
-        let back = node_from_metadata(OsStr::new("a"), &std::fs::symlink_metadata(&b).unwrap());
+        node.xattrs = vec![Xattr::new(OsStr::new("user.k"), b"v\0binary")];
+        assert_eq!(
+            apply_metadata(&b, &node, false).unwrap(),
+            Vec::<String>::new()
+        );
+        let m = std::fs::symlink_metadata(&b).unwrap();
+        let back = node_from_metadata(OsStr::new("a"), &m);
         assert_eq!(back.mode, 0o640);
         assert_eq!(back.mtime_ns, node.mtime_ns);
+        assert_eq!(
+            ns(m.atime(), m.atime_nsec()),
+            node.mtime_ns,
+            "atime follows mtime"
+        );
+        assert_eq!(read_xattrs(&b).unwrap(), node.xattrs);
     }
 }

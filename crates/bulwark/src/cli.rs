@@ -7,11 +7,26 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::*;
 
+/// The variables every command reads, for `--help` (options with variables show them too).
+const ENVIRONMENT: &str = "Environment:
+  BULWARK_REPO               the repository (-r)
+  BULWARK_PASSWORD_FILE      file whose first line is the passphrase (--password-file)
+  BULWARK_PASSWORD           the passphrase itself
+  BULWARK_KEY_FILE           open with a key file (--key-file)
+  BULWARK_NEW_PASSWORD_FILE  the new passphrase of `init`, `key add`, `key passwd` (--new-password-file)
+  BULWARK_OTHER_PASSWORD_FILE, BULWARK_OTHER_KEY_FILE  the other repository of copy, replica, repair packs
+  BULWARK_CONFIG             the policy file (-c)
+  BULWARK_CACHE_DIR          the local cache of remote repositories
+  BULWARK_LOG                log filter for stderr, e.g. info
+Exit codes: 0 ok, 1 failed, 2 usage, 3 some files unreadable or changed while read,
+  10 no repository, 11 locked, 12 wrong key, 130 SIGINT, 143 SIGTERM";
+
 #[derive(Parser)]
 #[command(
     name = "bulwark",
     version,
-    about = "Encrypted, deduplicated backups that prove they restore"
+    about = "Encrypted, deduplicated backups that prove they restore",
+    after_help = ENVIRONMENT
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -130,4 +145,22 @@ pub enum Command {
     /// Remediation items opened by failed restore tests
     #[command(subcommand)]
     Remediation(remediation::Command),
+    /// What changed between two snapshots
+    Diff(diff::Args),
+    /// Which snapshots hold files matching a pattern
+    Find(find::Args),
+    /// How large snapshots are, restored or in storage
+    Stats(stats::Args),
+    /// Write a file of a snapshot to stdout, or a directory as a tar archive
+    Dump(dump::Args),
+    /// Add, remove or set snapshot tags
+    Tag(tag::Args),
+    /// Remove stale locks (or every lock with --remove-all)
+    Unlock(unlock::Args),
+    /// New snapshots without the files --exclude matches (a secret backed up by mistake)
+    Rewrite(rewrite::Args),
+    /// Print the version and the repository format
+    Version(version::Args),
+    /// Shell completions and man pages
+    Generate(generate::Args),
 }

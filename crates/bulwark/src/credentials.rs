@@ -30,19 +30,24 @@ pub fn existing(g: &Global) -> Result<Credential, Failure> {
     Ok(for_workspace(g).default_credential("the repository")?)
 }
 
-/// The credential for a new key slot (`init`, `key add`): a new key file, the file named by
-/// `env_file`, or a passphrase typed twice. For `init`, the usual sources name the new
-/// passphrase too.
-pub fn new(g: &Global, new_key_file: Option<&Path>, env_file: &str) -> Result<Credential, Failure> {
+/// The credential for a new key slot (`init`, `key add`, `key passwd`): a new key file, the
+/// new passphrase's file, or a passphrase typed twice. For `init` (`for_init`), the usual
+/// sources (`--key-file`, `--password-file`, `BULWARK_PASSWORD`) name the first key too.
+pub fn new(
+    g: &Global,
+    new_key_file: Option<&Path>,
+    new_password_file: Option<&Path>,
+    for_init: bool,
+) -> Result<Credential, Failure> {
     if let Some(path) = new_key_file {
         let (cred, text) = Credential::new_key_file();
         write_key_file(path, &text)?;
         return Ok(cred);
     }
-    if let Ok(file) = std::env::var(env_file) {
-        return Ok(read_password_file(Path::new(&file)).map(Credential::Passphrase)?);
+    if let Some(file) = new_password_file {
+        return Ok(read_password_file(file).map(Credential::Passphrase)?);
     }
-    if env_file == "BULWARK_PASSWORD_FILE" {
+    if for_init {
         if let Some(path) = &g.key_file {
             return Ok(read_key_file(path)?);
         }
@@ -67,7 +72,7 @@ pub fn new(g: &Global, new_key_file: Option<&Path>, env_file: &str) -> Result<Cr
             Failure::new(
                 1,
                 "no passphrase given and no terminal to ask on",
-                Some("set BULWARK_NEW_PASSWORD_FILE (key add) or BULWARK_PASSWORD_FILE (init), or use --new-key-file"),
+                Some("give --new-password-file (key add, key passwd) or --password-file (init), or use --new-key-file"),
             )
         })
     };

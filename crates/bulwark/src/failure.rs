@@ -1,6 +1,7 @@
 //! How a failed command reports itself: one line with the cause, a hint that names what to do,
 //! and one of the documented exit codes (restic's: 1 failed, 2 usage, 3 partly unreadable,
-//! 10 no repository, 11 locked, 12 wrong key). The libraries say what went wrong; this module
+//! 10 no repository, 11 locked, 12 wrong key; 130/143 stopped by SIGINT/SIGTERM, see `signals`).
+//! The libraries say what went wrong; this module
 //! alone decides how that reads and how the process ends.
 
 use bulwark_app::FailureKind;
@@ -17,8 +18,6 @@ pub const PARTIAL: i32 = 3;
 pub const NO_REPOSITORY: i32 = 10;
 pub const LOCKED: i32 = 11;
 pub const WRONG_KEY: i32 = 12;
-/// Stopped by a signal (restic's code for an interrupted command).
-pub const INTERRUPTED: i32 = 130;
 
 const KEY_HINT: &str =
     "check the passphrase (BULWARK_PASSWORD_FILE, --password-file, BULWARK_PASSWORD) or --key-file";
@@ -57,7 +56,7 @@ pub fn code_of(kind: FailureKind) -> i32 {
         FailureKind::NoRepository => NO_REPOSITORY,
         FailureKind::Locked => LOCKED,
         FailureKind::WrongKey => WRONG_KEY,
-        FailureKind::Interrupted => INTERRUPTED,
+        FailureKind::Interrupted => crate::signals::exit_code(),
         _ => FAILED,
     }
 }
@@ -70,6 +69,12 @@ fn repo_code_and_hint(e: &bulwark_repo::Error) -> (i32, Option<&'static str>) {
             NO_REPOSITORY,
             Some(
                 "check -r/BULWARK_REPO or the policy file's url, or create one with `bulwark init`",
+            ),
+        ),
+        NotBulwark { .. } => (
+            NO_REPOSITORY,
+            Some(
+                "check -r/BULWARK_REPO: that location belongs to another tool; Bulwark cannot read it",
             ),
         ),
         AlreadyExists { .. } => (FAILED, Some("choose an empty location for `bulwark init`")),
@@ -127,9 +132,14 @@ impl From<bulwark_ops::Error> for Failure {
             ),
             Invalid(m) => Failure::new(FAILED, m, None),
             Interrupted => Failure::new(
-                INTERRUPTED,
-                Interrupted.to_string(),
-                Some("run the command again: it reuses what was already stored"),
+                crate::signals::exit_code(),
+                format!(
+                    "stopped by {} at a safe point; the repository lock is released",
+                    crate::signals::received_name()
+                ),
+                Some(
+                    "run the command again: a backup or copy reuses what it already stored, and no snapshot is half-written",
+                ),
             ),
         }
     }

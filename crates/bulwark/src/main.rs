@@ -7,6 +7,7 @@ mod credentials;
 mod failure;
 mod output;
 mod progress;
+mod signals;
 
 use std::io::IsTerminal;
 
@@ -23,6 +24,19 @@ fn main() {
     let cli = Cli::parse();
     init_logging(cli.global.verbose, cli.global.quiet);
     let g = &cli.global;
+    match &cli.command {
+        Command::Serve(_) => {}
+        Command::Backup(_)
+        | Command::Restore(_)
+        | Command::RestoreTest(_)
+        | Command::Check(_)
+        | Command::Copy(_)
+        | Command::Prune(_)
+        | Command::Forget(_)
+        | Command::Rewrite(_)
+        | Command::Run(_) => signals::install(true),
+        _ => signals::install(false),
+    }
     let result = match cli.command {
         Command::Init(a) => init::run(g, a),
         Command::Backup(a) => backup::run(g, a),
@@ -49,6 +63,15 @@ fn main() {
         Command::Recover(a) => recover::run(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
+        Command::Diff(a) => diff::run(g, a),
+        Command::Find(a) => find::run(g, a),
+        Command::Stats(a) => stats::run(g, a),
+        Command::Dump(a) => dump::run(g, a),
+        Command::Tag(a) => tag::run(g, a),
+        Command::Unlock(a) => unlock::run(g, a),
+        Command::Rewrite(a) => rewrite::run(g, a),
+        Command::Version(a) => version::run(g, a),
+        Command::Generate(a) => generate::run(g, a),
     };
     let code = match result {
         Ok(code) => code,

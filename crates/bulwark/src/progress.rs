@@ -50,4 +50,8 @@ impl Progress for Bars {
         bar.enable_steady_tick(Duration::from_millis(200));
         Box::new(Bar(bar))
     }
+
+    fn should_stop(&self) -> bool {
+        crate::signals::stop_requested()
+    }
 }

@@ -370,6 +370,7 @@ fn backup_stream_with_meta(repo: &Repo, snap: &Value, files: Vec<(String, Vec<u8
             parent: None,
             dataset: snap["dataset"].as_str().map(str::to_string),
             meta,
+            ..Default::default()
         },
         &bulwark_ops::Silent,
     )

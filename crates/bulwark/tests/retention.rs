@@ -173,7 +173,19 @@ fn a_held_snapshot_survives_every_rule_until_its_hold_ends() {
         );
     }
     repo.json(&["hold", "add", &ids[0], "--reason", "litigation 7", "--json"]);
-    repo.json(&["hold", "add", &ids[1], "--until", "2000-01-01", "--json"]); // already expired
+    // `hold add` refuses an end in the past; a hold that has since expired protects nothing.
+    let out = repo.run(&["hold", "add", &ids[1], "--until", "2000-01-01"]);
+    assert_eq!(out.code, 2, "{}", out.describe());
+    repo.repo
+        .open_lib()
+        .add_hold(&bulwark_repo::holds::HoldRecord {
+            snapshot: ids[1].parse().unwrap(),
+            until: Some("2000-01-01T00:00:00Z".parse().unwrap()),
+            reason: "expired".into(),
+            created: "1999-01-01T00:00:00Z".parse().unwrap(),
+            by: "test".into(),
+        })
+        .unwrap();
     let out = repo.run(&["forget", &ids[0][..8]]);
     assert_eq!(out.code, 1, "{}", out.describe());
     assert!(out.stderr.contains("hold"), "{}", out.describe());

@@ -628,22 +628,27 @@ fn the_local_cache_saves_a_request_per_tree_and_never_serves_a_damaged_object() 
         .collect();
     assert!(cached_files.len() >= 3, "cache holds {cached_files:?}");
 
-    // Damage every cached object: commands fetch again and still restore exactly.
+    // Damage every cached object: commands fetch again and still restore exactly. Unchanged
+    // directories keep their trees, so the snapshots share tree packs: restoring each one reads
+    // every tree pack the cache may hold.
     for f in &cached_files {
         let len = std::fs::metadata(f).unwrap().len() as usize;
         std::fs::write(f, vec![0x5a; len]).unwrap();
     }
-    let target = tmp.path().join("restore");
-    ok(&[
-        "restore",
-        "--json",
-        "-r",
-        &url,
-        "latest",
-        "--target",
-        target.to_str().unwrap(),
-    ]);
-    trees_equal(&src, &restored(&target, &src));
+    let snapshots = ok(&["snapshots", "--json", "-r", &url]);
+    for (i, snap) in snapshots.as_array().unwrap().iter().enumerate() {
+        let target = tmp.path().join(format!("restore-{i}"));
+        ok(&[
+            "restore",
+            "--json",
+            "-r",
+            &url,
+            snap["id"].as_str().unwrap(),
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        trees_equal(&src, &restored(&target, &src));
+    }
     for f in &cached_files {
         if let Ok(data) = std::fs::read(f) {
             assert!(

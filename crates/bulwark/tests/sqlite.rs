@@ -249,6 +249,7 @@ fn sqlite_sabotage_is_caught() {
             parent: None,
             dataset: Some("app-db".into()),
             meta: snap.meta.clone(),
+            ..Default::default()
         },
         &bulwark_ops::Silent,
     )

@@ -17,7 +17,6 @@ use std::time::Instant;
 use bulwark_policy::human_size;
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::{Id, MasterIndex, Node, NodeKind, Repository, Snapshot};
-use bulwark_source::Patterns;
 
 use super::{RestoreTestOptions, RestoreTestReport, Sample, free_bytes};
 use crate::browse::{self, Selection};
@@ -205,8 +204,8 @@ fn whole(
     };
     let opts = RestoreOptions {
         target: target.to_path_buf(),
-        include: Patterns::default(),
         verify: true,
+        ..Default::default()
     };
     let r = match restore_selection(repo, index, &sel, &opts, progress) {
         Ok(r) => r,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use bulwark_ops::backup::{BackupOptions, BackupSource, backup};
+use bulwark_ops::backup::{BackupOptions, BackupSource, CACHEDIR_TAG, Filters, backup};
 use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
 use bulwark_source::Patterns;
 use bulwark_source::db::DbMeta;
@@ -15,7 +15,7 @@ use bulwark_source::stream::CommandStream;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{emit, human_bytes, open, parse_time, progress};
+use super::{emit, human_bytes, open, parse_time, plural, progress};
 use crate::CliResult;
 use crate::cli::Global;
 use crate::failure::{Failure, PARTIAL};
@@ -24,9 +24,37 @@ use crate::failure::{Failure, PARTIAL};
 pub struct Args {
     /// Files and directories to back up
     pub paths: Vec<PathBuf>,
-    /// Exclude paths matching a glob (a pattern without '/' matches names)
+    /// Exclude paths matching a glob: `/…` is anchored at the root, anything else matches at any
+    /// depth (`*.tmp`, `share/doc`); `*` stays in one component, `**` crosses any number
     #[arg(long, short = 'e')]
     pub exclude: Vec<String>,
+    /// Like --exclude, ignoring case
+    #[arg(long)]
+    pub iexclude: Vec<String>,
+    /// Read --exclude patterns from this file, one a line (# comments, blank lines ignored)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Read --iexclude patterns from this file
+    #[arg(long, value_name = "FILE")]
+    pub iexclude_file: Vec<PathBuf>,
+    /// Leave out directories holding a CACHEDIR.TAG with the standard signature
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Leave out directories holding a file of this name (NAME:HEADER: only when it starts with HEADER)
+    #[arg(long, value_name = "NAME[:HEADER]")]
+    pub exclude_if_present: Vec<String>,
+    /// Leave out files larger than this (e.g. 500M, 2GiB)
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+    /// Read the paths to back up from this file, one a line (# comments, blank lines ignored)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
+    /// Stay on the file system of each path: a mount point below it is stored empty
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Read everything and say what would be stored, and how much, without writing anything
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
     /// Tag the snapshot (repeatable)
     #[arg(long)]
     pub tag: Vec<String>,
@@ -84,6 +112,8 @@ struct BackupJson<'a> {
     #[serde(flatten)]
     summary: &'a bulwark_repo::Summary,
     unreadable: &'a [String],
+    changed_while_read: &'a [String],
+    warnings: &'a [String],
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
@@ -114,23 +144,70 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
                 reader,
             }
         }
-        None if a.paths.is_empty() => {
-            return Err(Failure::usage(
-                "nothing to back up",
-                "give paths, or --stdin-name NAME to read stdin",
-            ));
+        None => {
+            let mut paths = a.paths.clone();
+            for file in &a.files_from {
+                paths.extend(
+                    lines_of(file, "--files-from")?
+                        .into_iter()
+                        .map(PathBuf::from),
+                );
+            }
+            if paths.is_empty() {
+                return Err(Failure::usage(
+                    "nothing to back up",
+                    "give paths, --files-from FILE, or --stdin-name NAME to read stdin",
+                ));
+            }
+            BackupSource::Paths(paths)
         }
-        None => BackupSource::Paths(a.paths.clone()),
     };
     let time = parse_time(a.time.as_deref())?;
-    let excludes = Patterns::new(&a.exclude)
+    let (mut exact, mut folded) = (a.exclude.clone(), a.iexclude.clone());
+    for file in &a.exclude_file {
+        exact.extend(lines_of(file, "--exclude-file")?);
+    }
+    for file in &a.iexclude_file {
+        folded.extend(lines_of(file, "--iexclude-file")?);
+    }
+    let excludes = Patterns::with_case_insensitive(&exact, &folded)
         .map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let mut filters = Filters {
+        if_present: a
+            .exclude_if_present
+            .iter()
+            .map(|spec| match spec.split_once(':') {
+                Some((name, header)) => (name.into(), Some(header.as_bytes().to_vec())),
+                None => (spec.into(), None),
+            })
+            .collect(),
+        larger_than: a
+            .exclude_larger_than
+            .as_deref()
+            .map(bulwark_policy::parse_size)
+            .transpose()
+            .map_err(|e| {
+                Failure::usage(
+                    format!("bad --exclude-larger-than: {e}"),
+                    "e.g. 500M or 2GiB",
+                )
+            })?,
+        one_file_system: a.one_file_system,
+    };
+    if a.exclude_caches {
+        let (name, signature) = CACHEDIR_TAG;
+        filters
+            .if_present
+            .push((name.into(), Some(signature.as_bytes().to_vec())));
+    }
     let repo = open(g)?;
     let report = backup(
         &repo,
         BackupOptions {
             source,
             excludes,
+            filters,
+            dry_run: a.dry_run,
             tags: a.tag,
             host: a.host,
             time,
@@ -141,6 +218,29 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         progress(g),
     )?;
     let s = &report.summary;
+    if a.dry_run {
+        emit(
+            g,
+            &json!({ "dry_run": true, "summary": s, "unreadable": &report.unreadable }),
+            || {
+                format!(
+                    "dry run, nothing written
+files: {} new, {} changed, {} unmodified
+would add: {} ({} stored)",
+                    s.files_new,
+                    s.files_changed,
+                    s.files_unmodified,
+                    human_bytes(s.bytes_added),
+                    human_bytes(s.bytes_added_stored),
+                )
+            },
+        );
+        return Ok(if report.unreadable.is_empty() {
+            0
+        } else {
+            PARTIAL
+        });
+    }
     emit(
         g,
         &BackupJson {
@@ -148,6 +248,8 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             parent: report.parent.map(|p| p.to_hex()),
             summary: s,
             unreadable: &report.unreadable,
+            changed_while_read: &report.changed_while_read,
+            warnings: &report.warnings,
         },
         || {
             format!(
@@ -162,18 +264,49 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             )
         },
     );
-    if report.unreadable.is_empty() {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for c in &report.changed_while_read {
+        eprintln!("changed while read: {c}");
+    }
+    for u in &report.unreadable {
+        eprintln!("unreadable: {u}");
+    }
+    if !report.changed_while_read.is_empty() {
+        eprintln!(
+            "warning: {} changed while they were read; they are stored as read and may be inconsistent",
+            plural(report.changed_while_read.len(), "file", "files")
+        );
+    }
+    if !report.unreadable.is_empty() {
+        eprintln!(
+            "warning: {} could not be read; the snapshot holds everything else",
+            plural(report.unreadable.len(), "item", "items")
+        );
+    }
+    if report.unreadable.is_empty() && report.changed_while_read.is_empty() {
         Ok(0)
     } else {
-        for u in &report.unreadable {
-            eprintln!("unreadable: {u}");
-        }
-        eprintln!(
-            "warning: {} items could not be read; the snapshot holds everything else",
-            report.unreadable.len()
-        );
         Ok(PARTIAL)
     }
+}
+
+/// The lines of a list file (`--files-from`, `--exclude-file`): blank lines and `#` comments
+/// left out, surrounding spaces trimmed.
+fn lines_of(path: &std::path::Path, flag: &str) -> CliResult<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::usage(
+            format!("cannot read {flag} {}: {e}", path.display()),
+            "give a readable text file, one entry a line",
+        )
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
 }
 
 fn database(g: &Global, a: Args) -> CliResult<i32> {

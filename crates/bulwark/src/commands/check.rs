@@ -2,23 +2,26 @@
 
 use bulwark_ops::check::{ReadData, check};
 
-use super::{emit, open_uncached, parse_percent, progress};
+use super::{emit, open_uncached, plural, progress};
 use crate::CliResult;
 use crate::cli::Global;
+use crate::failure::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Read, decrypt and verify every pack
     #[arg(long, conflicts_with = "read_data_subset")]
     pub read_data: bool,
-    /// Read a random subset of packs, e.g. 10%
+    /// Read a subset of packs: a share chosen at random (10%: ⌈n·p⌉ packs, at least one), a group
+    /// (1/5: the first of five groups that together cover every pack) or a size (50M, 2G)
     #[arg(long)]
     pub read_data_subset: Option<String>,
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     let read = match (&a.read_data_subset, a.read_data) {
-        (Some(s), _) => ReadData::Subset(parse_percent("--read-data-subset", s, false)?),
+        (Some(s), _) => ReadData::parse_subset(s)
+            .map_err(|e| Failure::usage(e, "e.g. --read-data-subset 10%, 1/5 or 500M"))?,
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
@@ -34,18 +37,11 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             eprintln!("warning: {w}");
         }
     }
+    if !g.json && !g.quiet {
+        summarise_damage(&report);
+    }
     emit(g, &report, || {
-        let mut t = String::new();
-        for e in &report.errors {
-            t += &format!("error: {e}\n");
-        }
-        for p in &report.damaged_packs {
-            t += &format!("damaged pack: {p}\n");
-        }
-        for p in &report.affected {
-            t += &format!("affected: {p}\n");
-        }
-        t += &format!(
+        format!(
             "checked {} snapshots, {} packs ({} read), {} blobs: {}",
             report.snapshots,
             report.packs,
@@ -56,8 +52,39 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             } else {
                 "ERRORS FOUND"
             }
-        );
-        t
+        )
     });
     Ok(if report.ok { 0 } else { 1 })
+}
+
+/// Damage on stderr, summarised: each problem that is not about one blob, one line per damaged
+/// pack, a count of the blobs, and per snapshot how many entries are affected with an example.
+/// `--json` has the full lists.
+fn summarise_damage(report: &bulwark_ops::check::CheckReport) {
+    let per_blob = |e: &str| e.starts_with("blob ") || e.starts_with("tree ");
+    for e in report.errors.iter().filter(|e| !per_blob(e)) {
+        eprintln!("error: {e}");
+    }
+    let blobs = report.errors.iter().filter(|e| per_blob(e)).count();
+    if blobs > 0 {
+        eprintln!(
+            "error: {} missing or in damaged packs (each is listed by --json)",
+            plural(blobs, "blob or tree is", "blobs or trees are")
+        );
+    }
+    for p in &report.damaged_packs {
+        eprintln!("damaged pack: {p}");
+    }
+    let mut by_snapshot: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for a in &report.affected {
+        let (snap, path) = a.split_once(':').unwrap_or((a, ""));
+        by_snapshot.entry(snap).or_default().push(path);
+    }
+    for (snap, paths) in by_snapshot {
+        eprintln!(
+            "snapshot {snap}: {} cannot be restored intact, e.g. {}",
+            plural(paths.len(), "entry", "entries"),
+            paths[0]
+        );
+    }
 }

@@ -44,6 +44,15 @@ pub fn run(g: &Global, c: Command) -> CliResult<i32> {
             reason,
         } => {
             let until = until.as_deref().map(parse_until).transpose()?;
+            if let Some(u) = until.filter(|u| *u <= chrono::Utc::now()) {
+                return Err(Failure::usage(
+                    format!(
+                        "--until {} is in the past: such a hold would hold nothing",
+                        u.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    "give a future date, or leave --until out to hold until removed",
+                ));
+            }
             let (id, _) = repo.find_snapshot(&snapshot, |_| true)?;
             let record = HoldRecord {
                 snapshot: id,

@@ -20,8 +20,12 @@ pub struct Args {
     #[arg(long, short = 'c', conflicts_with_all = ["replica_of", "new_key_file"])]
     pub config: Option<PathBuf>,
     /// Protect the first key slot with a new key file written here, instead of a passphrase
-    #[arg(long)]
+    #[arg(long, conflicts_with = "new_password_file")]
     pub new_key_file: Option<PathBuf>,
+    /// Read the first passphrase from this file (else --password-file, BULWARK_PASSWORD, or
+    /// asked twice)
+    #[arg(long)]
+    pub new_password_file: Option<PathBuf>,
     /// Target pack size in MiB
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub pack_size_mib: u32,
@@ -54,7 +58,12 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         None => None,
     };
     let backend = backend(g, true)?;
-    let credential = credentials::new(g, a.new_key_file.as_deref(), "BULWARK_PASSWORD_FILE")?;
+    let credential = credentials::new(
+        g,
+        a.new_key_file.as_deref(),
+        a.new_password_file.as_deref(),
+        true,
+    )?;
     let mut settings = Settings {
         pack_size: a.pack_size_mib * 1024 * 1024,
         compression_level: a.compression_level,

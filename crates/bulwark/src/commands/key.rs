@@ -16,11 +16,8 @@ use crate::failure::Failure;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Add a key slot: a new passphrase (BULWARK_NEW_PASSWORD_FILE or prompt) or a new key file
-    Add {
-        #[arg(long)]
-        new_key_file: Option<PathBuf>,
-    },
+    /// Add a key slot: a new passphrase (--new-password-file, or asked twice) or a new key file
+    Add(NewKey),
     /// List key slots
     List,
     /// Remove a key slot by id prefix
@@ -49,16 +46,48 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Change the passphrase: replace the key slot this command opens with a new one
+    Passwd(NewKey),
+}
+
+/// The credential of a new key slot.
+#[derive(clap::Args)]
+pub struct NewKey {
+    /// Write a new random key file here and protect the slot with it
+    #[arg(long, conflicts_with = "new_password_file")]
+    pub new_key_file: Option<PathBuf>,
+    /// Read the new passphrase from this file's first line
+    #[arg(long, env = "BULWARK_NEW_PASSWORD_FILE")]
+    pub new_password_file: Option<PathBuf>,
 }
 
 pub fn run(g: &Global, c: Command) -> CliResult<i32> {
     match c {
-        Command::Add { new_key_file } => {
+        Command::Add(new) => {
             let repo = open(g)?;
-            let cred = credentials::new(g, new_key_file.as_deref(), "BULWARK_NEW_PASSWORD_FILE")?;
+            let cred = credentials::new(
+                g,
+                new.new_key_file.as_deref(),
+                new.new_password_file.as_deref(),
+                false,
+            )?;
             let id = repo.add_key(&cred)?;
             emit(g, &json!({ "id": id }), || {
                 format!("added key {}", &id[..8])
+            });
+        }
+        Command::Passwd(new) => {
+            let mut repo = open(g)?;
+            let cred = credentials::new(
+                g,
+                new.new_key_file.as_deref(),
+                new.new_password_file.as_deref(),
+                false,
+            )?;
+            let old = repo.key_slot().to_string();
+            let id = repo.replace_own_key(&cred)?;
+            emit(g, &json!({ "id": id, "removed": old }), || {
+                format!("replaced key {} with {}", &old[..8], &id[..8])
             });
         }
         Command::List => {

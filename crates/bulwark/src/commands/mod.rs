@@ -5,9 +5,13 @@ pub mod backup;
 pub mod cat;
 pub mod check;
 pub mod copy;
+pub mod diff;
 pub mod drill;
+pub mod dump;
 pub mod failover;
+pub mod find;
 pub mod forget;
+pub mod generate;
 pub mod hold;
 pub mod init;
 pub mod key;
@@ -21,17 +25,22 @@ pub mod repair;
 pub mod replica;
 pub mod restore;
 pub mod restore_test;
+pub mod rewrite;
 pub mod run;
 pub mod serve;
 pub mod snapshots;
+pub mod stats;
 pub mod status;
+pub mod tag;
+pub mod unlock;
+pub mod version;
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
 use bulwark_app::{Create, OpenOptions, Workspace};
-use bulwark_ops::{Progress, Silent};
+use bulwark_ops::Progress;
 use bulwark_repo::{Backend, Repository};
 use chrono::DateTime;
 use serde::Serialize;
@@ -40,6 +49,30 @@ use crate::CliResult;
 use crate::cli::{Global, OtherCredentials};
 use crate::credentials;
 use crate::failure::Failure;
+
+/// restic's snapshot filters: which snapshots `latest` and listings consider.
+#[derive(clap::Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable: any of them)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with these tags (TAG[,TAG...]: all of them; repeatable: any group)
+    #[arg(long = "tag", value_name = "TAGS")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable: all of them)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> bulwark_repo::SnapshotFilter {
+        bulwark_repo::SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
+        }
+    }
+}
 
 /// Print `value` as JSON, or `text` for a person.
 pub fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) {
@@ -53,12 +86,13 @@ pub fn emit<T: Serialize>(g: &Global, value: &T, text: impl FnOnce() -> String) 
     }
 }
 
-/// Progress bars only for a person watching a terminal.
+/// Progress bars only for a person watching a terminal; either way the job hears of SIGINT and
+/// SIGTERM (see `signals`).
 pub fn progress(g: &Global) -> &'static dyn Progress {
     if !g.json && !g.quiet && std::io::stderr().is_terminal() {
         &crate::progress::Bars
     } else {
-        &Silent
+        &crate::signals::StopOnly
     }
 }
 
@@ -156,6 +190,11 @@ pub fn parse_percent(flag: &str, s: &str, allow_zero: bool) -> CliResult<f64> {
         return Err(bad());
     }
     Ok(v / 100.0)
+}
+
+/// `1 file`, `2 files`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn human_bytes(n: u64) -> String {

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use bulwark_ops::database::{DbTarget, restore_database};
-use bulwark_ops::restore::{RestoreOptions, restore};
+use bulwark_ops::restore::{Overwrite, RestoreOptions, restore};
 use bulwark_source::Patterns;
 
-use super::{emit, human_bytes, open, progress};
+use super::{FilterArgs, emit, human_bytes, open, plural, progress};
 use crate::CliResult;
 use crate::cli::Global;
 use crate::failure::Failure;
@@ -20,9 +20,21 @@ pub struct Args {
     /// Directory to restore into
     #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target", "mariadb_target"])]
     pub target: Option<PathBuf>,
-    /// Restore only paths matching a glob (repeatable)
+    /// Restore only paths matching a glob (repeatable; the syntax of backup --exclude)
     #[arg(long, short = 'i')]
     pub include: Vec<String>,
+    /// Leave out paths matching a glob (repeatable)
+    #[arg(long, short = 'e')]
+    pub exclude: Vec<String>,
+    /// Files already in the target: replace them (always), keep those whose size and mtime
+    /// match the snapshot (if-changed), or keep whatever is there (never)
+    #[arg(long, value_enum, default_value = "always")]
+    pub overwrite: OverwriteArg,
+    /// Remove what the restored directories hold beyond the snapshot's entries
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Re-read every restored file and compare it with the snapshot
     #[arg(long)]
     pub verify: bool,
@@ -50,6 +62,13 @@ pub struct DbArgs {
     pub create_roles: bool,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy)]
+pub enum OverwriteArg {
+    Always,
+    IfChanged,
+    Never,
+}
+
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     let db = &a.db;
     if db.postgres_target.is_some()
@@ -59,8 +78,10 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     {
         return database(g, a);
     }
-    let include = Patterns::new(&a.include)
-        .map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))?;
+    let patterns = |p: &[String]| {
+        Patterns::new(p).map_err(|e| Failure::usage(e, "see --help for the pattern syntax"))
+    };
+    let (include, exclude) = (patterns(&a.include)?, patterns(&a.exclude)?);
     let target = a
         .target
         .clone()
@@ -69,6 +90,14 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     let opts = RestoreOptions {
         target: target.clone(),
         include,
+        exclude,
+        overwrite: match a.overwrite {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Never => Overwrite::Never,
+        },
+        delete: a.delete,
+        filter: a.filter.filter(),
         verify: a.verify,
     };
     let report = restore(&repo, &a.snapshot, &opts, progress(g))?;
@@ -80,13 +109,29 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     }
     emit(g, &report, || {
         let mut t = format!(
-            "restored {} files, {} directories, {} links ({}) to {}",
-            report.files,
-            report.dirs,
-            report.links,
+            "restored {}{}, {}, {} ({}) to {}",
+            plural(report.files as usize, "file", "files"),
+            match report.hardlinks {
+                0 => String::new(),
+                n => format!(" ({n} of them hard links)"),
+            },
+            plural(report.dirs as usize, "directory", "directories"),
+            plural(report.links as usize, "symlink", "symlinks"),
             human_bytes(report.bytes),
             target.display()
         );
+        if report.skipped > 0 {
+            t += &format!(
+                "\nkept {} already there (--overwrite)",
+                plural(report.skipped as usize, "file", "files")
+            );
+        }
+        if report.deleted > 0 {
+            t += &format!(
+                "\ndeleted {} not in the snapshot",
+                plural(report.deleted as usize, "entry", "entries")
+            );
+        }
         if a.verify && report.verified {
             t += &format!(
                 "\nverified {} files: all match the snapshot",
