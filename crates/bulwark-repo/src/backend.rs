@@ -27,6 +27,8 @@ pub enum FileKind {
     Lock,
     Condemned,
     Hold,
+    /// Archived PostgreSQL WAL files (see `wal`).
+    Wal,
 }
 
 impl FileKind {
@@ -40,6 +42,7 @@ impl FileKind {
             FileKind::Lock => "locks",
             FileKind::Condemned => "condemned",
             FileKind::Hold => "holds",
+            FileKind::Wal => "wal",
         }
     }
 }

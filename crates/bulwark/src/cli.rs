@@ -122,4 +122,8 @@ pub enum Command {
     /// Remediation items opened by failed restore tests
     #[command(subcommand)]
     Remediation(remediation::Command),
+    /// PostgreSQL's archive_command for a physical dataset: archive one WAL file, durably
+    WalPush(wal_push::Args),
+    /// PostgreSQL's restore_command for a physical dataset: fetch one archived WAL file
+    WalFetch(wal_fetch::Args),
 }

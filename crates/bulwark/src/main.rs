@@ -45,6 +45,8 @@ fn main() {
         Command::Serve(a) => serve::run(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
+        Command::WalPush(a) => wal_push::run(g, a),
+        Command::WalFetch(a) => wal_fetch::run(g, a),
     };
     let code = match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ pub mod init;
 pub mod key;
 pub mod ledger;
 pub mod ls;
+pub mod physical;
 pub mod policy;
 pub mod prune;
 pub mod remediation;
@@ -22,6 +23,8 @@ pub mod run;
 pub mod serve;
 pub mod snapshots;
 pub mod status;
+pub mod wal_fetch;
+pub mod wal_push;
 
 use std::io::IsTerminal;
 use std::path::Path;
