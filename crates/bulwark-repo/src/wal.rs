@@ -15,7 +15,9 @@
 //! Objects are written create-only and never rewritten: archiving a file again succeeds only when
 //! the stored one has the same content (PostgreSQL retries a file whose acknowledgement was lost),
 //! and fails when it differs, so nothing archived is ever replaced. A write returns only when the
-//! object is durable (`fsync` locally, a completed PUT on object storage): only then may
+//! object is durable (`fsync` locally, a completed PUT on object storage), and in a local
+//! repository only when the repository is still there after it (a disk unmounted under a
+//! running pusher leaves a mount point that writes would silently fill): only then may
 //! `archive_command` report success. Pushing takes no lock and reads no index: prune removes only
 //! files older than every retained base backup needs, which a push never adds.
 //!
@@ -133,11 +135,17 @@ impl<'r> WalArchive<'r> {
         plain.extend_from_slice(body);
         let sealed = self.repo.key().seal_object(&plain);
         let stored = sealed.len() as u64;
-        match self
-            .repo
-            .backend()
-            .create(FileKind::Wal, &object, Bytes::from(sealed))?
-        {
+        let backend = self.repo.backend();
+        // A local repository whose disk went away (unmounted) leaves an empty mount point, and
+        // writing recreates the folders there: the file would be safe nowhere. Before and after.
+        let still_there = || match backend.remote() {
+            true => Ok(()),
+            false => crate::repository::describe_header(backend.as_ref()).map(drop),
+        };
+        still_there()?;
+        let written = backend.create(FileKind::Wal, &object, Bytes::from(sealed))?;
+        still_there()?;
+        match written {
             Written::Created => Ok(Pushed::Stored(stored)),
             Written::Existed => {
                 let (there, _) = self.read(name)?;

@@ -467,6 +467,7 @@ fn repository_going_away(wal_async: bool) {
         log.contains(&format!("wal-push pg_wal/{seg}")) && log.contains("no repository"),
         "the server's log says what failed:\n{log}"
     );
+    assert!(!s.repo_dir.exists(), "nothing was written where the repository was");
     // It comes back: the next try succeeds (new WAL wakes the archiver at once).
     fs::rename(&away, &s.repo_dir).unwrap();
     s.sql("INSERT INTO t VALUES (2)");
