@@ -1,5 +1,6 @@
 //! A dataset of the policy file as jobs: what its backup reads (paths, a command's output, a
-//! SQLite file, a PostgreSQL database with its credentials) and how its restore test runs.
+//! SQLite file, a PostgreSQL database with its credentials, or a PostgreSQL cluster's base
+//! backup) and how its restore test runs.
 
 use std::collections::BTreeMap;
 
@@ -7,10 +8,11 @@ use bulwark_ops::Progress;
 use bulwark_ops::backup::{BackupOptions, BackupReport, BackupSource, backup};
 use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
 use bulwark_ops::restore_test::RestoreTestOptions;
-use bulwark_policy::config::{Dataset, DatasetKind};
+use bulwark_policy::config::{Dataset, DatasetKind, Method};
 use bulwark_repo::Repository;
 use bulwark_source::Patterns;
 use bulwark_source::db::mariadb::{self, MariadbBackupOptions, MariadbTools};
+use bulwark_source::db::physical::BaseBackupOptions;
 use bulwark_source::db::postgres::{self as pg, PgBackupOptions, PgTools};
 use bulwark_source::stream::CommandStream;
 use chrono::{DateTime, Local, Utc};
@@ -64,6 +66,29 @@ pub fn backup_dataset(
             )
             .map_err(fail)?
         }
+        DatasetKind::Postgres if d.method == Method::Physical => {
+            let source = d.source.clone().unwrap_or_default();
+            let dsn = match &d.password_file {
+                Some(f) => pg::with_password(&source, &read_password_file(&ws.resolve(f))?),
+                None => source,
+            };
+            bulwark_ops::wal::backup_physical(
+                repo,
+                bulwark_ops::wal::PhysicalBackupOptions {
+                    source: BaseBackupOptions {
+                        dsn,
+                        tools: PgTools::locate(),
+                    },
+                    dataset: d.name.clone(),
+                    tags: Vec::new(),
+                    host: None,
+                    time,
+                },
+                progress,
+            )
+            .map_err(fail)?
+            .backup
+        }
         DatasetKind::Sqlite | DatasetKind::Postgres | DatasetKind::Mariadb => {
             let source = d.source.clone().unwrap_or_default();
             let password = match &d.password_file {
@@ -116,6 +141,7 @@ pub fn restore_test_options(ws: &Workspace, d: &Dataset) -> RestoreTestOptions {
         check_sql: d.restore_test.checks.clone(),
         scratch_dir: d.restore_test.scratch.as_deref().map(|s| ws.resolve(s)),
         max_bytes: d.restore_test.max_bytes,
+        rpo: Some(ws.config().targets.rpo),
         ..RestoreTestOptions::new("latest")
     }
 }

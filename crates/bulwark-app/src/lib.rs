@@ -2,7 +2,8 @@
 //! CLI, the daemon). A [`Workspace`] opens the policy file, its ledger and its repositories once;
 //! [`run`] carries out what is due and records each step as a typed ledger event ([`events`]);
 //! [`status`] judges every commitment; [`ledger_copy`] keeps the ledger's copies in the
-//! repositories and checks the live chain against them; [`notify`] tells the channels.
+//! repositories and checks the live chain against them; [`notify`] tells the channels; [`wal`]
+//! archives and serves PostgreSQL WAL for physical datasets.
 //!
 //! Decisions (what is due, whether a commitment holds) are `bulwark_policy`'s pure functions;
 //! single-repository jobs are `bulwark_ops`'s; exit codes, hints and rendering belong to the
@@ -19,6 +20,7 @@ pub mod notify;
 pub mod recover;
 pub mod run;
 pub mod status;
+pub mod wal;
 pub mod workspace;
 
 pub use credentials::Credentials;

@@ -170,6 +170,8 @@ struct Plan<'a> {
     primary: Result<Arc<Repository>>,
     backup: Option<String>,
     test: Option<String>,
+    /// A heartbeat row is due in the source (physical datasets).
+    heartbeat: Option<String>,
     copies: Vec<(String, String)>,
     next: Option<DateTime<Utc>>,
 }
@@ -204,7 +206,10 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
     let mut forgot: BTreeSet<String> = BTreeSet::new();
     let mut next = plans.iter().filter_map(|p| p.next).min();
     for plan in plans {
-        let working = plan.backup.is_some() || plan.test.is_some() || !plan.copies.is_empty();
+        let working = plan.backup.is_some()
+            || plan.test.is_some()
+            || plan.heartbeat.is_some()
+            || !plan.copies.is_empty();
         if !working && plan.primary.is_ok() {
             continue;
         }
@@ -214,6 +219,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
                 .backup
                 .iter()
                 .chain(plan.test.iter())
+                .chain(plan.heartbeat.iter())
                 .cloned()
                 .chain(plan.copies.iter().map(|(_, why)| why.clone()))
                 .collect(),
@@ -324,6 +330,7 @@ pub fn schedule(ws: &Workspace, now: DateTime<Utc>) -> Result<Vec<DatasetDue>> {
                 .backup
                 .iter()
                 .chain(p.test.iter())
+                .chain(p.heartbeat.iter())
                 .cloned()
                 .chain(p.copies.iter().map(|(_, why)| why.clone()))
                 .collect(),
@@ -457,11 +464,17 @@ impl<'a> Runner<'a> {
                     }
                 }
             }
+            let heartbeat = crate::wal::heartbeat_due(self.ws, d, now);
             let next = [&backup, &test]
-                .iter()
+                .into_iter()
+                .chain(heartbeat.as_ref())
                 .filter_map(|d| d.when(now))
                 .filter(|t| *t > now)
                 .min();
+            let heartbeat = heartbeat.and_then(|h| match h {
+                Due::Now { reason } => Some(format!("heartbeat: {reason}")),
+                _ => None,
+            });
             let reason = |d: &Due| match d {
                 Due::Now { reason } => Some(reason.clone()),
                 _ => None,
@@ -490,6 +503,7 @@ impl<'a> Runner<'a> {
                 primary,
                 backup,
                 test,
+                heartbeat,
                 copies,
                 next,
             });
@@ -604,6 +618,20 @@ impl<'a> Runner<'a> {
                 return Ok(false);
             }
         };
+        // One heartbeat row per run: the point-in-time restore tests measure against them.
+        if d.heartbeat.is_some()
+            && let Err(e) = crate::wal::heartbeat(self.ws, d)
+        {
+            run.steps.push(Step {
+                step: "heartbeat".into(),
+                repository: None,
+                ok: false,
+                summary: e.to_string(),
+                duration_s: 0.0,
+                failure: Some(e.kind()),
+                event: None,
+            });
+        }
         let progress = self.req.progress;
         let mut backed_up = false;
         if plan.backup.is_some() {

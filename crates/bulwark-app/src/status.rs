@@ -134,6 +134,7 @@ pub fn facts(
         last_restore_test: last.as_ref().map(restore_test_fact),
         last_passed_restore_test: passed.as_ref().map(restore_test_fact),
         open_remediations: open,
+        last_wal: None,
     })
 }
 
@@ -252,7 +253,10 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
     let mut datasets = BTreeMap::new();
     let mut verdict = Verdict::Met;
     for d in config.datasets.values() {
-        let facts = facts(config, d, &times, ws.ledger().as_ref())?;
+        let mut facts = facts(config, d, &times, ws.ledger().as_ref())?;
+        if times.contains_key(&d.repository) {
+            facts.last_wal = crate::wal::last_wal(ws, d);
+        }
         let status = evaluate(config, d, &facts, now);
         verdict = verdict.max(status.verdict);
         datasets.insert(d.name.clone(), DatasetReport { status, facts });

@@ -1,6 +1,7 @@
 //! `check`: the repository's structure (every snapshot's trees complete, every referenced blob
 //! indexed, every index entry in an existing pack of the right size) and, with `read_data`, every
-//! pack's hash, directory and blobs. On damage it names the packs, the snapshots and the files.
+//! pack's hash, directory and blobs; the chain of archived WAL of every base backup (gaps), and
+//! with `read_data` the WAL files too. On damage it names the packs, the snapshots and the files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,8 @@ pub struct CheckReport {
     pub damaged_packs: Vec<String>,
     /// `snapshot-id:/path` of every file or tree that cannot be restored intact.
     pub affected: Vec<String>,
+    /// Archived PostgreSQL WAL files (their chains are checked; read back with the data).
+    pub wal_files: usize,
 }
 
 pub fn check(
@@ -236,6 +239,22 @@ pub fn check(
     affected.dedup();
     report.affected = affected;
     report.damaged_packs = damaged.iter().map(Id::to_hex).collect();
+    let wal_read = match read_data {
+        ReadData::None => crate::wal::WalRead::None,
+        ReadData::All => crate::wal::WalRead::All,
+        ReadData::Subset(f) => crate::wal::WalRead::Subset(f),
+        // A group's share of the WAL as of the packs (the sample differs, the share does not).
+        ReadData::Group { of, .. } => crate::wal::WalRead::Subset(1.0 / of.max(1) as f64),
+        // A byte budget is spent on packs.
+        ReadData::Bytes(_) => crate::wal::WalRead::None,
+    };
+    report.wal_files = crate::wal::check_chains(
+        repo,
+        &snapshots,
+        wal_read,
+        &mut report.errors,
+        &mut report.warnings,
+    )?;
     report.ok = report.errors.is_empty();
     Ok(report)
 }

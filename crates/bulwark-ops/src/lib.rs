@@ -1,5 +1,7 @@
 //! Bulwark's jobs, each a function over one open repository (or a source and a replica): backup,
-//! restore, check, repair, copy, forget, prune, tag and rewrite (`edit`), database backups and restores, restore tests and
+//! restore, check, repair, copy, forget, prune, tag and rewrite (`edit`), database backups and
+//! restores, PostgreSQL physical backups with archived WAL and point-in-time restores ([`wal`]),
+//! restore tests and
 //! browsing. Jobs return typed reports and errors ([`Error`]) and report progress through the
 //! front-end's [`Progress`]; what a policy file asks for (which jobs, when, recorded how) is the
 //! application layer's business, and exit codes and rendering are the front-ends'.
@@ -19,6 +21,7 @@ pub mod repair;
 pub mod replica;
 pub mod restore;
 pub mod restore_test;
+pub mod wal;
 
 pub use error::{Error, Result};
 pub use progress::{Counter, Progress, Silent, Unit};

@@ -16,6 +16,9 @@
 //!
 //! A prune killed at any instant leaves a repository that checks clean: nothing is deleted
 //! before the index stops pointing at it, and every step is redone by the next prune.
+//!
+//! Archived PostgreSQL WAL is pruned apart (see `crate::wal`): files no retained base backup
+//! can use go at once, but only while no other process holds a lock.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +65,8 @@ pub struct PruneReport {
     pub abandoned_writes_removed: usize,
     /// Condemnations left for a later prune, and why.
     pub postponed: Vec<String>,
+    /// Archived WAL no retained base backup needs (see `crate::wal`).
+    pub wal: crate::wal::WalPruneReport,
 }
 
 /// A write still unfinished after this long belongs to no running process.
@@ -78,6 +83,7 @@ pub fn prune(
         ..Default::default()
     };
     let plan = plan(repo, opts, &mut report)?;
+    report.wal = crate::wal::prune_wal(repo, lock.holder(), opts.dry_run)?;
     if opts.dry_run {
         return Ok(report);
     }

@@ -161,18 +161,31 @@ pub fn check(config: &Config) -> Vec<Finding> {
 
     for d in config.datasets.values() {
         let interval = d.schedule.max_interval();
-        push(
-            "rpo",
-            interval <= t.rpo,
-            &d.name,
-            format!(
-                "schedule '{}' leaves up to {} between backups (RPO {})",
-                d.schedule,
-                human(interval),
-                human(t.rpo)
-            ),
-            Some(d.schedule_location),
-        );
+        if d.method == crate::config::Method::Physical {
+            push(
+                "rpo",
+                true,
+                &d.name,
+                format!(
+                    "WAL is archived continuously; status judges the newest segment's age against the RPO ({})",
+                    human(t.rpo)
+                ),
+                Some(d.schedule_location),
+            );
+        } else {
+            push(
+                "rpo",
+                interval <= t.rpo,
+                &d.name,
+                format!(
+                    "schedule '{}' leaves up to {} between backups (RPO {})",
+                    d.schedule,
+                    human(interval),
+                    human(t.rpo)
+                ),
+                Some(d.schedule_location),
+            );
+        }
         let history = daily_history(d);
         push(
             "retention",

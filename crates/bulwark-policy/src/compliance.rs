@@ -56,6 +56,9 @@ pub struct DatasetFacts {
     /// Size of the newest backup (its files' bytes), for the RTO projection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
+    /// Physical PostgreSQL datasets: when the newest WAL segment was archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_wal: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,6 +180,47 @@ fn exposure(
     )
 }
 
+/// Recovery-point exposure of a physical dataset: the age of its newest archived WAL segment
+/// (archiving is continuous, so half the RPO without a new segment already puts it at risk).
+fn wal_exposure(rpo: Duration, facts: &DatasetFacts, now: DateTime<Utc>) -> Aspect {
+    let target = format!("≤ {}", std_h(rpo));
+    let rpo_c = chrono::Duration::from_std(rpo).unwrap_or(chrono::Duration::MAX);
+    let (Some(_), Some(wal)) = (facts.last_backup, facts.last_wal) else {
+        let what = if facts.last_backup.is_none() {
+            "no base backup on record"
+        } else {
+            "no archived WAL segment on record"
+        };
+        return aspect("rpo", Verdict::Breached, target, "none".into(), what.into());
+    };
+    let age = now - wal;
+    let actual = format!("newest WAL segment {} old", hours(age));
+    let (verdict, reason) = if age > rpo_c {
+        (
+            Verdict::Breached,
+            format!(
+                "the newest archived WAL segment is {} old, past the RPO of {}",
+                hours(age),
+                std_h(rpo)
+            ),
+        )
+    } else if age * 2 > rpo_c {
+        (
+            Verdict::AtRisk,
+            format!(
+                "no WAL segment archived for {}, over half the RPO: is archiving failing, or archive_timeout longer than the RPO?",
+                hours(age)
+            ),
+        )
+    } else {
+        (
+            Verdict::Met,
+            format!("newest archived WAL segment {} old", hours(age)),
+        )
+    };
+    aspect("rpo", verdict, target, actual, reason)
+}
+
 pub fn evaluate(
     config: &Config,
     d: &Dataset,
@@ -184,7 +228,11 @@ pub fn evaluate(
     now: DateTime<Utc>,
 ) -> DatasetStatus {
     let t = &config.targets;
-    let mut aspects = vec![exposure("rpo", "backup", d, t.rpo, facts.last_backup, now)];
+    let mut aspects = vec![if d.method == crate::config::Method::Physical {
+        wal_exposure(t.rpo, facts, now)
+    } else {
+        exposure("rpo", "backup", d, t.rpo, facts.last_backup, now)
+    }];
 
     if t.offsite_required_for.contains(&d.tier) {
         let primary_region = config
@@ -426,6 +474,31 @@ mod tests {
             ]
         );
         assert!(exposure_series(&[], t(0), t(1), chrono::Duration::zero()).is_empty());
+    }
+
+    #[test]
+    fn physical_datasets_are_judged_by_their_newest_wal_segment() {
+        let c = crate::config::Config::parse(
+            "t",
+            "[policy]\nrpo = \"15min\"\n[repositories.r]\nurl = \"/r\"\n[datasets.db]\nkind = \"postgres\"\n\
+             method = \"physical\"\nsource = \"x\"\nschedule = \"daily at 02:00\"\n",
+        )
+        .unwrap();
+        let d = &c.datasets["db"];
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let verdict = |wal_min: Option<i64>| {
+            let facts = DatasetFacts {
+                last_backup: Some(now - chrono::Duration::hours(10)),
+                last_wal: wal_min.map(|m| now - chrono::Duration::minutes(m)),
+                ..Default::default()
+            };
+            evaluate(&c, d, &facts, now).aspects[0].verdict
+        };
+        // A base backup 10 h old does not breach an RPO of 15 min: the WAL is what counts.
+        assert_eq!(verdict(Some(2)), Verdict::Met);
+        assert_eq!(verdict(Some(10)), Verdict::AtRisk);
+        assert_eq!(verdict(Some(20)), Verdict::Breached);
+        assert_eq!(verdict(None), Verdict::Breached);
     }
 }
 

@@ -149,6 +149,14 @@ struct RawDataset {
     restore_test: Option<Spanned<RawRestoreTest>>,
     /// PostgreSQL: a file whose first line is the password (else libpq's conventions).
     password_file: Option<String>,
+    /// PostgreSQL: `logical` (pg_dump, the default) or `physical` (base backups and WAL).
+    method: Option<Spanned<String>>,
+    /// Physical: write a heartbeat row into the source this often (see `heartbeat`).
+    heartbeat: Option<Spanned<String>>,
+    /// Physical: `wal-push` acknowledges from a spool while a background pusher archives ahead.
+    wal_async: Option<bool>,
+    /// Physical: the spool directory of asynchronous archiving.
+    wal_spool: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -456,6 +464,21 @@ pub struct Repository {
 /// The default budget of a file dataset's restore test: larger snapshots are sampled.
 pub const DEFAULT_RESTORE_TEST_MAX_BYTES: u64 = 1 << 30;
 
+/// How a PostgreSQL dataset is backed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// `pg_dump` of one database, with its fingerprint.
+    #[default]
+    Logical,
+    /// Base backups of the cluster and its archived WAL: point-in-time recovery.
+    Physical,
+}
+
+/// Where `bulwark wal-push` keeps its acknowledgements when archiving asynchronously, unless
+/// the dataset names a `wal_spool`: `DEFAULT_WAL_SPOOL/<dataset>`.
+pub const DEFAULT_WAL_SPOOL: &str = "/var/spool/bulwark";
+
 #[derive(Debug, Clone)]
 pub struct RestoreTest {
     pub every: Duration,
@@ -476,6 +499,11 @@ pub struct Dataset {
     pub command: Vec<String>,
     pub exclude: Vec<String>,
     pub password_file: Option<String>,
+    pub method: Method,
+    /// Physical: how often a heartbeat row is written into the source (by `run`).
+    pub heartbeat: Option<Duration>,
+    pub wal_async: bool,
+    pub wal_spool: Option<String>,
     pub tier: Tier,
     pub schedule: Schedule,
     pub repository: String,
@@ -603,7 +631,11 @@ impl Config {
             Ok::<(), ConfigError>(())
         };
         let mut locs = BTreeMap::new();
-        dur(&p.rpo, "rpo", &mut targets.rpo, &mut locs)?;
+        if let Some(v) = &p.rpo {
+            targets.rpo = parse_short_duration(v.get_ref(), false)
+                .map_err(|e| fail(v.span().start, format!("policy.rpo: {e}")))?;
+            locs.insert("rpo", locate(text, v.span().start));
+        }
         dur(&p.rto, "rto", &mut targets.rto, &mut locs)?;
         dur(
             &p.restore_test_every,
@@ -758,6 +790,41 @@ impl Config {
                 }
                 _ => {}
             }
+            let method = match &d.method {
+                None => Method::Logical,
+                Some(m) => match (d.kind, m.get_ref().as_str()) {
+                    (DatasetKind::Postgres, "logical") => Method::Logical,
+                    (DatasetKind::Postgres, "physical") => Method::Physical,
+                    (DatasetKind::Postgres, other) => {
+                        return Err(fail(
+                            m.span().start,
+                            format!("datasets.{name}.method: '{other}' is not logical or physical"),
+                        ));
+                    }
+                    _ => {
+                        return Err(fail(
+                            m.span().start,
+                            format!("datasets.{name}.method: only postgres datasets have a method"),
+                        ));
+                    }
+                },
+            };
+            if method != Method::Physical
+                && (d.heartbeat.is_some() || d.wal_async.is_some() || d.wal_spool.is_some())
+            {
+                return Err(fail(
+                    at,
+                    format!(
+                        "datasets.{name}: heartbeat, wal_async and wal_spool need method = \"physical\""
+                    ),
+                ));
+            }
+            let heartbeat = match &d.heartbeat {
+                None => None,
+                Some(h) => Some(parse_short_duration(h.get_ref(), true).map_err(|e| {
+                    fail(h.span().start, format!("datasets.{name}.heartbeat: {e}"))
+                })?),
+            };
             let (retention, retention_location) = match &d.retention {
                 None => (
                     KeepRules {
@@ -827,6 +894,10 @@ impl Config {
                     command: d.command.clone(),
                     exclude: d.exclude.clone(),
                     password_file: d.password_file.clone(),
+                    method,
+                    heartbeat,
+                    wal_async: d.wal_async.unwrap_or(false),
+                    wal_spool: d.wal_spool.clone(),
                     tier: d.tier.unwrap_or(Tier::Standard),
                     schedule,
                     repository,
@@ -1011,6 +1082,23 @@ impl Config {
             .values()
             .filter(move |r| r.replica_of.as_deref() == Some(repository))
     }
+}
+
+/// A duration that may be shorter than an hour: `90s`, `15min`, or any duration the policy file
+/// takes (`1h`, `7d`). In a heartbeat, `1m` is a minute (a month would make no sense there).
+fn parse_short_duration(s: &str, m_is_minutes: bool) -> Result<Duration, String> {
+    let t = s.trim();
+    let minutes = t
+        .strip_suffix("min")
+        .or_else(|| t.strip_suffix('m').filter(|_| m_is_minutes));
+    if let Some(n) = minutes.and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(Duration::from_secs(n * 60));
+    }
+    let d = parse_duration_or_zero(t)?;
+    if d.is_zero() {
+        return Err(format!("'{s}' is no time at all"));
+    }
+    Ok(d)
 }
 
 /// A short duration: `90s`, `0`, or any duration the policy file takes (`1h`).
@@ -1367,4 +1455,42 @@ fn email(
         username: e.username.clone(),
         password_file: e.password_file.as_ref().map(|p| p.get_ref().clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[repositories.r]\nurl = \"/r\"\n[datasets.db]\nkind = \"postgres\"\nsource = \"x\"\nschedule = \"daily at 02:00\"\n";
+
+    #[test]
+    fn physical_datasets_and_short_durations() {
+        let c = Config::parse("t", &format!("[policy]\nrpo = \"15min\"\n{BASE}method = \"physical\"\nheartbeat = \"1m\"\nwal_async = true\n")).unwrap();
+        assert_eq!(c.targets.rpo, Duration::from_secs(900));
+        let d = &c.datasets["db"];
+        assert_eq!(
+            (d.method, d.heartbeat, d.wal_async),
+            (Method::Physical, Some(Duration::from_secs(60)), true)
+        );
+        let c = Config::parse("t", BASE).unwrap();
+        assert_eq!(
+            (c.datasets["db"].method, c.datasets["db"].heartbeat),
+            (Method::Logical, None)
+        );
+        let e = Config::parse("t", &format!("{BASE}heartbeat = \"1m\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need method = \"physical\""), "{e}");
+        let e = Config::parse("t", &format!("{BASE}method = \"wal\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not logical or physical"), "{e}");
+        let files = "[repositories.r]\nurl = \"/r\"\n[datasets.f]\nkind = \"files\"\npaths = [\"/x\"]\nschedule = \"daily at 02:00\"\nmethod = \"physical\"\n";
+        assert!(
+            Config::parse("t", files)
+                .unwrap_err()
+                .to_string()
+                .contains("only postgres")
+        );
+    }
 }

@@ -178,6 +178,7 @@ fn facts(
         last_passed_restore_test: t.clone().filter(|t| t.passed),
         last_restore_test: t,
         open_remediations: 0,
+        last_wal: None,
     }
 }
 

@@ -33,6 +33,8 @@ pub enum FileKind {
     Lock,
     Condemned,
     Hold,
+    /// Archived PostgreSQL WAL files (see `wal`).
+    Wal,
 }
 
 impl FileKind {
@@ -46,6 +48,7 @@ impl FileKind {
             FileKind::Lock => "locks",
             FileKind::Condemned => "condemned",
             FileKind::Hold => "holds",
+            FileKind::Wal => "wal",
         }
     }
 }

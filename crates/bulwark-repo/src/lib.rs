@@ -2,8 +2,9 @@
 //!
 //! A repository is a set of immutable objects in a backend: a plaintext `config` header, key slots
 //! in `keys/`, packs of encrypted blobs in `data/`, encrypted index files in `index/`, encrypted
-//! snapshots in `snapshots/` and locks in `locks/`. See `crypto` for the encryption scheme and the
-//! nonce argument, `pack` for the pack layout and `writer` for crash safety.
+//! snapshots in `snapshots/`, locks in `locks/` and archived PostgreSQL WAL in `wal/`. See `crypto`
+//! for the encryption scheme and the nonce argument, `pack` for the pack layout, `writer` for
+//! crash safety and `wal` for the WAL archive's format and protocol.
 
 pub mod backend;
 pub mod cache;
@@ -22,6 +23,7 @@ pub mod shares;
 pub mod snapshot;
 pub mod transfer;
 pub mod tree;
+pub mod wal;
 pub mod writer;
 
 pub use backend::{Backend, FileKind, StoreBackend};

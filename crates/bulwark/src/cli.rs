@@ -163,4 +163,8 @@ pub enum Command {
     Version(version::Args),
     /// Shell completions and man pages
     Generate(generate::Args),
+    /// PostgreSQL's archive_command for a physical dataset: archive one WAL file, durably
+    WalPush(wal_push::Args),
+    /// PostgreSQL's restore_command for a physical dataset: fetch one archived WAL file
+    WalFetch(wal_fetch::Args),
 }

@@ -72,6 +72,8 @@ fn main() {
         Command::Rewrite(a) => rewrite::run(g, a),
         Command::Version(a) => version::run(g, a),
         Command::Generate(a) => generate::run(g, a),
+        Command::WalPush(a) => wal_push::run(g, a),
+        Command::WalFetch(a) => wal_fetch::run(g, a),
     };
     let code = match result {
         Ok(code) => code,

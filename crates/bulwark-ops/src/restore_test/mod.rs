@@ -6,6 +6,8 @@
 //! - Databases ([`database`]): PostgreSQL into a throwaway cluster (or a scratch database on a
 //!   given server), SQLite into a temporary file; fingerprints (row counts and checksums taken in
 //!   the dump's own snapshot) prove fidelity.
+//! - PostgreSQL physical datasets ([`physical`]): a point-in-time restore to a random target time
+//!   in a throwaway server, and the point it reached, measured.
 //! - Files ([`files`]): a full restore verified chunk by chunk when the snapshot fits the budget;
 //!   otherwise a random sample of files up to the budget, each verified against its recorded
 //!   chunk hashes, and the test says it was sampled and how much it covered.
@@ -15,6 +17,7 @@
 
 mod database;
 mod files;
+pub mod physical;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,8 +42,14 @@ pub struct RestoreTestOptions {
     pub scratch_dir: Option<PathBuf>,
     /// File snapshots: restore at most this many bytes; larger ones are tested on a sample.
     pub max_bytes: u64,
-    /// File snapshots: the seed that picks the sample (default: a fresh one, recorded).
+    /// The seed that picks a file snapshot's sample, or a physical dataset's target time
+    /// (default: a fresh one, recorded).
     pub sample_seed: Option<u64>,
+    /// Physical datasets: the data loss (target minus the newest heartbeat restored) allowed.
+    pub rpo: Option<Duration>,
+    /// Physical datasets: the bulwark program the replay's `restore_command` runs (default:
+    /// this one).
+    pub program: Option<PathBuf>,
 }
 
 impl RestoreTestOptions {
@@ -55,6 +64,8 @@ impl RestoreTestOptions {
             scratch_dir: None,
             max_bytes: bulwark_policy::config::DEFAULT_RESTORE_TEST_MAX_BYTES,
             sample_seed: None,
+            rpo: None,
+            program: None,
         }
     }
 }
@@ -99,6 +110,9 @@ pub struct RestoreTestReport {
     /// Set when a file snapshot was larger than the budget and only a sample was restored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample: Option<Sample>,
+    /// Physical datasets: the target time chosen and the point reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<physical::PointInTime>,
     /// Logs kept for a failed test (the scratch cluster's server log, psql's messages).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
@@ -173,6 +187,11 @@ pub fn restore_test(
         )));
     }
     let scratch = scratch_base(opts.scratch_dir.as_deref())?;
+    if let Some(facts) = crate::wal::facts_of(&snap) {
+        let mut report = physical::test(repo, &id, &snap, &facts?, opts, &scratch, progress)?;
+        report.conclude();
+        return Ok(report);
+    }
     let mut report = match DbMeta::from_meta(&snap.meta) {
         Some(meta) => {
             let meta = meta.map_err(|e| Error::corrupt(format!("snapshot {}", id.short()), e))?;

@@ -1,4 +1,5 @@
-//! Databases as backup sources: PostgreSQL and MariaDB/MySQL (consistent logical dumps) and
+//! Databases as backup sources: PostgreSQL (consistent logical dumps, or physical base backups
+//! with archived WAL: see [`physical`]) and MariaDB/MySQL (consistent logical dumps) and
 //! SQLite (a consistent online copy), each recorded with a fingerprint — the exact row count and, where affordable, a
 //! content checksum of every table, taken in the same snapshot as the data — so a restore can
 //! prove it brought back exactly what was backed up.
@@ -6,6 +7,7 @@
 pub mod dump;
 pub mod libpq;
 pub mod mariadb;
+pub mod physical;
 pub mod postgres;
 pub mod scratch;
 pub mod sqlite;

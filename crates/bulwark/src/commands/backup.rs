@@ -103,6 +103,10 @@ pub struct DbArgs {
     /// With --postgres: leave out the roles and tablespaces (pg_dumpall --globals-only)
     #[arg(long, requires = "postgres")]
     pub no_globals: bool,
+    /// With --postgres and --dataset: a base backup of the whole cluster (pg_basebackup), for
+    /// point-in-time recovery with the WAL `wal-push` archives
+    #[arg(long, requires_all = ["postgres", "dataset"])]
+    pub physical: bool,
 }
 
 #[derive(Serialize)]
@@ -310,6 +314,9 @@ fn lines_of(path: &std::path::Path, flag: &str) -> CliResult<Vec<String>> {
 }
 
 fn database(g: &Global, a: Args) -> CliResult<i32> {
+    if a.db.physical {
+        return super::physical::backup(g, a);
+    }
     let db = &a.db;
     if !a.paths.is_empty() {
         return Err(Failure::usage(

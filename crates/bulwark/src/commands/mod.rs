@@ -17,6 +17,7 @@ pub mod init;
 pub mod key;
 pub mod ledger;
 pub mod ls;
+pub mod physical;
 pub mod policy;
 pub mod prune;
 pub mod recover;
@@ -34,6 +35,8 @@ pub mod status;
 pub mod tag;
 pub mod unlock;
 pub mod version;
+pub mod wal_fetch;
+pub mod wal_push;
 
 use std::io::IsTerminal;
 use std::path::Path;

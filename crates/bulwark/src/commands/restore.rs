@@ -18,7 +18,7 @@ pub struct Args {
     /// Snapshot id (8+ hex digits), `latest`, or ID:PATH
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target", "mariadb_target"])]
+    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target", "mariadb_target", "postgres_datadir"])]
     pub target: Option<PathBuf>,
     /// Restore only paths matching a glob (repeatable; the syntax of backup --exclude)
     #[arg(long, short = 'i')]
@@ -60,6 +60,21 @@ pub struct DbArgs {
     /// Create the roles the dump needs and the target lacks (from the backup's globals.sql, else NOLOGIN)
     #[arg(long, requires = "postgres_target")]
     pub create_roles: bool,
+    /// Restore a physical dataset's base backup into this new data directory, replay its WAL and
+    /// promote (to the end of the archive, or --to-time / --to-lsn)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["target", "sqlite_target", "postgres_target", "mariadb_target"], requires = "dataset")]
+    pub postgres_datadir: Option<PathBuf>,
+    /// With --postgres-datadir: recover to this time (RFC 3339)
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "postgres_datadir",
+        conflicts_with = "to_lsn"
+    )]
+    pub to_time: Option<String>,
+    /// With --postgres-datadir: recover to this WAL location (e.g. 0/3000028)
+    #[arg(long, value_name = "LSN", requires = "postgres_datadir")]
+    pub to_lsn: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -71,6 +86,9 @@ pub enum OverwriteArg {
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     let db = &a.db;
+    if db.postgres_datadir.is_some() {
+        return super::physical::restore(g, a);
+    }
     if db.postgres_target.is_some()
         || db.sqlite_target.is_some()
         || db.mariadb_target.is_some()

@@ -55,6 +55,8 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             scratch_dir: a.scratch_dir,
             max_bytes,
             sample_seed: a.sample_seed,
+            rpo: None,
+            program: None,
         },
         progress(g),
     )?;

@@ -788,6 +788,11 @@ pub struct PgServer {
 impl PgServer {
     /// initdb and start a cluster on a free loopback port; superuser `postgres`, trust auth.
     pub fn start() -> PgServer {
+        PgServer::start_with("")
+    }
+
+    /// Like [`PgServer::start`], with more `postgresql.conf` lines.
+    pub fn start_with(extra_conf: &str) -> PgServer {
         let bindir = pg_bindir();
         let run_as = pg_run_as();
         let dir = tempfile::Builder::new()
@@ -833,29 +838,85 @@ impl PgServer {
             "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\n",
             server.dir.join("sock").display()
         );
+        conf += extra_conf;
         fs::write(server.dir.join("data/postgresql.conf"), conf).unwrap();
+        server.launch();
+        server
+    }
+
+    /// A cluster on a copy of the data directory `data` (a restored one), with more
+    /// `postgresql.conf` lines.
+    pub fn start_from(data: &Path, extra_conf: &str) -> PgServer {
+        let bindir = pg_bindir();
+        let run_as = pg_run_as();
+        let dir = tempfile::Builder::new()
+            .prefix("bulwark-pgtest-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        fs::create_dir(dir.join("sock")).unwrap();
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(data)
+            .arg(dir.join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cp: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf_path = dir.join("data/postgresql.conf");
+        let mut conf = fs::read_to_string(&conf_path).unwrap_or_default();
+        conf += &format!(
+            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n{extra_conf}",
+            dir.join("sock").display()
+        );
+        fs::write(&conf_path, conf).unwrap();
+        if let Some((uid, gid)) = run_as {
+            let out = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{uid}:{gid}"))
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }
+        let mut server = PgServer {
+            dir,
+            port: 0,
+            bindir,
+            run_as,
+            running: false,
+        };
+        server.launch();
+        server
+    }
+
+    /// pg_ctl start on a free port.
+    fn launch(&mut self) {
         // A port can be taken between choosing and binding it: try a few.
         for _ in 0..5 {
-            server.port = free_port();
-            let out = server
+            self.port = free_port();
+            let out = self
                 .cmd("pg_ctl")
                 .arg("-D")
-                .arg(server.dir.join("data"))
+                .arg(self.dir.join("data"))
                 .arg("-l")
-                .arg(server.dir.join("log"))
+                .arg(self.dir.join("log"))
                 .arg("-o")
-                .arg(format!("-p {}", server.port))
+                .arg(format!("-p {}", self.port))
                 .args(["-w", "-t", "60", "start"])
                 .output()
                 .unwrap();
             if out.status.success() {
-                server.running = true;
-                return server;
+                self.running = true;
+                return;
             }
         }
         panic!(
             "pg_ctl start failed: {}",
-            fs::read_to_string(server.dir.join("log")).unwrap_or_default()
+            fs::read_to_string(self.dir.join("log")).unwrap_or_default()
         );
     }
 
@@ -910,6 +971,11 @@ impl PgServer {
             "pg_ctl restart: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// A command for one of the server's programs, run as the server's account.
+    pub fn program(&self, name: &str) -> Command {
+        self.cmd(name)
     }
 
     /// Stop at once, as a crash would.
