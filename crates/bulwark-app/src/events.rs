@@ -297,3 +297,26 @@ mod tests {
         assert_eq!(back, copy);
     }
 }
+
+/// A replication audit of one `[replication.NAME]` pair.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
+pub struct ReplicationAuditDetails {
+    pub pair: String,
+    pub source: String,
+    pub replica: String,
+    /// What status judges; absent when the listings could not be made.
+    pub fact: Option<bulwark_policy::replication::AuditFact>,
+    pub missing: u64,
+    pub differing: u64,
+    pub extra: u64,
+    pub size_only: u64,
+    /// The oldest unreplicated keys (at most 20).
+    pub unreplicated: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Details for ReplicationAuditDetails {
+    const KIND: EventKind = EventKind::ReplicationAudit;
+}

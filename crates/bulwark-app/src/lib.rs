@@ -3,7 +3,8 @@
 //! [`run`] carries out what is due and records each step as a typed ledger event ([`events`]);
 //! [`status`] judges every commitment; [`ledger_copy`] keeps the ledger's copies in the
 //! repositories and checks the live chain against them; [`notify`] tells the channels; [`wal`]
-//! archives and serves PostgreSQL WAL for physical datasets.
+//! archives and serves PostgreSQL WAL for physical datasets; [`replication`] audits buckets
+//! against their replicas.
 //!
 //! Decisions (what is due, whether a commitment holds) are `bulwark_policy`'s pure functions;
 //! single-repository jobs are `bulwark_ops`'s; exit codes, hints and rendering belong to the
@@ -18,6 +19,7 @@ pub mod failover;
 pub mod ledger_copy;
 pub mod notify;
 pub mod recover;
+pub mod replication;
 pub mod run;
 pub mod status;
 pub mod wal;

@@ -243,6 +243,10 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
     {
         report.maintenance.push(step);
     }
+    // Replication audits of the buckets the policy file names, when due.
+    if matches!(req.selection, Selection::Due | Selection::All) {
+        report.maintenance.extend(runner.audit_replication()?);
+    }
     let worked = report.steps().next().is_some();
     if worked {
         for name in &used {
@@ -898,6 +902,61 @@ impl<'a> Runner<'a> {
             failure,
             event,
         }))
+    }
+
+    /// Each `[replication.NAME]` pair whose audit is due: compared and recorded.
+    fn audit_replication(&mut self) -> Result<Vec<Step>> {
+        let t = self.start();
+        let outcomes = crate::replication::audit_pairs(
+            self.ws,
+            &[],
+            self.req.selection.due_only(),
+            self.clock(),
+        )?;
+        let mut steps = Vec::new();
+        for o in outcomes {
+            self.due.push(DueWork {
+                dataset: None,
+                repository: None,
+                work: format!("replication audit {}", o.name),
+                reason: "audit due".into(),
+            });
+            let (ok, summary, failure) = match (&o.audit, &o.error) {
+                (Some(a), _) if a.in_sync() => (
+                    true,
+                    format!("all {} objects replicated", a.source_objects),
+                    None,
+                ),
+                (Some(a), _) => (
+                    false,
+                    format!(
+                        "{} missing and {} differing of {} objects",
+                        a.missing, a.differing, a.source_objects
+                    ),
+                    Some(FailureKind::Check),
+                ),
+                (None, e) => (
+                    false,
+                    e.clone().unwrap_or_default(),
+                    Some(FailureKind::Backend),
+                ),
+            };
+            let event = self
+                .ws
+                .ledger()
+                .last(&EventKind::ReplicationAudit, None, false)?
+                .map(|e| e.id);
+            steps.push(Step {
+                step: format!("replication audit {}", o.name),
+                repository: None,
+                ok,
+                summary,
+                duration_s: t.1.elapsed().as_secs_f64(),
+                failure,
+                event,
+            });
+        }
+        Ok(steps)
     }
 
     /// The primaries whose prune is due, with the reason.

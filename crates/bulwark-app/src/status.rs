@@ -74,11 +74,20 @@ pub struct StatusReport {
     pub at: DateTime<Utc>,
     pub datasets: BTreeMap<String, DatasetReport>,
     pub platform: PlatformReport,
+    /// Each `[replication.NAME]` pair judged on its newest audit.
+    pub replication: BTreeMap<String, ReplicationReport>,
     /// Primaries whose backups go to a replica now, since when, and why.
     pub failovers: Vec<crate::failover::Failover>,
     pub ledger: LedgerStatus,
     /// Repositories that could not be read, and why.
     pub unreachable: Vec<String>,
+}
+
+/// One bucket and its replica: the verdict, and the audit it was judged on.
+#[derive(Debug, Serialize)]
+pub struct ReplicationReport {
+    pub status: Aspect,
+    pub last_audit: Option<bulwark_policy::replication::AuditFact>,
 }
 
 /// A restore test event as the judgement needs it.
@@ -265,6 +274,13 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
     for a in &platform.aspects {
         verdict = verdict.max(a.verdict);
     }
+    let mut replication = BTreeMap::new();
+    for pair in config.replication.values() {
+        let last_audit = crate::replication::last_audit(ws, &pair.name)?;
+        let status = bulwark_policy::replication::evaluate(pair, last_audit.as_ref(), now);
+        verdict = verdict.max(status.verdict);
+        replication.insert(pair.name.clone(), ReplicationReport { status, last_audit });
+    }
     let ledger = ledger_status(ws)?;
     verdict = verdict.max(ledger.verdict);
     Ok(StatusReport {
@@ -272,6 +288,7 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
         at: now,
         datasets,
         platform,
+        replication,
         failovers: ws.failovers().to_vec(),
         ledger,
         unreachable,

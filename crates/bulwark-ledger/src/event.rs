@@ -55,11 +55,13 @@ pub enum EventKind {
     Failback,
     /// The policy file and ledger brought back from a repository's copy (recovery from nothing).
     Recovery,
+    /// A bucket's listing compared with its replica's.
+    ReplicationAudit,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 21] = [
+    const NAMED: [(EventKind, &'static str); 22] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -81,6 +83,7 @@ impl EventKind {
         (EventKind::Failover, "failover"),
         (EventKind::Failback, "failback"),
         (EventKind::Recovery, "recovery"),
+        (EventKind::ReplicationAudit, "replication_audit"),
     ];
 
     pub fn as_str(&self) -> &str {

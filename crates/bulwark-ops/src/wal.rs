@@ -772,7 +772,7 @@ impl<'a> FetchService<'a> {
                 found = true;
                 self.fetched.fetch_add(1, Ordering::Relaxed);
                 self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                write!(out, "OK {}\n", data.len())?;
+                writeln!(out, "OK {}", data.len())?;
                 out.write_all(&data)?;
             }
             Ok(None) => {
@@ -781,7 +781,7 @@ impl<'a> FetchService<'a> {
             }
             Err(e) => {
                 let msg = e.to_string().replace('\n', " ");
-                write!(out, "ERROR {msg}\n")?;
+                writeln!(out, "ERROR {msg}")?;
             }
         }
         out.flush()?;
@@ -1171,12 +1171,11 @@ pub fn restore_physical(
                 .join("pg_wal")
                 .join(physical::history_file_name(report.outcome.timeline))
                 .exists()
+                && let Err(e) = std::fs::write(&ready, b"")
             {
-                if let Err(e) = std::fs::write(&ready, b"") {
-                    report.warnings.push(format!(
-                        "cannot mark the new timeline's history for archiving: {e}"
-                    ));
-                }
+                report.warnings.push(format!(
+                    "cannot mark the new timeline's history for archiving: {e}"
+                ));
             }
             stopped
         },

@@ -260,6 +260,38 @@ pub fn check(config: &Config) -> Vec<Finding> {
             }
         }
     }
+    // Key custody (§8, no single person): a repository whose every credential one person holds
+    // is lost, or held hostage, with that person.
+    for r in config.repositories.values() {
+        let mut holders: Vec<&str> = r.key_holders.iter().map(|h| h.trim()).collect();
+        holders.sort_unstable();
+        holders.dedup();
+        match holders.as_slice() {
+            [] => {}
+            [only] => push(
+                "roles",
+                false,
+                &r.name,
+                format!(
+                    "every credential of repository '{}' is held by {only} alone: give a second person a key slot (`bulwark key add`) or split the key into shares (`bulwark key split`)",
+                    r.name
+                ),
+                Some(r.location),
+            ),
+            many => push(
+                "roles",
+                true,
+                &r.name,
+                format!(
+                    "repository '{}' opens with credentials held by {} people ({})",
+                    r.name,
+                    many.len(),
+                    many.join(", ")
+                ),
+                Some(r.location),
+            ),
+        }
+    }
     let critical: Vec<_> = config.roles.values().filter(|r| r.critical).collect();
     if critical.is_empty() {
         push(

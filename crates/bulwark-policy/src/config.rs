@@ -72,6 +72,8 @@ struct RawConfig {
     components: BTreeMap<String, Spanned<RawComponent>>,
     daemon: Option<Spanned<RawDaemon>>,
     drill: Option<Spanned<RawDrill>>,
+    #[serde(default)]
+    replication: BTreeMap<String, Spanned<crate::replication::RawReplication>>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +131,10 @@ struct RawRepository {
     password_file: Option<String>,
     key_file: Option<String>,
     prune_every: Option<Spanned<String>>,
+    /// Who holds a credential that opens it (a key slot's passphrase or key file, or a recovery
+    /// share): one person alone must not be able to lose or withhold it.
+    #[serde(default)]
+    key_holders: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -458,6 +464,8 @@ pub struct Repository {
     pub key_file: Option<String>,
     /// How often prune runs on this repository (it also runs after forget removed something).
     pub prune_every: Duration,
+    /// The people who hold a credential that opens it (empty: not recorded).
+    pub key_holders: Vec<String>,
     pub location: Location,
 }
 
@@ -598,6 +606,8 @@ pub struct Config {
     pub components: BTreeMap<String, Component>,
     pub daemon: Daemon,
     pub drill: Drill,
+    /// Buckets and the buckets their provider replicates them to (see [`crate::replication`]).
+    pub replication: BTreeMap<String, crate::replication::Replication>,
 }
 
 impl Config {
@@ -713,6 +723,7 @@ impl Config {
                     password_file: r.password_file.clone(),
                     key_file: r.key_file.clone(),
                     prune_every,
+                    key_holders: r.key_holders.clone(),
                     location: locate(text, span.start),
                 },
             );
@@ -1060,6 +1071,12 @@ impl Config {
                 drill.targets.insert(name.clone(), target);
             }
         }
+        let mut replication = BTreeMap::new();
+        for (name, r) in &raw.replication {
+            let pair = crate::replication::resolve(text, name, r)
+                .map_err(|(offset, message)| fail(offset, message))?;
+            replication.insert(name.clone(), pair);
+        }
         Ok(Config {
             targets,
             ledger: raw.ledger,
@@ -1070,6 +1087,7 @@ impl Config {
             components,
             daemon,
             drill,
+            replication,
         })
     }
 
@@ -1086,7 +1104,7 @@ impl Config {
 
 /// A duration that may be shorter than an hour: `90s`, `15min`, or any duration the policy file
 /// takes (`1h`, `7d`). In a heartbeat, `1m` is a minute (a month would make no sense there).
-fn parse_short_duration(s: &str, m_is_minutes: bool) -> Result<Duration, String> {
+pub(crate) fn parse_short_duration(s: &str, m_is_minutes: bool) -> Result<Duration, String> {
     let t = s.trim();
     let minutes = t
         .strip_suffix("min")

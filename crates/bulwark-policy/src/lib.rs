@@ -13,6 +13,7 @@ pub mod config;
 pub mod due;
 pub mod duration;
 pub mod group;
+pub mod replication;
 pub mod retention;
 pub mod schedule;
 pub mod size;

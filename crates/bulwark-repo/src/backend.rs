@@ -53,6 +53,17 @@ impl FileKind {
     }
 }
 
+/// An object of a bucket, as its listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectInfo {
+    /// Relative to the bucket's prefix.
+    pub key: String,
+    pub size: u64,
+    /// The store's entity tag (an MD5 for single-part S3 uploads; multipart ones end in `-N`).
+    pub etag: Option<String>,
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
 /// Whether a create-only write made a new object or found one already there.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
@@ -258,6 +269,45 @@ impl StoreBackend {
             concurrency: 8,
             local_root: None,
         })
+    }
+
+    /// A bucket (or prefix) of any objects, not a repository: `s3://BUCKET/PREFIX?…`, `file://DIR`
+    /// or a directory. Nothing is created.
+    pub fn bucket(location: &str) -> Result<StoreBackend> {
+        if let Some(rest) = location.strip_prefix("s3://") {
+            return StoreBackend::s3(rest);
+        }
+        let dir = std::path::Path::new(location.strip_prefix("file://").unwrap_or(location));
+        if !dir.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{location}: no such directory or bucket"
+            )));
+        }
+        StoreBackend::local(dir, false)
+    }
+
+    /// Every object under the prefix, with keys relative to it, sorted by key.
+    pub fn list_objects(&self) -> Result<Vec<ObjectInfo>> {
+        let prefix = (!self.prefix.is_empty()).then(|| StorePath::from(self.prefix.as_str()));
+        let metas: Vec<_> = runtime()
+            .block_on(self.store.list(prefix.as_ref()).try_collect::<Vec<_>>())
+            .map_err(|e| self.map_err("listing".into(), e))?;
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: m.location.as_ref().get(strip..).unwrap_or("").to_string(),
+                size: m.size,
+                etag: m.e_tag,
+                modified: m.last_modified,
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     fn path(&self, kind: FileKind, name: &str) -> StorePath {

@@ -131,6 +131,9 @@ pub enum Command {
     Status(status::Args),
     /// Disaster-recovery drill: restore the critical datasets from the off-site replicas alone, and judge RTO and RPO
     Drill(drill::Args),
+    /// Audits: whether object storage is really in its replica
+    #[command(subcommand)]
+    Audit(audit::Command),
     /// Send a primary's backups to one of its replicas while its region is down
     Failover(failover::FailoverArgs),
     /// Copy back what was made during a failover, verify it, and send backups to the primary again

@@ -58,6 +58,7 @@ fn main() {
         Command::Status(a) => status::run(g, a),
         Command::Serve(a) => serve::run(g, a),
         Command::Drill(a) => drill::run(g, a),
+        Command::Audit(c) => audit::run(g, c),
         Command::Failover(a) => failover::run_failover(g, a),
         Command::Failback(a) => failover::run_failback(g, a),
         Command::Recover(a) => recover::run(g, a),

@@ -422,16 +422,22 @@ fn tls_from_certificate_files_and_no_token_no_data() {
         .trim()
         .to_string();
     // Loopback only: a proxy from the environment must not carry the request elsewhere.
-    let curl = |args: &[&str]| {
+    let curl_out = |args: &[&str]| {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--noproxy", "*", "--cacert"])
             .arg(&cert)
             .args(args)
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let curl = |args: &[&str]| {
+        let (stdout, stderr) = curl_out(args);
         assert!(stderr.trim().is_empty(), "curl {args:?}: {stderr}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout
     };
     assert_eq!(curl(&[&format!("{url}healthz")]), "ok\n");
     let refused = curl(&[
@@ -449,7 +455,7 @@ fn tls_from_certificate_files_and_no_token_no_data() {
     ]);
     assert!(jobs.contains("\"running\""), "{jobs}");
     // Plain HTTP on the TLS port gets nothing.
-    let plain = curl(&[
+    let (plain, _) = curl_out(&[
         "-o",
         "/dev/null",
         "-w",

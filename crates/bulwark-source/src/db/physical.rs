@@ -522,17 +522,18 @@ pub fn write_heartbeat(dsn: &str) -> DbResult<chrono::DateTime<chrono::Utc>> {
     Ok(from_micros(row.get(0)))
 }
 
+/// The newest heartbeat, and the newest at or before some instant.
+pub type Heartbeats = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
 /// The newest heartbeat, and the newest at or before `at`, in a (restored) database: `None`
 /// when it has no heartbeat table.
 pub fn heartbeats(
     client: &mut Client,
     at: chrono::DateTime<chrono::Utc>,
-) -> DbResult<
-    Option<(
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )>,
-> {
+) -> DbResult<Option<Heartbeats>> {
     let exists: bool = client
         .query_one(
             &format!(
@@ -781,8 +782,7 @@ impl ReplayServer {
                 let log = fs::read_to_string(&self.log).unwrap_or_default();
                 let said = |what: &str| {
                     log.lines()
-                        .filter(|l| l.contains(what))
-                        .next_back()
+                        .rfind(|l| l.contains(what))
                         .map(|l| l.split_once(":  ").map_or(l, |(_, m)| m).trim().to_string())
                 };
                 let stop = said("recovery stopping").or_else(|| said("last completed transaction"));

@@ -1,6 +1,7 @@
 //! One file per command: its arguments, its call into the libraries, and its rendering. What
 //! several commands share (opening a repository, printing a report) is here.
 
+pub mod audit;
 pub mod backup;
 pub mod cat;
 pub mod check;

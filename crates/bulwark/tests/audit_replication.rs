@@ -1,0 +1,239 @@
+//! `bulwark audit replication` against a real S3-compatible server (moto) on loopback: two
+//! buckets, objects deleted, changed and added behind the replica's back; every difference named,
+//! the audit recorded in the ledger, judged by `status`, run by `run`; a missing bucket is one
+//! clear line.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Out, run};
+use serde_json::Value;
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
+            );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, port }
+    }
+
+    /// One plain HTTP request; the status line's code. moto checks no signature, but refuses a
+    /// delete without any Authorization header.
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        assert_eq!(self.request("PUT", &format!("/{bucket}/{key}"), body), 200);
+    }
+
+    fn delete(&self, bucket: &str, key: &str) {
+        assert_eq!(
+            self.request("DELETE", &format!("/{bucket}/{key}"), b""),
+            204
+        );
+    }
+
+    fn url(&self, bucket: &str) -> String {
+        format!(
+            "s3://{bucket}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow_http=true",
+            self.port
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bulwark(args: &[&str]) -> Out {
+    run(common::bulwark()
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("BULWARK_PASSWORD", common::PASSWORD))
+}
+
+fn keys(v: &Value) -> Vec<(String, bool)> {
+    v["unreplicated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["key"].as_str().unwrap().to_string(),
+                u.get("replica_size").is_some(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn what_the_replica_lacks_or_holds_differently_is_named_recorded_and_judged() {
+    let moto = Moto::start();
+    for b in ["media-eu", "media-us"] {
+        assert_eq!(moto.request("PUT", &format!("/{b}"), b""), 200);
+    }
+    let objects: [(&str, &[u8]); 5] = [
+        ("photos/a.jpg", b"aaaa"),
+        ("photos/b.jpg", b"bbbbbb"),
+        ("docs/c.pdf", b"cccccccc"),
+        ("d.txt", b"dd"),
+        ("e.txt", b"eeeee"),
+    ];
+    for (k, body) in objects {
+        moto.put("media-eu", k, body);
+        moto.put("media-us", k, body);
+    }
+    let (src, dst) = (moto.url("media-eu"), moto.url("media-us"));
+    let out = bulwark(&["audit", "replication", &src, &dst, "--json"]);
+    out.assert_ok();
+    assert_eq!(out.json()["source_objects"], 5);
+
+    // Behind the replica's back: one deleted, one changed at the same size, one changed in size,
+    // one only in the replica.
+    moto.delete("media-us", "docs/c.pdf");
+    moto.put("media-us", "d.txt", b"xx");
+    moto.put("media-us", "e.txt", b"short");
+    moto.put("media-us", "e.txt", b"longer!");
+    moto.put("media-us", "only-here.txt", b"z");
+    let out = bulwark(&["audit", "replication", &src, &dst, "--json"]);
+    out.assert_code(1);
+    let a = out.json();
+    assert_eq!(
+        (&a["missing"], &a["differing"], &a["extra"]),
+        (&Value::from(1), &Value::from(2), &Value::from(1)),
+        "{a}"
+    );
+    let mut named = keys(&a);
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("d.txt".to_string(), true),
+            ("docs/c.pdf".to_string(), false),
+            ("e.txt".to_string(), true)
+        ]
+    );
+    assert_eq!(a["extra_keys"], serde_json::json!(["only-here.txt"]));
+    assert!(a["oldest_unreplicated"].is_string(), "{a}");
+    let text = bulwark(&["audit", "replication", &src, &dst]);
+    assert!(
+        text.stdout.contains("missing docs/c.pdf")
+            && text.stdout.contains("1 missing, 2 differing"),
+        "{}",
+        text.describe()
+    );
+
+    // The policy file's pair: recorded, judged, and run by `run`.
+    let dir = common::tempdir("audit");
+    std::fs::create_dir(dir.path().join("docs")).unwrap();
+    std::fs::write(dir.path().join("docs/a"), b"a").unwrap();
+    let config = dir.path().join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repositories.primary]\nurl = \"{repo}\"\n\n[datasets.docs]\nkind = \"files\"\npaths = [\"{docs}\"]\nschedule = \"daily at 02:00\"\n\n[replication.media]\nsource = \"{src}\"\nreplica = \"{dst}\"\nmax_lag = \"1s\"\n",
+            repo = dir.path().join("repo").display(),
+            docs = dir.path().join("docs").display(),
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    // Older than the allowed lag by the time it is audited: the provider is not replicating it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = bulwark(&["audit", "replication", "-c", cfg, "--json"]);
+    out.assert_code(1);
+    assert_eq!(out.json()[0]["audit"]["missing"], 1, "{}", out.describe());
+    let status = bulwark(&["status", "-c", cfg, "--json"]).json();
+    let judged = &status["replication"]["media"]["status"];
+    assert_eq!(judged["verdict"], "breached", "{judged}");
+    assert!(
+        judged["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not replicating"),
+        "{judged}"
+    );
+
+    // Put right: the next audit, made by `run`, passes and status says so.
+    moto.put("media-us", "docs/c.pdf", b"cccccccc");
+    moto.put("media-us", "d.txt", b"dd");
+    moto.put("media-us", "e.txt", b"eeeee");
+    let out = bulwark(&["run", "-c", cfg, "--init", "--json"]);
+    out.assert_ok();
+    let steps: Vec<String> = out.json()["maintenance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps.contains(&"replication audit media".to_string()),
+        "{steps:?}"
+    );
+    let status = bulwark(&["status", "-c", cfg, "--json"]).json();
+    assert_eq!(
+        status["replication"]["media"]["status"]["verdict"], "met",
+        "{status}"
+    );
+    let events = bulwark(&["ledger", "events", "-c", cfg, "--json"]).json();
+    let audits: Vec<bool> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "replication_audit")
+        .map(|e| e["ok"].as_bool().unwrap())
+        .collect();
+    assert_eq!(audits, [false, true]);
+    assert!(
+        !bulwark(&["status", "-c", cfg, "--json"])
+            .stdout
+            .contains("testing"),
+        "no credential in the report"
+    );
+
+    // A bucket that does not exist: one line that says so.
+    let out = bulwark(&["audit", "replication", &src, &moto.url("no-such-bucket")]);
+    out.assert_code(1).assert_one_error_line();
+    assert!(out.stderr.contains("does not exist"), "{}", out.describe());
+}
