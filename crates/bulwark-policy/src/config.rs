@@ -72,6 +72,10 @@ struct RawConfig {
     components: BTreeMap<String, Spanned<RawComponent>>,
     daemon: Option<Spanned<RawDaemon>>,
     drill: Option<Spanned<RawDrill>>,
+    calendar: Option<Spanned<crate::continuity::RawCalendar>>,
+    incidents: Option<Spanned<crate::continuity::RawIncidents>>,
+    review: Option<Spanned<crate::continuity::RawReview>>,
+    status_page: Option<Spanned<crate::continuity::RawStatusPage>>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +187,13 @@ struct RawRole {
     alternates: Vec<String>,
     #[serde(default = "yes")]
     critical: bool,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    alternate_channels: Vec<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    on_call: Option<String>,
 }
 
 fn yes() -> bool {
@@ -235,10 +246,25 @@ pub enum NotifyEvent {
     DrillFailed,
     /// A disaster-recovery drill passed after one had failed.
     DrillFixed,
+    /// An incident was opened (by hand or by Bulwark).
+    IncidentOpened,
+    /// A customer-facing incident update: what status subscribers hear.
+    IncidentUpdate,
+    IncidentResolved,
+    /// An incident's next customer update falls due soon (to its owner).
+    UpdateDue,
+    /// An incident's customer update is overdue (to the owner's alternates).
+    UpdateOverdue,
+    /// A post-mortem's deadline is near (to the incident's owner).
+    PostmortemDue,
+    /// A post-mortem is overdue (to the owner's alternates).
+    PostmortemOverdue,
+    /// A plan review is due.
+    ReviewDue,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 13] = [
+    pub const ALL: [NotifyEvent; 21] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::CopyFailed,
         NotifyEvent::ForgetFailed,
@@ -252,6 +278,14 @@ impl NotifyEvent {
         NotifyEvent::JobStuck,
         NotifyEvent::DrillFailed,
         NotifyEvent::DrillFixed,
+        NotifyEvent::IncidentOpened,
+        NotifyEvent::IncidentUpdate,
+        NotifyEvent::IncidentResolved,
+        NotifyEvent::UpdateDue,
+        NotifyEvent::UpdateOverdue,
+        NotifyEvent::PostmortemDue,
+        NotifyEvent::PostmortemOverdue,
+        NotifyEvent::ReviewDue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -269,6 +303,14 @@ impl NotifyEvent {
             NotifyEvent::JobStuck => "job_stuck",
             NotifyEvent::DrillFailed => "drill_failed",
             NotifyEvent::DrillFixed => "drill_fixed",
+            NotifyEvent::IncidentOpened => "incident_opened",
+            NotifyEvent::IncidentUpdate => "incident_update",
+            NotifyEvent::IncidentResolved => "incident_resolved",
+            NotifyEvent::UpdateDue => "update_due",
+            NotifyEvent::UpdateOverdue => "update_overdue",
+            NotifyEvent::PostmortemDue => "postmortem_due",
+            NotifyEvent::PostmortemOverdue => "postmortem_overdue",
+            NotifyEvent::ReviewDue => "review_due",
         }
     }
 
@@ -288,6 +330,14 @@ impl NotifyEvent {
             NotifyEvent::JobStuck => "job stuck",
             NotifyEvent::DrillFailed => "DR drill failed",
             NotifyEvent::DrillFixed => "DR drill passes again",
+            NotifyEvent::IncidentOpened => "incident opened",
+            NotifyEvent::IncidentUpdate => "incident update",
+            NotifyEvent::IncidentResolved => "incident resolved",
+            NotifyEvent::UpdateDue => "customer update due",
+            NotifyEvent::UpdateOverdue => "customer update overdue",
+            NotifyEvent::PostmortemDue => "post-mortem due",
+            NotifyEvent::PostmortemOverdue => "post-mortem overdue",
+            NotifyEvent::ReviewDue => "plan review due",
         }
     }
 
@@ -494,6 +544,14 @@ pub struct Role {
     pub owner: String,
     pub alternates: Vec<String>,
     pub critical: bool,
+    /// Notification channels that reach the owner (reminders before a deadline).
+    pub channels: Vec<String>,
+    /// Channels that reach the alternates (escalation once a deadline has passed).
+    pub alternate_channels: Vec<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// How the role is on call (a rota, hours), for people.
+    pub on_call: Option<String>,
     pub location: Location,
 }
 
@@ -570,6 +628,8 @@ pub struct Config {
     pub components: BTreeMap<String, Component>,
     pub daemon: Daemon,
     pub drill: Drill,
+    /// Incidents, post-mortems, reviews and the status page's subscribers (§7–§9).
+    pub continuity: crate::continuity::Continuity,
 }
 
 impl Config {
@@ -852,6 +912,11 @@ impl Config {
                         owner: r.owner.clone(),
                         alternates: r.alternates.clone(),
                         critical: r.critical,
+                        channels: r.channels.clone(),
+                        alternate_channels: r.alternate_channels.clone(),
+                        email: r.email.clone(),
+                        phone: r.phone.clone(),
+                        on_call: r.on_call.clone(),
                         location: loc,
                     },
                 )
@@ -989,6 +1054,25 @@ impl Config {
                 drill.targets.insert(name.clone(), target);
             }
         }
+        let continuity = crate::continuity::resolve(
+            crate::continuity::Sections {
+                calendar: raw.calendar.as_ref(),
+                incidents: raw.incidents.as_ref(),
+                review: raw.review.as_ref(),
+                status_page: raw.status_page.as_ref(),
+            },
+            &roles,
+            &mut notifications,
+            &|name| {
+                raw.notifications
+                    .get(name)
+                    .and_then(|n| n.get_ref().on.as_ref())
+                    .and_then(|on| on.first())
+                    .map(|e| e.span().start)
+            },
+            &|name| raw.roles.get(name).map_or(0, |r| r.span().start),
+            &fail,
+        )?;
         Ok(Config {
             targets,
             ledger: raw.ledger,
@@ -999,6 +1083,7 @@ impl Config {
             components,
             daemon,
             drill,
+            continuity,
         })
     }
 
