@@ -122,6 +122,8 @@ pub struct RunReport {
     pub maintenance: Vec<Step>,
     /// When the next piece of work falls due.
     pub next_due: Option<DateTime<Utc>>,
+    /// Incidents Bulwark opened or resolved after the run (`INC-n opened: ...`).
+    pub incidents: Vec<String>,
 }
 
 impl RunReport {
@@ -268,6 +270,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         failed_steps: failed,
         next_due: report.next_due,
         context: req.context.clone(),
+        provenance: crate::review::provenance(ws),
     };
     let summary = if !worked {
         "nothing due".to_string()
@@ -283,6 +286,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
             .timed(req.now, finished)
             .ok(report.ok),
     )?;
+    report.incidents = crate::incident::after_run(ws, req.now);
     Ok(report)
 }
 

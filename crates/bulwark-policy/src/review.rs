@@ -109,6 +109,9 @@ pub struct ReviewFacts {
     pub changed_at: Option<DateTime<Utc>>,
     /// SEV-1 incidents resolved since the last review (all of them when there was none).
     pub sev1_resolved: Vec<(String, DateTime<Utc>)>,
+    /// When the plan began to be kept (the ledger's first event): without a review on record,
+    /// the first is due a review period after it. `None`: due at once.
+    pub adopted: Option<DateTime<Utc>>,
 }
 
 /// One reason a review is due, and by when.
@@ -131,13 +134,21 @@ fn day(t: DateTime<Utc>) -> String {
 /// Every reason a review is due, earliest deadline first. The yearly one is always there.
 pub fn triggers(config: &Config, f: &ReviewFacts, now: DateTime<Utc>) -> Vec<ReviewTrigger> {
     let p = &config.continuity.review;
-    let mut out = vec![match f.last {
-        None => ReviewTrigger {
+    let mut out = vec![match (f.last, f.adopted) {
+        (None, None) => ReviewTrigger {
             kind: "yearly",
             due: now,
             reason: "no plan review on record".into(),
         },
-        Some(last) => ReviewTrigger {
+        (None, Some(adopted)) => ReviewTrigger {
+            kind: "yearly",
+            due: adopted + chrono(config.targets.review_every),
+            reason: format!(
+                "no plan review on record since the ledger began ({})",
+                day(adopted)
+            ),
+        },
+        (Some(last), _) => ReviewTrigger {
             kind: "yearly",
             due: last + chrono(config.targets.review_every),
             reason: format!("a year after the last review ({})", day(last)),
@@ -180,7 +191,7 @@ pub fn evaluate_review(config: &Config, f: &ReviewFacts, now: DateTime<Utc>) -> 
     };
     let all = triggers(config, f, now);
     let first = &all[0];
-    let (verdict, reason) = if f.last.is_none() {
+    let (verdict, reason) = if f.last.is_none() && f.adopted.is_none() {
         (Verdict::Breached, first.reason.clone())
     } else if now >= first.due {
         (

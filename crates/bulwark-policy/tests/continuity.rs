@@ -411,6 +411,7 @@ fn a_topology_change_is_measured_and_a_review_falls_due() {
         current_fingerprint: before.fingerprint(),
         changed_at: None,
         sev1_resolved: Vec::new(),
+        adopted: None,
     };
     assert_eq!(evaluate_review(&c, &f, t(1, 0, 0)).verdict, Verdict::Met);
     let a = evaluate_review(&c, &f, Utc.with_ymd_and_hms(2027, 2, 10, 0, 0, 0).unwrap());
@@ -458,5 +459,25 @@ fn a_topology_change_is_measured_and_a_review_falls_due() {
     assert_eq!(
         (a.verdict, a.reason.as_str()),
         (Verdict::Breached, "no plan review on record")
+    );
+    // A plan kept since 1 March is due its first review a year later.
+    let young = ReviewFacts {
+        adopted: Some(reviewed),
+        ..none
+    };
+    assert_eq!(
+        evaluate_review(&c, &young, t(1, 0, 0)).verdict,
+        Verdict::Met
+    );
+    let a = evaluate_review(
+        &c,
+        &young,
+        Utc.with_ymd_and_hms(2027, 3, 2, 0, 0, 0).unwrap(),
+    );
+    assert_eq!(a.verdict, Verdict::Breached);
+    assert!(
+        a.reason.contains("since the ledger began (2026-03-01)"),
+        "{}",
+        a.reason
     );
 }

@@ -1,0 +1,84 @@
+//! Roles (§8): who holds each role of the policy file, who covers for them, how they are reached,
+//! which open incidents they own, and whether the policy's role checks pass. The owner's channels
+//! hear reminders before a deadline; the alternates' channels hear them once it has passed (the
+//! escalation target).
+
+use bulwark_policy::commitments::{Finding, role_findings};
+use bulwark_policy::config::Role;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::incident::incidents;
+use crate::workspace::Workspace;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleView {
+    pub name: String,
+    pub critical: bool,
+    pub owner: String,
+    pub alternates: Vec<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub on_call: Option<String>,
+    /// Channels that reach the owner.
+    pub channels: Vec<String>,
+    /// Channels that reach the alternates: where an overdue reminder escalates to.
+    pub escalation: Vec<String>,
+    /// Open incidents this role owns.
+    pub open_incidents: Vec<String>,
+    /// Whether the incidents nobody assigned go to this role.
+    pub default_incident_owner: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolesReport {
+    pub roles: Vec<RoleView>,
+    /// The role checks of `policy check`, failed ones first.
+    pub findings: Vec<Finding>,
+    pub ok: bool,
+}
+
+/// The channels a reminder goes to: the owner's before the deadline, the alternates' after it
+/// (falling back to the owner's when no alternate channel is declared, so nobody goes unasked).
+pub fn reminder_channels(role: &Role, escalate: bool) -> &[String] {
+    if escalate && !role.alternate_channels.is_empty() {
+        &role.alternate_channels
+    } else {
+        &role.channels
+    }
+}
+
+pub fn report(ws: &Workspace) -> Result<RolesReport> {
+    let config = ws.config();
+    let open = incidents(ws)?;
+    let default_owner = crate::incident::default_owner(ws);
+    let roles = config
+        .roles
+        .values()
+        .map(|r| RoleView {
+            name: r.name.clone(),
+            critical: r.critical,
+            owner: r.owner.clone(),
+            alternates: r.alternates.clone(),
+            email: r.email.clone(),
+            phone: r.phone.clone(),
+            on_call: r.on_call.clone(),
+            channels: r.channels.clone(),
+            escalation: reminder_channels(r, true).to_vec(),
+            open_incidents: open
+                .iter()
+                .filter(|i| i.is_open() && i.owner == r.name)
+                .map(|i| i.id.clone())
+                .collect(),
+            default_incident_owner: default_owner.as_deref() == Some(r.name.as_str()),
+        })
+        .collect();
+    let mut findings = role_findings(config);
+    findings.sort_by_key(|f| f.ok);
+    let ok = findings.iter().all(|f| f.ok);
+    Ok(RolesReport {
+        roles,
+        findings,
+        ok,
+    })
+}
