@@ -128,4 +128,15 @@ pub enum Command {
     /// Remediation items opened by failed restore tests
     #[command(subcommand)]
     Remediation(remediation::Command),
+    /// Incidents: open, customer updates and internal notes, resolve, list, show
+    #[command(subcommand)]
+    Incident(incident::Command),
+    /// Post-mortems of resolved incidents, due within business days
+    #[command(subcommand)]
+    Postmortem(postmortem::Command),
+    /// Who holds each role, who covers, where reminders escalate; fails when a role check does
+    Roles(roles::Args),
+    /// Plan reviews: record one, what changed since the last, when the next is due
+    #[command(subcommand)]
+    Review(review::Command),
 }

@@ -48,6 +48,10 @@ fn main() {
         Command::Failback(a) => failover::run_failback(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
+        Command::Incident(c) => incident::run(g, c),
+        Command::Postmortem(c) => postmortem::run(g, c),
+        Command::Roles(a) => roles::run(g, a),
+        Command::Review(c) => review::run(g, c),
     };
     let code = match result {
         Ok(code) => code,
