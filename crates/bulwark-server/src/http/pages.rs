@@ -55,7 +55,7 @@ fn badge(v: Verdict) -> Markup {
     html! { span class=(format!("verdict {}", word(v))) data-verdict=(word(v)) { (word(v).replace('_', " ")) } }
 }
 
-fn page(title: &str, nav: bool, body: Markup) -> Markup {
+pub(super) fn page(title: &str, nav: bool, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -303,6 +303,7 @@ pub async fn status_page(State(state): State<Arc<HttpState>>) -> Response {
     let Ok(view) = current(&state) else {
         return starting();
     };
+    let incidents = super::incidents::for_status_page(&state, view.at).await;
     let body = html! {
         h1 { "Service status" }
         p.muted { "updated " (view.at.format("%Y-%m-%d %H:%M UTC")) }
@@ -320,8 +321,7 @@ pub async fn status_page(State(state): State<Arc<HttpState>>) -> Response {
                 }
             }
         }
-        h2 { "Incidents" }
-        p.empty { "No incidents reported." }
+        (super::incidents::section(&incidents))
     };
     page("Status", false, body).into_response()
 }
