@@ -238,7 +238,8 @@ pub fn record(
     })
 }
 
-/// What changed in the topology since the last review (everything, when there was none).
+/// What changed in the topology in force since the last review recorded at or before `at`
+/// (everything, when there was none).
 #[derive(Debug, Clone, Serialize)]
 pub struct Changes {
     pub since: Option<DateTime<Utc>>,
@@ -248,8 +249,8 @@ pub struct Changes {
     pub diff: TopologyDiff,
 }
 
-pub fn changes(ws: &Workspace) -> Result<Changes> {
-    let last = reviews(ws)?.pop();
+pub fn changes(ws: &Workspace, at: DateTime<Utc>) -> Result<Changes> {
+    let last = reviews(ws)?.into_iter().rfind(|r| r.at <= at);
     let now = topology(ws);
     let old = last
         .as_ref()

@@ -5,6 +5,7 @@
 
 use bulwark_policy::commitments::{Finding, role_findings};
 use bulwark_policy::config::Role;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -48,7 +49,8 @@ pub fn reminder_channels(role: &Role, escalate: bool) -> &[String] {
     }
 }
 
-pub fn report(ws: &Workspace) -> Result<RolesReport> {
+/// The roles, with the incidents each owns at `now` (opened by then, not resolved by then).
+pub fn report(ws: &Workspace, now: DateTime<Utc>) -> Result<RolesReport> {
     let config = ws.config();
     let open = incidents(ws)?;
     let default_owner = crate::incident::default_owner(ws);
@@ -67,7 +69,8 @@ pub fn report(ws: &Workspace) -> Result<RolesReport> {
             escalation: reminder_channels(r, true).to_vec(),
             open_incidents: open
                 .iter()
-                .filter(|i| i.is_open() && i.owner == r.name)
+                .filter(|i| i.owner == r.name && i.opened <= now)
+                .filter(|i| i.resolved.is_none_or(|t| t > now))
                 .map(|i| i.id.clone())
                 .collect(),
             default_incident_owner: default_owner.as_deref() == Some(r.name.as_str()),

@@ -435,7 +435,7 @@ fn roles_name_who_covers_and_where_reminders_escalate() {
     );
     let ws = workspace(dir.path(), &text);
     open(&ws, &opening("Slow", 2, at(9, 0))).unwrap();
-    let r = roles::report(&ws).unwrap();
+    let r = roles::report(&ws, at(10, 0)).unwrap();
     assert!(!r.ok);
     let ic = r
         .roles
@@ -443,6 +443,11 @@ fn roles_name_who_covers_and_where_reminders_escalate() {
         .find(|r| r.name == "incident-commander")
         .unwrap();
     assert_eq!(ic.open_incidents, ["INC-1"]);
+    let before = roles::report(&ws, at(8, 0)).unwrap();
+    assert!(
+        before.roles.iter().all(|r| r.open_incidents.is_empty()),
+        "not open yet at 08:00"
+    );
     assert!(ic.default_incident_owner);
     assert_eq!(ic.escalation, ["ops"], "no alternate channel: the owner's");
     let failed: Vec<_> = r
@@ -513,7 +518,7 @@ fn a_review_records_the_topology_and_falls_due_after_a_change() {
             .any(|l| l == "repository primary region=eu-west-1 replica_of=-")
     );
     assert_eq!(verdict(&ws, "review", at(2, 0)).0, Verdict::Met);
-    assert!(review::changes(&ws).unwrap().diff.is_empty());
+    assert!(review::changes(&ws, at(100, 0)).unwrap().diff.is_empty());
     refused(
         review::record(&ws, "x", None, at(0, 30)),
         "cannot come before",
@@ -523,7 +528,7 @@ fn a_review_records_the_topology_and_falls_due_after_a_change() {
     drop(ws);
     let moved = base.replace("\"eu-west-1\"", "\"eu-central-1\"");
     let ws = workspace(dir.path(), &moved);
-    let ch = review::changes(&ws).unwrap();
+    let ch = review::changes(&ws, at(100, 0)).unwrap();
     assert_eq!(
         ch.diff.removed,
         ["repository primary region=eu-west-1 replica_of=-"]
@@ -556,9 +561,10 @@ fn a_review_records_the_topology_and_falls_due_after_a_change() {
         verdict(&ws, "review", seen + Duration::days(30)).0,
         Verdict::Breached
     );
-    // Reviewed again: the change is reviewed.
+    // Reviewed again: the change is reviewed (though not as of before that review).
     review::record(&ws, "carol", None, at(80, 0)).unwrap();
-    assert!(review::changes(&ws).unwrap().diff.is_empty());
+    assert!(review::changes(&ws, at(100, 0)).unwrap().diff.is_empty());
+    assert!(!review::changes(&ws, at(79, 0)).unwrap().diff.is_empty());
     assert_eq!(verdict(&ws, "review", at(81, 0)).0, Verdict::Met);
     assert_eq!(review::reviews(&ws).unwrap().len(), 2);
 }

@@ -72,6 +72,7 @@ pub(super) fn page(title: &str, nav: bool, body: Markup) -> Markup {
                         a href="/" { "Overview" }
                         a href="/ledger" { "Ledger" }
                         a href="/jobs" { "Jobs" }
+                        a href="/incidents" { "Incidents" }
                         a href="/status" { "Status page" }
                     }
                 }

@@ -26,6 +26,9 @@ pub enum Command {
     Diff {
         #[command(flatten)]
         config: ConfigArg,
+        /// Against the last review recorded by this instant (RFC 3339), default now
+        #[arg(long)]
+        at: Option<String>,
     },
     /// The reviews on record, and when and why the next is due
     List {
@@ -66,9 +69,9 @@ pub fn run(g: &Global, c: Command) -> CliResult<i32> {
             });
             Ok(0)
         }
-        Command::Diff { config } => {
+        Command::Diff { config, at } => {
             let ws = workspace(g, &config.config, Create::Nothing)?;
-            let ch = review::changes(&ws)?;
+            let ch = review::changes(&ws, parse_at(at.as_deref())?)?;
             emit(g, &ch, || {
                 let mut out = vec![match ch.since {
                     Some(t) => format!("since the review of {}:", day(t)),

@@ -3,7 +3,7 @@
 
 use bulwark_app::{Create, roles};
 
-use super::{emit, mark, workspace};
+use super::{emit, mark, parse_at, workspace};
 use crate::CliResult;
 use crate::cli::{ConfigArg, Global};
 
@@ -11,11 +11,14 @@ use crate::cli::{ConfigArg, Global};
 pub struct Args {
     #[command(flatten)]
     config: ConfigArg,
+    /// Which incidents each role owns as of this instant (RFC 3339), default now
+    #[arg(long)]
+    at: Option<String>,
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     let ws = workspace(g, &a.config.config, Create::Nothing)?;
-    let r = roles::report(&ws)?;
+    let r = roles::report(&ws, parse_at(a.at.as_deref())?)?;
     emit(g, &r, || {
         let mut out = Vec::new();
         for v in &r.roles {
