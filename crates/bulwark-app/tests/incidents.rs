@@ -568,3 +568,121 @@ fn a_review_records_the_topology_and_falls_due_after_a_change() {
     assert_eq!(verdict(&ws, "review", at(81, 0)).0, Verdict::Met);
     assert_eq!(review::reviews(&ws).unwrap().len(), 2);
 }
+
+/// The embedded default, copied with its sample data into a fresh directory.
+fn embedded_default() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(examples.join("sample"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(
+        examples.join("demo.passphrase"),
+        dir.path().join("demo.passphrase"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
+        .unwrap()
+        .replace("../target/demo/", "state/");
+    let config = dir.path().join("bulwark.toml");
+    std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
+#[test]
+fn a_run_opens_an_incident_when_backups_stop_and_closes_it_when_they_resume() {
+    use bulwark_app::events::RunDetails;
+    use bulwark_app::run::{RunRequest, Selection, run};
+
+    let (dir, config) = embedded_default();
+    let ws = Workspace::open(
+        &config,
+        OpenOptions {
+            credentials: Credentials::default(),
+            create: Create::Everything,
+            cache: false,
+        },
+    )
+    .unwrap();
+    ws.init_missing().unwrap();
+    let t0 = Utc::now();
+    let req = |selection, now| RunRequest {
+        selection,
+        now,
+        progress: &bulwark_ops::Silent,
+        context: None,
+    };
+    let r = run(&ws, &req(Selection::All, t0)).unwrap();
+    assert!(r.ok && r.incidents.is_empty(), "{r:?}");
+    // The run recorded the plan it ran under.
+    let last = ws
+        .ledger()
+        .last(&EventKind::Run, None, false)
+        .unwrap()
+        .unwrap();
+    let prov = RunDetails::of(&last).unwrap().provenance;
+    assert_eq!(
+        prov.topology_fingerprint,
+        Some(review::topology(&ws).fingerprint())
+    );
+    assert_eq!(prov.policy_commit, None, "not in a git work tree");
+
+    // Two days later the database is gone: its backup fails and app-db is past its 24h RPO.
+    let db = dir.path().join("sample/app.db");
+    let kept = dir.path().join("app.db.kept");
+    std::fs::rename(&db, &kept).unwrap();
+    let t1 = t0 + Duration::days(2);
+    let r = run(&ws, &req(Selection::Due, t1)).unwrap();
+    assert!(!r.ok);
+    assert_eq!(
+        r.incidents,
+        [
+            "INC-1 opened (SEV-2, incident-commander): Backups of app-db are older than the recovery point objective"
+        ],
+        "{r:?}"
+    );
+    let i = find(&ws, "INC-1").unwrap();
+    assert_eq!(
+        (i.cause, i.subject.as_deref()),
+        (Some(Cause::RpoBreached), Some("app-db"))
+    );
+    assert_eq!(i.opened, t1);
+    // Still broken an hour later: the same incident, no second one.
+    let r = run(
+        &ws,
+        &req(
+            Selection::Named(vec!["app-db".into()]),
+            t1 + Duration::hours(1),
+        ),
+    )
+    .unwrap();
+    assert!(r.incidents.is_empty(), "{r:?}");
+    // The database is back: the next backup meets the RPO and the incident resolves itself.
+    std::fs::rename(&kept, &db).unwrap();
+    let t2 = t1 + Duration::hours(2);
+    let r = run(&ws, &req(Selection::Named(vec!["app-db".into()]), t2)).unwrap();
+    assert!(r.ok, "{r:?}");
+    assert_eq!(
+        r.incidents,
+        ["INC-1 resolved: Backups of app-db are older than the recovery point objective"]
+    );
+    let i = find(&ws, "INC-1").unwrap();
+    assert_eq!(i.resolved, Some(t2));
+    // Its post-mortem is now due; status says so.
+    let st = bulwark_app::status::status(&ws, t2 + Duration::minutes(1)).unwrap();
+    let pm = st
+        .platform
+        .aspects
+        .iter()
+        .find(|a| a.name == "postmortem")
+        .unwrap();
+    assert!(
+        pm.reason.contains("INC-1: the post-mortem is due"),
+        "{pm:?}"
+    );
+    assert_eq!(incidents(&ws).unwrap().len(), 1);
+}
