@@ -85,3 +85,61 @@ pub fn report(ws: &Workspace, now: DateTime<Utc>) -> Result<RolesReport> {
         ok,
     })
 }
+
+/// The roles as one `role_change` event records them: every role's line of the topology
+/// (`role NAME critical=.. owner=.. alternates=..`), and what changed since the previous record.
+#[derive(serde::Deserialize, Serialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
+pub struct RoleChangeDetails {
+    pub roles: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl crate::events::Details for RoleChangeDetails {
+    const KIND: bulwark_ledger::EventKind = bulwark_ledger::EventKind::RoleChange;
+}
+
+/// Record the roles when they differ from the last recorded ones (the first run records them
+/// all): who holds a role and who covers is evidence, like the policy file's hash. Returns
+/// whether an event was written.
+pub fn record_changes(ws: &Workspace, now: DateTime<Utc>) -> Result<bool> {
+    use crate::events::Details;
+    let current: Vec<String> = crate::review::topology(ws)
+        .lines
+        .into_iter()
+        .filter(|l| l.starts_with("role "))
+        .collect();
+    let last = ws
+        .ledger()
+        .last(&bulwark_ledger::EventKind::RoleChange, None, true)?;
+    let before = match &last {
+        Some(e) => RoleChangeDetails::of(e)?.roles,
+        None => Vec::new(),
+    };
+    if before == current {
+        return Ok(false);
+    }
+    let d = bulwark_policy::review::diff(&before, &current);
+    let details = RoleChangeDetails {
+        roles: current,
+        added: d.added,
+        removed: d.removed,
+    };
+    let summary = if last.is_none() {
+        format!("{} roles recorded", details.roles.len())
+    } else {
+        format!(
+            "roles changed: {} added, {} removed",
+            details.added.len(),
+            details.removed.len()
+        )
+    };
+    ws.ledger().append(
+        details
+            .event(summary)
+            .config_hash(ws.config_hash())
+            .timed(now, now),
+    )?;
+    Ok(true)
+}

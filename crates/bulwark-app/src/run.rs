@@ -194,6 +194,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
     }
     ledger_copy::refuse_lost_ledger(ws)?;
     record_config_change(ws)?;
+    crate::roles::record_changes(ws, req.now)?;
     let mut runner = Runner {
         ws,
         req,

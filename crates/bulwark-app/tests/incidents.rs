@@ -685,4 +685,51 @@ fn a_run_opens_an_incident_when_backups_stop_and_closes_it_when_they_resume() {
         "{pm:?}"
     );
     assert_eq!(incidents(&ws).unwrap().len(), 1);
+
+    // Role changes are evidence: the first run recorded the roles, later runs nothing while
+    // they stay; a new alternate is recorded by the next run.
+    let role_events = |ws: &Workspace| {
+        ws.ledger()
+            .events(&EventFilter::all().kind(EventKind::RoleChange))
+            .unwrap()
+    };
+    let first = role_events(&ws);
+    assert_eq!(first.len(), 1, "four runs, one record");
+    let d = roles::RoleChangeDetails::of(&first[0]).unwrap();
+    assert_eq!(d.roles.len(), 2);
+    assert_eq!(first[0].started, t0);
+    drop(ws);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "alternates = [\"bob\"]",
+        "alternates = [\"bob\", \"frank\"]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let ws = Workspace::open(
+        &config,
+        OpenOptions {
+            credentials: Credentials::default(),
+            create: Create::Nothing,
+            cache: false,
+        },
+    )
+    .unwrap();
+    run(
+        &ws,
+        &req(
+            Selection::Named(vec!["docs".into()]),
+            t2 + Duration::hours(1),
+        ),
+    )
+    .unwrap();
+    let all = role_events(&ws);
+    assert_eq!(all.len(), 2);
+    let d = roles::RoleChangeDetails::of(&all[1]).unwrap();
+    assert_eq!(
+        d.added,
+        ["role backup-operator critical=true owner=alice alternates=bob,frank"]
+    );
+    assert_eq!(
+        d.removed,
+        ["role backup-operator critical=true owner=alice alternates=bob"]
+    );
 }

@@ -53,11 +53,13 @@ pub enum EventKind {
     Failover,
     /// Backups of a primary go to it again, after what was made meanwhile was copied back.
     Failback,
+    /// The roles of the policy file (holders, alternates) as a run found them, when they changed.
+    RoleChange,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 20] = [
+    const NAMED: [(EventKind, &'static str); 21] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -78,6 +80,7 @@ impl EventKind {
         (EventKind::Notification, "notification"),
         (EventKind::Failover, "failover"),
         (EventKind::Failback, "failback"),
+        (EventKind::RoleChange, "role_change"),
     ];
 
     pub fn as_str(&self) -> &str {
