@@ -316,6 +316,15 @@ fn the_status_page_shows_customer_updates_and_never_internal_notes() {
         assert!(page.contains("2026-11-30 09:00 UTC"), "the time of each update: {page}");
         assert!(!page.contains("RAID") && !page.contains("10.1.2.3"), "no internal note: {page}");
         assert!(!page.contains("incident-commander"), "no owner: {page}");
+        // The status page's JSON carries the same, and no more.
+        let (s, sp) = get(&app, "/api/status-page", Some("s3cret-token")).await;
+        assert_eq!(s, StatusCode::OK);
+        let sp: serde_json::Value = serde_json::from_str(&sp).unwrap();
+        let updates = sp["incidents"][0]["updates"].as_array().unwrap();
+        assert_eq!(updates.len(), 2, "{sp}");
+        assert_eq!(updates[0]["state"], "identified", "newest first");
+        assert_eq!(updates[0]["eta"], "2026-11-30T15:00:00Z");
+        assert!(!sp.to_string().contains("RAID"), "{sp}");
         // Operators see everything, behind the token.
         assert_eq!(get(&app, "/api/incidents", None).await.0, StatusCode::UNAUTHORIZED);
         let (s, list) = get(&app, "/api/incidents", Some("s3cret-token")).await;

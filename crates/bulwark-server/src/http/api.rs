@@ -85,7 +85,11 @@ pub async fn jobs(State(state): State<Arc<HttpState>>) -> Response {
 
 pub async fn status_page(State(state): State<Arc<HttpState>>) -> Response {
     match current(&state) {
-        Ok(v) => Json(json!({ "at": v.at, "components": v.components })).into_response(),
+        Ok(v) => {
+            let incidents = super::incidents::for_status_page(&state, v.at).await;
+            Json(json!({ "at": v.at, "components": v.components, "incidents": incidents }))
+                .into_response()
+        }
         Err(r) => r.into_response(),
     }
 }
