@@ -933,3 +933,79 @@ pub fn remind(ws: &Workspace, now: DateTime<Utc>) -> Result<Reminded> {
     }
     Ok(out)
 }
+
+/// How long a resolved incident stays on the public status page.
+pub const RESOLVED_SHOWN: chrono::Duration = chrono::Duration::days(7);
+
+/// One customer-facing update.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicUpdate {
+    pub at: DateTime<Utc>,
+    pub state: IncidentState,
+    pub message: String,
+    pub eta: Option<DateTime<Utc>>,
+}
+
+/// An incident as customers see it: its customer-facing updates only (never an internal note,
+/// the owner or the cause), and the status-page components its subject touches.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicIncident {
+    pub id: String,
+    pub title: String,
+    pub state: IncidentState,
+    /// `[components.NAME]` whose datasets include the incident's subject.
+    pub components: Vec<String>,
+    pub opened: DateTime<Utc>,
+    pub resolved: Option<DateTime<Utc>>,
+    pub eta: Option<DateTime<Utc>>,
+    /// Newest first.
+    pub updates: Vec<PublicUpdate>,
+}
+
+impl PublicIncident {
+    pub fn of(config: &bulwark_policy::config::Config, i: &Incident) -> PublicIncident {
+        let mut updates: Vec<PublicUpdate> = i
+            .customer_updates()
+            .map(|u| PublicUpdate {
+                at: u.at,
+                state: u.state,
+                message: u.message.clone().unwrap_or_default(),
+                eta: u.eta,
+            })
+            .collect();
+        updates.reverse();
+        PublicIncident {
+            id: i.id.clone(),
+            title: i.title.clone(),
+            state: i.state,
+            components: config
+                .components
+                .values()
+                .filter(|c| i.subject.as_ref().is_some_and(|s| c.datasets.contains(s)))
+                .map(|c| c.name.clone())
+                .collect(),
+            opened: i.opened,
+            resolved: i.resolved,
+            eta: i.eta,
+            updates,
+        }
+    }
+}
+
+/// What customers see at `now`: open incidents (newest first), then those resolved within
+/// `resolved_shown`.
+pub fn public(
+    config: &bulwark_policy::config::Config,
+    all: &[Incident],
+    now: DateTime<Utc>,
+    resolved_shown: chrono::Duration,
+) -> Vec<PublicIncident> {
+    let mut v: Vec<PublicIncident> = all
+        .iter()
+        .filter(|i| i.opened <= now)
+        .filter(|i| i.resolved.is_none_or(|r| now - r <= resolved_shown))
+        .map(|i| PublicIncident::of(config, i))
+        .collect();
+    v.sort_by_key(|i| (i.resolved.is_some(), std::cmp::Reverse(i.opened)));
+    v
+}

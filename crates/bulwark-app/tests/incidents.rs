@@ -378,7 +378,11 @@ use bulwark_app::events::Details;
 fn bulwark_opens_an_incident_for_what_breaks_and_closes_it_when_met_again() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Hook::statuses(&[]);
-    let ws = workspace(dir.path(), &policy(&hook.url("/c"), &hook.url("/o")));
+    let text = format!(
+        "{}\n[components.orders-api]\ndatasets = [\"app-db\"]\n",
+        policy(&hook.url("/c"), &hook.url("/o"))
+    );
+    let ws = workspace(dir.path(), &text);
     let mut breaks = Breaks::default();
     breaks.past_rpo.insert("app-db".into());
     // A failed drill opens none: its SEV is 0 in this policy.
@@ -395,6 +399,16 @@ fn bulwark_opens_an_incident_for_what_breaks_and_closes_it_when_met_again() {
             "incident-commander"
         )
     );
+    // Customers see it on the component that holds the dataset, and nothing internal.
+    let shown = bulwark_app::incident::public(
+        ws.config(),
+        &incidents(&ws).unwrap(),
+        at(3, 30),
+        bulwark_app::incident::RESOLVED_SHOWN,
+    );
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].components, ["orders-api"]);
+    assert_eq!(shown[0].updates.len(), 1);
     // Judged again while still breached: nothing new.
     assert!(reconcile(&ws, &breaks, at(4, 0)).unwrap().is_empty());
     // The primary is unreachable, but nothing ever reached it: no incident on that alone.
@@ -413,6 +427,13 @@ fn bulwark_opens_an_incident_for_what_breaks_and_closes_it_when_met_again() {
             .is_some()
     );
     assert_eq!(incidents(&ws).unwrap().len(), 1);
+    // Resolved incidents stay on the public page for a week, then leave it.
+    let all = incidents(&ws).unwrap();
+    let week = bulwark_app::incident::RESOLVED_SHOWN;
+    let public = |t| bulwark_app::incident::public(ws.config(), &all, t, week).len();
+    assert_eq!(public(at(6, 0) + week), 1);
+    assert_eq!(public(at(6, 1) + week), 0);
+    assert_eq!(public(at(2, 0)), 0, "not yet opened");
     // The event names the dataset, so `bulwark log --dataset app-db` shows it.
     let e = ws
         .ledger()

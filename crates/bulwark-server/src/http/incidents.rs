@@ -12,77 +12,16 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bulwark_app::incident::{self, Incident, OpenRequest, UpdateRequest};
+use bulwark_app::incident::{self, Incident, OpenRequest, PublicIncident, UpdateRequest};
 use bulwark_ledger::{EventKind, NewEvent};
 use bulwark_policy::incident::IncidentState;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::api::error;
 use super::{Caller, HttpState};
-
-/// How long a resolved incident stays on the public page.
-pub const RESOLVED_SHOWN: Duration = Duration::days(7);
-
-/// One customer-facing update.
-#[derive(Debug, Clone, Serialize)]
-pub struct PublicUpdate {
-    pub at: DateTime<Utc>,
-    pub state: IncidentState,
-    pub message: String,
-    pub eta: Option<DateTime<Utc>>,
-}
-
-/// An incident as customers see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PublicIncident {
-    pub id: String,
-    pub title: String,
-    pub state: IncidentState,
-    pub opened: DateTime<Utc>,
-    pub resolved: Option<DateTime<Utc>>,
-    pub eta: Option<DateTime<Utc>>,
-    /// Newest first.
-    pub updates: Vec<PublicUpdate>,
-}
-
-impl PublicIncident {
-    pub fn of(i: &Incident) -> PublicIncident {
-        let mut updates: Vec<PublicUpdate> = i
-            .customer_updates()
-            .map(|u| PublicUpdate {
-                at: u.at,
-                state: u.state,
-                message: u.message.clone().unwrap_or_default(),
-                eta: u.eta,
-            })
-            .collect();
-        updates.reverse();
-        PublicIncident {
-            id: i.id.clone(),
-            title: i.title.clone(),
-            state: i.state,
-            opened: i.opened,
-            resolved: i.resolved,
-            eta: i.eta,
-            updates,
-        }
-    }
-}
-
-/// The incidents customers see at `now`: open ones, and those resolved in the last week.
-pub fn public(all: &[Incident], now: DateTime<Utc>) -> Vec<PublicIncident> {
-    let mut v: Vec<PublicIncident> = all
-        .iter()
-        .filter(|i| i.opened <= now)
-        .filter(|i| i.resolved.is_none_or(|r| now - r <= RESOLVED_SHOWN))
-        .map(PublicIncident::of)
-        .collect();
-    v.sort_by_key(|i| (i.resolved.is_some(), std::cmp::Reverse(i.opened)));
-    v
-}
 
 async fn load(state: &HttpState) -> Result<Vec<Incident>, Response> {
     let ws = state.daemon.workspace();
@@ -96,9 +35,15 @@ async fn load(state: &HttpState) -> Result<Vec<Incident>, Response> {
 /// The public incidents for the status page (none when the ledger cannot be read: the page
 /// still shows the components).
 pub async fn for_status_page(state: &HttpState, now: DateTime<Utc>) -> Vec<PublicIncident> {
-    match load(state).await {
-        Ok(all) => public(&all, now),
-        Err(_) => {
+    let ws = state.daemon.workspace();
+    let found = tokio::task::spawn_blocking(move || {
+        incident::incidents(&ws)
+            .map(|all| incident::public(ws.config(), &all, now, incident::RESOLVED_SHOWN))
+    })
+    .await;
+    match found {
+        Ok(Ok(v)) => v,
+        _ => {
             tracing::warn!("the status page could not read the incidents");
             Vec::new()
         }
