@@ -48,6 +48,16 @@ pub enum Error {
     BadKeyFile { path: PathBuf, detail: String },
     #[error("{0}")]
     Invalid(String),
+    /// A request the records refuse (no such incident, one already resolved, a role the policy
+    /// file does not declare), with what to do instead.
+    #[error("{message}")]
+    Request { message: String, hint: &'static str },
+}
+
+impl Error {
+    pub fn request(message: String, hint: &'static str) -> Error {
+        Error::Request { message, hint }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -173,6 +173,9 @@ pub struct RunDetails {
     /// Who ran it: for a daemon, its node and the lease (with its fencing token) it held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<serde_json::Value>,
+    /// The plan it ran under: topology fingerprint and the policy file's git commit.
+    #[serde(flatten)]
+    pub provenance: crate::review::RunProvenance,
 }
 
 impl Details for RunDetails {

@@ -122,6 +122,8 @@ pub struct RunReport {
     pub maintenance: Vec<Step>,
     /// When the next piece of work falls due.
     pub next_due: Option<DateTime<Utc>>,
+    /// Incidents Bulwark opened or resolved after the run (`INC-n opened: ...`).
+    pub incidents: Vec<String>,
 }
 
 impl RunReport {
@@ -194,6 +196,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
     }
     ledger_copy::refuse_lost_ledger(ws)?;
     record_config_change(ws)?;
+    crate::roles::record_changes(ws, req.now)?;
     let mut runner = Runner {
         ws,
         req,
@@ -278,6 +281,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         failed_steps: failed,
         next_due: report.next_due,
         context: req.context.clone(),
+        provenance: crate::review::provenance(ws),
     };
     let summary = if !worked {
         "nothing due".to_string()
@@ -293,6 +297,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
             .timed(req.now, finished)
             .ok(report.ok),
     )?;
+    report.incidents = crate::incident::after_run(ws, req.now);
     Ok(report)
 }
 

@@ -336,8 +336,7 @@ fn platform(
         last_passed_drill,
         rto_projection_s: rto_projection(&items, ws.config().drill.parallel),
     };
-    Ok(PlatformReport {
-        aspects: evaluate_platform(ws.config(), &facts, now),
-        facts,
-    })
+    let mut aspects = evaluate_platform(ws.config(), &facts, now);
+    aspects.extend(crate::incident::aspects(ws, now)?);
+    Ok(PlatformReport { aspects, facts })
 }

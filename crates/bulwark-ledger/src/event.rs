@@ -57,11 +57,13 @@ pub enum EventKind {
     Recovery,
     /// A bucket's listing compared with its replica's.
     ReplicationAudit,
+    /// The roles of the policy file (holders, alternates) as a run found them, when they changed.
+    RoleChange,
     Other(String),
 }
 
 impl EventKind {
-    const NAMED: [(EventKind, &'static str); 22] = [
+    const NAMED: [(EventKind, &'static str); 23] = [
         (EventKind::Backup, "backup"),
         (EventKind::Copy, "copy"),
         (EventKind::Check, "check"),
@@ -84,6 +86,7 @@ impl EventKind {
         (EventKind::Failback, "failback"),
         (EventKind::Recovery, "recovery"),
         (EventKind::ReplicationAudit, "replication_audit"),
+        (EventKind::RoleChange, "role_change"),
     ];
 
     pub fn as_str(&self) -> &str {

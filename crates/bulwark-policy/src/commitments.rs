@@ -292,34 +292,99 @@ pub fn check(config: &Config) -> Vec<Finding> {
             ),
         }
     }
+    out.extend(role_findings(config));
+    out
+}
+
+/// §8: every critical role has an alternate who is not its owner, and no person is the only
+/// holder of several critical roles.
+pub fn role_findings(config: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
     let critical: Vec<_> = config.roles.values().filter(|r| r.critical).collect();
     if critical.is_empty() {
-        push(
-            "roles",
-            false,
-            "roles",
-            "no critical roles are declared; list them under [roles.NAME] with alternates".into(),
-            None,
-        );
+        out.push(Finding {
+            commitment: "roles",
+            ok: false,
+            subject: "roles".into(),
+            detail: "no critical roles are declared; list them under [roles.NAME] with alternates"
+                .into(),
+            location: None,
+        });
     }
-    for r in critical {
+    let mut sole: std::collections::BTreeMap<&str, Vec<&crate::config::Role>> =
+        std::collections::BTreeMap::new();
+    for r in &critical {
         let alternates: Vec<_> = r.alternates.iter().filter(|a| **a != r.owner).collect();
-        push(
-            "roles",
-            !alternates.is_empty(),
-            &r.name,
-            if alternates.is_empty() {
-                format!("role '{}' (owner {}) has no alternate", r.name, r.owner)
-            } else {
+        let (ok, detail) = if r.alternates.contains(&r.owner) {
+            (
+                false,
+                format!(
+                    "role '{}': {} is listed as an alternate of their own role; name someone else",
+                    r.name, r.owner
+                ),
+            )
+        } else if alternates.is_empty() {
+            (
+                false,
+                format!("role '{}' (owner {}) has no alternate", r.name, r.owner),
+            )
+        } else {
+            (
+                true,
                 format!(
                     "role '{}': owner {}, alternates {}",
                     r.name,
                     r.owner,
                     r.alternates.join(", ")
-                )
-            },
-            Some(r.location),
-        );
+                ),
+            )
+        };
+        if alternates.is_empty() {
+            sole.entry(r.owner.as_str()).or_default().push(r);
+        }
+        out.push(Finding {
+            commitment: "roles",
+            ok,
+            subject: r.name.clone(),
+            detail,
+            location: Some(r.location),
+        });
+    }
+    for (person, roles) in sole.into_iter().filter(|(_, r)| r.len() > 1) {
+        let names: Vec<_> = roles.iter().map(|r| r.name.as_str()).collect();
+        out.push(Finding {
+            commitment: "roles",
+            ok: false,
+            subject: person.to_string(),
+            detail: format!(
+                "{person} is the only holder of {} critical roles ({}): losing one person would leave them all uncovered",
+                names.len(),
+                names.join(", ")
+            ),
+            location: Some(roles[0].location),
+        });
     }
     out
+}
+
+/// The roles commitment as `status` judges it: breached while any role finding fails.
+pub fn roles_aspect(config: &Config) -> crate::compliance::Aspect {
+    use crate::compliance::{Aspect, Verdict};
+    let findings = role_findings(config);
+    let critical = config.roles.values().filter(|r| r.critical).count();
+    let failed: Vec<_> = findings.iter().filter(|f| !f.ok).collect();
+    Aspect {
+        name: "roles",
+        verdict: if failed.is_empty() {
+            Verdict::Met
+        } else {
+            Verdict::Breached
+        },
+        target: "an alternate for every critical role".into(),
+        actual: format!("{critical} critical roles, {} uncovered", failed.len()),
+        reason: match failed.first() {
+            Some(f) => f.detail.clone(),
+            None => format!("each of the {critical} critical roles has an alternate"),
+        },
+    }
 }

@@ -74,6 +74,10 @@ struct RawConfig {
     drill: Option<Spanned<RawDrill>>,
     #[serde(default)]
     replication: BTreeMap<String, Spanned<crate::replication::RawReplication>>,
+    calendar: Option<Spanned<crate::continuity::RawCalendar>>,
+    incidents: Option<Spanned<crate::continuity::RawIncidents>>,
+    review: Option<Spanned<crate::continuity::RawReview>>,
+    status_page: Option<Spanned<crate::continuity::RawStatusPage>>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +201,13 @@ struct RawRole {
     alternates: Vec<String>,
     #[serde(default = "yes")]
     critical: bool,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    alternate_channels: Vec<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    on_call: Option<String>,
 }
 
 fn yes() -> bool {
@@ -249,10 +260,25 @@ pub enum NotifyEvent {
     DrillFailed,
     /// A disaster-recovery drill passed after one had failed.
     DrillFixed,
+    /// An incident was opened (by hand or by Bulwark).
+    IncidentOpened,
+    /// A customer-facing incident update: what status subscribers hear.
+    IncidentUpdate,
+    IncidentResolved,
+    /// An incident's next customer update falls due soon (to its owner).
+    UpdateDue,
+    /// An incident's customer update is overdue (to the owner's alternates).
+    UpdateOverdue,
+    /// A post-mortem's deadline is near (to the incident's owner).
+    PostmortemDue,
+    /// A post-mortem is overdue (to the owner's alternates).
+    PostmortemOverdue,
+    /// A plan review is due.
+    ReviewDue,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 13] = [
+    pub const ALL: [NotifyEvent; 21] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::CopyFailed,
         NotifyEvent::ForgetFailed,
@@ -266,6 +292,14 @@ impl NotifyEvent {
         NotifyEvent::JobStuck,
         NotifyEvent::DrillFailed,
         NotifyEvent::DrillFixed,
+        NotifyEvent::IncidentOpened,
+        NotifyEvent::IncidentUpdate,
+        NotifyEvent::IncidentResolved,
+        NotifyEvent::UpdateDue,
+        NotifyEvent::UpdateOverdue,
+        NotifyEvent::PostmortemDue,
+        NotifyEvent::PostmortemOverdue,
+        NotifyEvent::ReviewDue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -283,6 +317,14 @@ impl NotifyEvent {
             NotifyEvent::JobStuck => "job_stuck",
             NotifyEvent::DrillFailed => "drill_failed",
             NotifyEvent::DrillFixed => "drill_fixed",
+            NotifyEvent::IncidentOpened => "incident_opened",
+            NotifyEvent::IncidentUpdate => "incident_update",
+            NotifyEvent::IncidentResolved => "incident_resolved",
+            NotifyEvent::UpdateDue => "update_due",
+            NotifyEvent::UpdateOverdue => "update_overdue",
+            NotifyEvent::PostmortemDue => "postmortem_due",
+            NotifyEvent::PostmortemOverdue => "postmortem_overdue",
+            NotifyEvent::ReviewDue => "review_due",
         }
     }
 
@@ -302,6 +344,14 @@ impl NotifyEvent {
             NotifyEvent::JobStuck => "job stuck",
             NotifyEvent::DrillFailed => "DR drill failed",
             NotifyEvent::DrillFixed => "DR drill passes again",
+            NotifyEvent::IncidentOpened => "incident opened",
+            NotifyEvent::IncidentUpdate => "incident update",
+            NotifyEvent::IncidentResolved => "incident resolved",
+            NotifyEvent::UpdateDue => "customer update due",
+            NotifyEvent::UpdateOverdue => "customer update overdue",
+            NotifyEvent::PostmortemDue => "post-mortem due",
+            NotifyEvent::PostmortemOverdue => "post-mortem overdue",
+            NotifyEvent::ReviewDue => "plan review due",
         }
     }
 
@@ -530,6 +580,14 @@ pub struct Role {
     pub owner: String,
     pub alternates: Vec<String>,
     pub critical: bool,
+    /// Notification channels that reach the owner (reminders before a deadline).
+    pub channels: Vec<String>,
+    /// Channels that reach the alternates (escalation once a deadline has passed).
+    pub alternate_channels: Vec<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// How the role is on call (a rota, hours), for people.
+    pub on_call: Option<String>,
     pub location: Location,
 }
 
@@ -608,6 +666,8 @@ pub struct Config {
     pub drill: Drill,
     /// Buckets and the buckets their provider replicates them to (see [`crate::replication`]).
     pub replication: BTreeMap<String, crate::replication::Replication>,
+    /// Incidents, post-mortems, reviews and the status page's subscribers (§7–§9).
+    pub continuity: crate::continuity::Continuity,
 }
 
 impl Config {
@@ -934,6 +994,11 @@ impl Config {
                         owner: r.owner.clone(),
                         alternates: r.alternates.clone(),
                         critical: r.critical,
+                        channels: r.channels.clone(),
+                        alternate_channels: r.alternate_channels.clone(),
+                        email: r.email.clone(),
+                        phone: r.phone.clone(),
+                        on_call: r.on_call.clone(),
                         location: loc,
                     },
                 )
@@ -1077,6 +1142,25 @@ impl Config {
                 .map_err(|(offset, message)| fail(offset, message))?;
             replication.insert(name.clone(), pair);
         }
+        let continuity = crate::continuity::resolve(
+            crate::continuity::Sections {
+                calendar: raw.calendar.as_ref(),
+                incidents: raw.incidents.as_ref(),
+                review: raw.review.as_ref(),
+                status_page: raw.status_page.as_ref(),
+            },
+            &roles,
+            &mut notifications,
+            &|name| {
+                raw.notifications
+                    .get(name)
+                    .and_then(|n| n.get_ref().on.as_ref())
+                    .and_then(|on| on.first())
+                    .map(|e| e.span().start)
+            },
+            &|name| raw.roles.get(name).map_or(0, |r| r.span().start),
+            &fail,
+        )?;
         Ok(Config {
             targets,
             ledger: raw.ledger,
@@ -1088,6 +1172,7 @@ impl Config {
             daemon,
             drill,
             replication,
+            continuity,
         })
     }
 

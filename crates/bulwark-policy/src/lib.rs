@@ -1,20 +1,26 @@
 //! The policy as code: `bulwark.toml` ([`config`]), whether it can keep the BCP/DR policy's
 //! commitments ([`commitments`]), when work is due ([`due`], [`schedule`]), which snapshots to
-//! keep ([`retention`], [`group`]) and whether each commitment is met ([`compliance`]).
+//! keep ([`retention`], [`group`]) and whether each commitment is met ([`compliance`]); the
+//! continuity commitments: business days ([`calendar`]), incident cadence and post-mortems
+//! ([`incident`]), plan reviews and the topology they watch ([`review`]), set in [`continuity`].
 //!
 //! Everything here is a pure function of its inputs (the configuration text, facts gathered by
 //! the caller and an explicit `now`): this crate reads no file, opens no repository and looks at
 //! no clock, so the same inputs always give the same decision and every decision can be unit-
 //! and property-tested.
 
+pub mod calendar;
 pub mod commitments;
 pub mod compliance;
 pub mod config;
+pub mod continuity;
 pub mod due;
 pub mod duration;
 pub mod group;
+pub mod incident;
 pub mod replication;
 pub mod retention;
+pub mod review;
 pub mod schedule;
 pub mod size;
 

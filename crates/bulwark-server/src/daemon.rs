@@ -468,7 +468,31 @@ impl Daemon {
         for notice in self.notices(&ws, &view) {
             self.raise(&ws, &notice);
         }
+        self.keep_incidents(&ws, &view);
         Ok(view)
+    }
+
+    /// Automatic incidents opened and resolved by what the view judged, reminders to their
+    /// owners (escalated to the alternates once overdue), missed updates recorded: by one node
+    /// at a time, under a short lease.
+    fn keep_incidents(&self, ws: &Workspace, view: &View) {
+        match self.leases.claim("incidents", Duration::from_secs(120)) {
+            Ok(Some(lease)) => {
+                let breaks = bulwark_app::incident::Breaks::of(ws, &view.status);
+                if let Err(e) = bulwark_app::incident::reconcile(ws, &breaks, view.at) {
+                    tracing::warn!("automatic incidents were not updated: {e}");
+                }
+                if let Err(e) = bulwark_app::incident::remind(ws, view.at) {
+                    tracing::warn!("incident reminders failed: {e}");
+                }
+                if let Err(e) = bulwark_app::review::remind(ws, view.at) {
+                    tracing::warn!("review reminder failed: {e}");
+                }
+                self.leases.release(&lease);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("incidents: {e}"),
+        }
     }
 
     /// What the view says people should hear. Each notice is about one episode (the newest

@@ -222,6 +222,15 @@ impl Metrics {
                 commitment: "ledger".into(),
             })
             .set(level(view.status.ledger.verdict));
+        // The platform's commitments (drill, RTO, incident updates, post-mortems, roles, review).
+        for a in &view.status.platform.aspects {
+            self.commitment
+                .get_or_create(&CommitmentLabels {
+                    dataset: String::new(),
+                    commitment: a.name.to_string(),
+                })
+                .set(level(a.verdict));
+        }
     }
 
     pub fn job_finished(&self, dataset: &str, seconds: f64, ok: bool) {

@@ -88,15 +88,7 @@ pub struct ComponentView {
     pub state: ComponentState,
 }
 
-/// Where an incident stands, in the words status pages use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncidentState {
-    Investigating,
-    Identified,
-    Monitoring,
-    Resolved,
-}
+pub use bulwark_policy::incident::IncidentState;
 
 /// One message to customers about an incident.
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +96,8 @@ pub struct IncidentUpdate {
     pub at: DateTime<Utc>,
     pub state: IncidentState,
     pub message: String,
+    /// When service is expected back, as this update said.
+    pub eta: Option<DateTime<Utc>>,
 }
 
 /// An incident as customers see it: which components it touches and what they were told.
@@ -126,8 +120,9 @@ pub struct Incident {
 pub struct StatusPage {
     pub at: DateTime<Utc>,
     pub components: Vec<ComponentView>,
-    /// Open incidents and those resolved in the last [`HISTORY_DAYS`] days, newest first. The
-    /// incident process fills these in; until it records incidents the list is empty.
+    /// Open incidents and those resolved in the last [`HISTORY_DAYS`] days, open ones first,
+    /// newest first. Read from the ledger on each request (see `http::incidents`), so a page
+    /// never shows a stale timeline; the cached view leaves this empty.
     pub incidents: Vec<Incident>,
 }
 

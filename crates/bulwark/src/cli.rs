@@ -170,4 +170,15 @@ pub enum Command {
     WalPush(wal_push::Args),
     /// PostgreSQL's restore_command for a physical dataset: fetch one archived WAL file
     WalFetch(wal_fetch::Args),
+    /// Incidents: open, customer updates and internal notes, resolve, list, show
+    #[command(subcommand)]
+    Incident(incident::Command),
+    /// Post-mortems of resolved incidents, due within business days
+    #[command(subcommand)]
+    Postmortem(postmortem::Command),
+    /// Who holds each role, who covers, where reminders escalate; fails when a role check does
+    Roles(roles::Args),
+    /// Plan reviews: record one, what changed since the last, when the next is due
+    #[command(subcommand)]
+    Review(review::Command),
 }

@@ -198,6 +198,7 @@ impl From<bulwark_app::Error> for Failure {
             Credential { .. } => Failure::new(FAILED, message, Some(CREDENTIAL_HINT)),
             BadKeyFile { .. } => Failure::new(WRONG_KEY, message, Some(CREDENTIAL_HINT)),
             Invalid(_) => Failure::new(FAILED, message, None),
+            Request { hint, .. } => Failure::new(USAGE, message, Some(hint)),
         }
     }
 }

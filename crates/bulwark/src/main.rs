@@ -75,6 +75,10 @@ fn main() {
         Command::Generate(a) => generate::run(g, a),
         Command::WalPush(a) => wal_push::run(g, a),
         Command::WalFetch(a) => wal_fetch::run(g, a),
+        Command::Incident(c) => incident::run(g, c),
+        Command::Postmortem(c) => postmortem::run(g, c),
+        Command::Roles(a) => roles::run(g, a),
+        Command::Review(c) => review::run(g, c),
     };
     let code = match result {
         Ok(code) => code,

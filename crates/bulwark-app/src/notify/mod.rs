@@ -246,11 +246,31 @@ trait Attempt {
 impl Notifier {
     /// As [`send`], with these retries and timeout.
     pub fn send(&self, ws: &Workspace, notice: &Notice) -> Result<Vec<Delivery>> {
+        self.send_filtered(ws, notice, None)
+    }
+
+    /// As [`Notifier::send`], to the channels named in `only` (a role's) that hear the event.
+    pub fn send_to(
+        &self,
+        ws: &Workspace,
+        notice: &Notice,
+        only: &[String],
+    ) -> Result<Vec<Delivery>> {
+        self.send_filtered(ws, notice, Some(only))
+    }
+
+    fn send_filtered(
+        &self,
+        ws: &Workspace,
+        notice: &Notice,
+        only: Option<&[String]>,
+    ) -> Result<Vec<Delivery>> {
         let channels: Vec<&Notification> = ws
             .config()
             .notifications
             .values()
             .filter(|n| n.hears(notice.event))
+            .filter(|n| only.is_none_or(|o| o.contains(&n.name)))
             .collect();
         if channels.is_empty() {
             return Ok(Vec::new());

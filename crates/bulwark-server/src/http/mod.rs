@@ -11,6 +11,7 @@
 
 mod api;
 mod charts;
+mod incidents;
 mod pages;
 
 use std::net::SocketAddr;
@@ -68,6 +69,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/openapi.json", get(api::openapi))
         .route("/metrics", get(api::metrics))
         .route("/readyz", get(api::readyz))
+        .route("/incidents", get(incidents::page))
+        .route("/api/incidents", get(incidents::list).post(incidents::open))
+        .route("/api/incidents/{id}", get(incidents::show))
+        .route("/api/incidents/{id}/updates", post(incidents::update))
+        .route("/api/incidents/{id}/resolve", post(incidents::resolve))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -134,19 +134,21 @@ fn short(id: &str) -> &str {
 
 /// Which part of the dashboard a page belongs to, for the navigation.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Section {
+pub(super) enum Section {
     Overview,
     Ledger,
     Jobs,
+    Incidents,
     /// Pages outside the dashboard: no navigation.
     Public,
 }
 
-fn page(title: &str, section: Section, body: Markup) -> Markup {
+pub(super) fn page(title: &str, section: Section, body: Markup) -> Markup {
     let nav = [
         (Section::Overview, "/", "Overview"),
         (Section::Ledger, "/ledger", "Ledger"),
         (Section::Jobs, "/jobs", "Jobs"),
+        (Section::Incidents, "/incidents", "Incidents"),
     ];
     html! {
         (DOCTYPE)
@@ -633,7 +635,13 @@ fn incident(i: &Incident) -> Markup {
                 @if !i.components.is_empty() { " · affects " (i.components.join(", ")) }
             }
             ol reversed {
-                @for u in &i.updates { li { strong { (incident_word(u.state)) } " · " span.muted { (when(u.at)) } br; (u.message) } }
+                @for u in &i.updates {
+                    li data-at=(u.at.to_rfc3339()) {
+                        strong { (incident_word(u.state)) } " · " span.muted { (when(u.at)) }
+                        @if let Some(eta) = u.eta { " · " span.muted { "ETA " (when(eta)) } }
+                        br; (u.message)
+                    }
+                }
             }
         }
     }
@@ -644,7 +652,9 @@ pub async fn status_page(State(state): State<Arc<HttpState>>) -> Response {
     let Ok(view) = current(&state) else {
         return starting();
     };
-    page("Status", Section::Public, status_body(&view.status_page)).into_response()
+    let mut shown = view.status_page.clone();
+    shown.incidents = super::incidents::for_status_page(&state, view.at).await;
+    page("Status", Section::Public, status_body(&shown)).into_response()
 }
 
 fn status_body(s: &StatusPage) -> Markup {
@@ -798,11 +808,13 @@ mod tests {
                         at: at("2026-03-02T09:00:00Z"),
                         state: IncidentState::Monitoring,
                         message: "A fix is in place".into(),
+                        eta: Some(at("2026-03-02T12:00:00Z")),
                     },
                     IncidentUpdate {
                         at: at("2026-03-02T08:00:00Z"),
                         state: IncidentState::Investigating,
                         message: "We are looking into it".into(),
+                        eta: None,
                     },
                 ],
             }],
@@ -812,6 +824,7 @@ mod tests {
         assert!(html.contains(r#"data-component="Spark Cloud""#));
         assert!(html.contains(r#"data-component="Document storage""#));
         assert!(html.contains(r#"data-incident="inc-1" data-state="monitoring""#));
+        assert!(html.contains("ETA 2026-03-02 12:00 UTC"), "{html}");
         let fix = html.find("A fix is in place").unwrap();
         let first = html.find("We are looking into it").unwrap();
         assert!(fix < first, "newest update first");

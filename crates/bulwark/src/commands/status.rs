@@ -17,7 +17,7 @@ pub struct Args {
     pub at: Option<String>,
 }
 
-fn word(v: Verdict) -> &'static str {
+pub fn word(v: Verdict) -> &'static str {
     match v {
         Verdict::Met => "met",
         Verdict::AtRisk => "at_risk",
