@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod drill;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod failover;
 pub mod ledger_copy;
 pub mod notify;

@@ -72,6 +72,9 @@ struct RawConfig {
     components: BTreeMap<String, Spanned<RawComponent>>,
     daemon: Option<Spanned<RawDaemon>>,
     drill: Option<Spanned<RawDrill>>,
+    evidence: Option<crate::evidence::RawEvidence>,
+    #[serde(default)]
+    exports: BTreeMap<String, Spanned<crate::evidence::RawExport>>,
 }
 
 #[derive(Deserialize)]
@@ -570,6 +573,8 @@ pub struct Config {
     pub components: BTreeMap<String, Component>,
     pub daemon: Daemon,
     pub drill: Drill,
+    pub evidence: crate::evidence::Evidence,
+    pub exports: BTreeMap<String, crate::evidence::ExportProfile>,
 }
 
 impl Config {
@@ -989,6 +994,7 @@ impl Config {
                 drill.targets.insert(name.clone(), target);
             }
         }
+        let exports = crate::evidence::exports(&raw.exports, &datasets, text, &fail)?;
         Ok(Config {
             targets,
             ledger: raw.ledger,
@@ -999,6 +1005,8 @@ impl Config {
             components,
             daemon,
             drill,
+            evidence: crate::evidence::evidence(raw.evidence),
+            exports,
         })
     }
 

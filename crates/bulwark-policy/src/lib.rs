@@ -12,6 +12,7 @@ pub mod compliance;
 pub mod config;
 pub mod due;
 pub mod duration;
+pub mod evidence;
 pub mod group;
 pub mod retention;
 pub mod schedule;
