@@ -141,7 +141,9 @@ pub struct Coverage {
 }
 
 /// Whether something promised every `every` (a passing restore test, a drill) happened often
-/// enough over `[from, to]`. `passes` are the times of every pass up to `to`, in any order. A
+/// enough over `[from, to]`. Work runs at scheduled runs only, and falls due when `every` has
+/// passed, so a stretch is late only beyond `every + grace` (the run's schedule interval and the
+/// time a job takes). `passes` are the times of every pass up to `to`, in any order. A
 /// stretch counts from the last pass before the period (or from its start when there is none)
 /// to each pass, and from the last pass to the period's end. `what` names it in the reason.
 pub fn coverage(
@@ -149,6 +151,7 @@ pub fn coverage(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     every: Duration,
+    grace: Duration,
     what: &str,
 ) -> Coverage {
     let mut sorted: Vec<DateTime<Utc>> = passes.iter().copied().filter(|t| *t <= to).collect();
@@ -168,7 +171,7 @@ pub fn coverage(
     let human = |d: Duration| bulwark_policy::human(d.to_std().unwrap_or_default());
     let (finding, reason) = if last_pass.is_none() {
         (Finding::Breached, format!("no passing {what} on record"))
-    } else if longest > every {
+    } else if longest > every + grace {
         (
             Finding::Breached,
             format!(
@@ -266,11 +269,22 @@ mod tests {
     #[test]
     fn coverage_counts_from_the_last_pass_before_the_period() {
         let every = Duration::hours(100);
-        let c = coverage(&[t(-50), t(40), t(130)], t(0), t(200), every, "drill");
+        let none = Duration::zero();
+        let c = coverage(&[t(-50), t(40), t(130)], t(0), t(200), every, none, "drill");
         assert_eq!(c.finding, Finding::Met, "{}", c.reason);
         assert_eq!(c.passes_in_period, 2);
         assert_eq!(c.longest_s, 90.0 * 3600.0);
-        let late = coverage(&[t(-50), t(80)], t(0), t(150), every, "drill");
+        let late = coverage(&[t(-50), t(80)], t(0), t(150), every, none, "drill");
+        // Within the grace of a schedule that runs every 40 hours, the same stretch is on time.
+        let graced = coverage(
+            &[t(-50), t(80)],
+            t(0),
+            t(150),
+            every,
+            Duration::hours(40),
+            "drill",
+        );
+        assert_eq!(graced.finding, Finding::Met, "{}", graced.reason);
         assert_eq!(late.finding, Finding::Breached);
         assert_eq!(late.longest_until, t(80));
         assert!(
@@ -278,11 +292,11 @@ mod tests {
             "{}",
             late.reason
         );
-        let never = coverage(&[], t(0), t(10), every, "drill");
+        let never = coverage(&[], t(0), t(10), every, none, "drill");
         assert_eq!(never.finding, Finding::Breached);
         assert!(never.reason.contains("no passing drill"));
         // A pass after the period's end does not count.
-        let after = coverage(&[t(300)], t(0), t(10), every, "drill");
+        let after = coverage(&[t(300)], t(0), t(10), every, none, "drill");
         assert_eq!(after.finding, Finding::Breached);
     }
 }

@@ -170,6 +170,9 @@ pub fn parse(text: &str) -> Result<Detached, String> {
     let bytes: [u8; 64] = raw
         .try_into()
         .map_err(|_| "the signature is not 64 bytes".to_string())?;
+    if lines.next().is_some() || !text.ends_with('\n') || text.ends_with("\n\n") {
+        return Err("it holds more than its four lines".into());
+    }
     Ok(Detached {
         fingerprint,
         signature: Signature::from_bytes(&bytes),

@@ -35,7 +35,8 @@ impl Module for Drills {
         let all: Vec<&Event> = h.of(EventKind::Drill, None).collect();
         let passes: Vec<_> = all.iter().filter(|e| e.ok).map(|e| e.finished).collect();
         let every = Duration::from_std(t.drill_every).unwrap_or(Duration::MAX);
-        let cov = coverage(&passes, h.from, h.to, every, "drill");
+        // Drills run at scheduler ticks once due: an hour to start and finish.
+        let cov = coverage(&passes, h.from, h.to, every, Duration::hours(1), "drill");
         let mut table = Table::new(
             "Drills in the period",
             &[

@@ -16,6 +16,12 @@ use crate::events::{Details, RestoreTestDetails};
 
 pub struct RestoreTests;
 
+/// How late a restore test may pass and still be on time: tests run at the dataset's scheduled
+/// runs once `every` has passed, so up to one schedule interval late, plus an hour to finish.
+pub fn grace(d: &bulwark_policy::config::Dataset) -> Duration {
+    Duration::from_std(d.schedule.max_interval()).unwrap_or(Duration::zero()) + Duration::hours(1)
+}
+
 impl Module for RestoreTests {
     fn id(&self) -> &'static str {
         "restore_tests"
@@ -51,7 +57,7 @@ impl Module for RestoreTests {
             let all: Vec<&Event> = h.of(EventKind::RestoreTest, Some(&d.name)).collect();
             let passes: Vec<_> = all.iter().filter(|e| e.ok).map(|e| e.finished).collect();
             let every = Duration::from_std(d.restore_test.every).unwrap_or(Duration::MAX);
-            let cov = coverage(&passes, h.from, h.to, every, "restore test");
+            let cov = coverage(&passes, h.from, h.to, every, grace(d), "restore test");
             let in_period: Vec<&Event> = all.iter().copied().filter(|e| h.in_period(e)).collect();
             total += in_period.len();
             let mut over_rto = Vec::new();

@@ -89,6 +89,7 @@ pub fn latest(h: &History) -> Vec<LatestRestoreTest> {
             let last = tests.last().map(|e| summarise(e));
             let last_passed = tests.iter().rev().find(|e| e.ok).map(|e| summarise(e));
             let every = d.restore_test.every.as_secs_f64();
+            let late_after = every + super::restore_tests::grace(d).num_seconds() as f64;
             let (verdict, reason) = match (&last, &last_passed) {
                 (None, _) => (Finding::Breached, "no restore test on record".to_string()),
                 (Some(l), _) if !l.passed => (
@@ -103,7 +104,7 @@ pub fn latest(h: &History) -> Vec<LatestRestoreTest> {
                         seconds(rto)
                     ),
                 ),
-                (_, Some(p)) if (h.to - p.finished).num_seconds() as f64 > every => (
+                (_, Some(p)) if (h.to - p.finished).num_seconds() as f64 > late_after => (
                     Finding::Breached,
                     format!(
                         "the most recent passing test ({}) is older than the {} promised",
