@@ -128,4 +128,6 @@ pub enum Command {
     /// Remediation items opened by failed restore tests
     #[command(subcommand)]
     Remediation(remediation::Command),
+    /// Signed evidence packs for auditors (make, keygen, verify, restore-tests)
+    Evidence(evidence::Args),
 }

@@ -48,6 +48,7 @@ fn main() {
         Command::Failback(a) => failover::run_failback(g, a),
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
+        Command::Evidence(a) => evidence::run(g, a),
     };
     let code = match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ pub mod cat;
 pub mod check;
 pub mod copy;
 pub mod drill;
+pub mod evidence;
 pub mod failover;
 pub mod forget;
 pub mod hold;
