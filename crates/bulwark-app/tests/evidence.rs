@@ -417,3 +417,52 @@ fn every_edit_of_a_pack_is_named_and_a_rewritten_ledger_fails_the_live_check() {
     // Without the live check, the pack itself is still sound.
     assert!(verify::verify(&pack.files, &public, None).is_ok());
 }
+
+#[test]
+fn the_daemon_files_last_months_pack_once() {
+    let (dir, config) = site();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[evidence]\nsigning_key = \"evidence.key\"\nmonthly_to = \"evidence\"\n";
+    std::fs::write(&config, text).unwrap();
+    let (public, _) = sign::generate(&dir.path().join("evidence.key")).unwrap();
+    let ws = open(&config);
+    ws.init_missing().unwrap();
+    let now = Utc::now();
+    let (from, to) = bulwark_app::evidence::monthly::previous_month(now);
+    run(
+        &ws,
+        &RunRequest {
+            selection: Selection::All,
+            now: from + Duration::days(3),
+            progress: &Silent,
+            context: None,
+        },
+    )
+    .unwrap();
+    let filed = bulwark_app::evidence::monthly::file_last_month(&ws, now)
+        .unwrap()
+        .expect("last month filed");
+    assert_eq!(
+        filed,
+        dir.path()
+            .join("evidence")
+            .join(bulwark_app::evidence::monthly::file_name(from))
+    );
+    let files = pack::read(&filed).unwrap();
+    let report: Report = serde_json::from_slice(&files["report.json"]).unwrap();
+    assert_eq!((report.period.from, report.period.to), (from, to));
+    let key = sign::load_public_key(&public).unwrap();
+    assert!(verify::verify(&files, &key, Some(&**ws.ledger())).is_ok());
+    // Filed once: a second tick leaves it alone.
+    assert!(
+        bulwark_app::evidence::monthly::file_last_month(&ws, now)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("evidence"))
+            .unwrap()
+            .count(),
+        1
+    );
+}

@@ -23,6 +23,7 @@ pub mod history;
 pub mod html;
 pub mod measure;
 pub mod model;
+pub mod monthly;
 pub mod pack;
 pub mod pdf;
 pub mod sections;

@@ -101,6 +101,7 @@ fn overview_body(view: &View) -> Markup {
     html! {
         h1 { "Where the commitments stand " (badge(s.verdict)) }
         p.muted { "as of " (s.at.format("%Y-%m-%d %H:%M:%S UTC")) }
+        (super::evidence::evidence_button(s.at))
         table #datasets {
             thead { tr { th { "dataset" } th { "tier" } th { "verdict" } th { "reason" } th { "commitments" } } }
             tbody {
