@@ -14,6 +14,7 @@ pub mod drill;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod export;
 pub mod failover;
 pub mod ledger_copy;
 pub mod notify;

@@ -10,6 +10,7 @@ pub mod check;
 pub mod copy;
 pub mod database;
 pub mod error;
+pub mod export;
 pub mod forget;
 pub mod progress;
 pub mod prune;

@@ -130,4 +130,6 @@ pub enum Command {
     Remediation(remediation::Command),
     /// Signed evidence packs for auditors (make, keygen, verify, restore-tests)
     Evidence(evidence::Args),
+    /// A snapshot as a tar or zip with SHA256SUMS inside, streamed, recorded in the ledger
+    Export(export::Args),
 }

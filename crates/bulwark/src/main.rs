@@ -49,6 +49,7 @@ fn main() {
         Command::Ledger(c) => ledger::run(g, c),
         Command::Remediation(c) => remediation::run(g, c),
         Command::Evidence(a) => evidence::run(g, a),
+        Command::Export(a) => export::run(g, a),
     };
     let code = match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ pub mod check;
 pub mod copy;
 pub mod drill;
 pub mod evidence;
+pub mod export;
 pub mod failover;
 pub mod forget;
 pub mod hold;
