@@ -110,6 +110,8 @@ fn a_large_file_streams_to_stdout_in_constant_memory() {
     drop(f);
     s.run(&["run", "big"]).assert_ok();
     let id = snapshot_of(&s, "big");
+    // Reaped below by wait4, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let mut child = bulwark()
         .args(["export", &id, "--format", "tar", "-c"])
         .arg(&s.config)
