@@ -56,6 +56,12 @@ pub struct BackupDetails {
     pub unreadable: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The cipher the snapshot is sealed with (absent in events of older versions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    /// The key slot the repository was opened with for the backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_slot: Option<String>,
 }
 
 impl Details for BackupDetails {

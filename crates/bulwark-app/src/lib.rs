@@ -15,6 +15,8 @@ pub mod dataset;
 pub mod drill;
 pub mod error;
 pub mod events;
+pub mod evidence;
+pub mod export;
 pub mod failover;
 pub mod incident;
 pub mod ledger_copy;

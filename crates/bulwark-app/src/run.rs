@@ -662,6 +662,8 @@ impl<'a> Runner<'a> {
                             summary: Some(r.summary.clone()),
                             unreadable: r.unreadable.clone(),
                             error: None,
+                            cipher: Some(bulwark_repo::crypto::CIPHER.to_string()),
+                            key_slot: Some(primary.key_slot().to_string()),
                         },
                     )
                 }

@@ -13,6 +13,7 @@ pub mod copy;
 pub mod database;
 pub mod edit;
 pub mod error;
+pub mod export;
 pub mod forget;
 pub mod inspect;
 pub mod progress;

@@ -78,6 +78,9 @@ struct RawConfig {
     incidents: Option<Spanned<crate::continuity::RawIncidents>>,
     review: Option<Spanned<crate::continuity::RawReview>>,
     status_page: Option<Spanned<crate::continuity::RawStatusPage>>,
+    evidence: Option<crate::evidence::RawEvidence>,
+    #[serde(default)]
+    exports: BTreeMap<String, Spanned<crate::evidence::RawExport>>,
 }
 
 #[derive(Deserialize)]
@@ -668,6 +671,8 @@ pub struct Config {
     pub replication: BTreeMap<String, crate::replication::Replication>,
     /// Incidents, post-mortems, reviews and the status page's subscribers (§7–§9).
     pub continuity: crate::continuity::Continuity,
+    pub evidence: crate::evidence::Evidence,
+    pub exports: BTreeMap<String, crate::evidence::ExportProfile>,
 }
 
 impl Config {
@@ -1161,6 +1166,7 @@ impl Config {
             &|name| raw.roles.get(name).map_or(0, |r| r.span().start),
             &fail,
         )?;
+        let exports = crate::evidence::exports(&raw.exports, &datasets, text, &fail)?;
         Ok(Config {
             targets,
             ledger: raw.ledger,
@@ -1173,6 +1179,8 @@ impl Config {
             drill,
             replication,
             continuity,
+            evidence: crate::evidence::evidence(raw.evidence),
+            exports,
         })
     }
 

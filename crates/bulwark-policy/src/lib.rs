@@ -16,6 +16,7 @@ pub mod config;
 pub mod continuity;
 pub mod due;
 pub mod duration;
+pub mod evidence;
 pub mod group;
 pub mod incident;
 pub mod replication;

@@ -262,6 +262,12 @@ impl Daemon {
         }
         let ws = self.workspace();
         let now = self.clock.now();
+        // Once a month is over, its evidence pack is filed (idempotent; see evidence::monthly).
+        match bulwark_app::evidence::monthly::file_last_month(&ws, now) {
+            Ok(Some(path)) => tracing::info!(path = %path.display(), "evidence pack filed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the monthly evidence pack could not be filed"),
+        }
         let dues = schedule(&ws, now)?;
         let limit = ws.config().daemon.jobs_per_repository;
         let max_jitter = ws.config().daemon.max_jitter;

@@ -181,4 +181,8 @@ pub enum Command {
     /// Plan reviews: record one, what changed since the last, when the next is due
     #[command(subcommand)]
     Review(review::Command),
+    /// Signed evidence packs for auditors (make, keygen, verify, restore-tests)
+    Evidence(evidence::Args),
+    /// A snapshot as a tar or zip with SHA256SUMS inside, streamed, recorded in the ledger
+    Export(export::Args),
 }

@@ -79,6 +79,8 @@ fn main() {
         Command::Postmortem(c) => postmortem::run(g, c),
         Command::Roles(a) => roles::run(g, a),
         Command::Review(c) => review::run(g, c),
+        Command::Evidence(a) => evidence::run(g, a),
+        Command::Export(a) => export::run(g, a),
     };
     let code = match result {
         Ok(code) => code,

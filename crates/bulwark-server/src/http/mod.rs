@@ -11,6 +11,7 @@
 
 mod api;
 mod charts;
+mod evidence;
 mod incidents;
 mod pages;
 
@@ -65,6 +66,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/ledger", get(api::ledger))
         .route("/api/jobs", get(api::jobs))
         .route("/api/events", get(api::events))
+        .route("/api/evidence", get(evidence::pack))
         .route("/api/status-page", get(api::status_page))
         .route("/openapi.json", get(api::openapi))
         .route("/metrics", get(api::metrics))

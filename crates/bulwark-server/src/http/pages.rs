@@ -245,6 +245,7 @@ fn overview_body(view: &View, running: &[Job], refresh: std::time::Duration) -> 
     html! {
         h1 { "Where the commitments stand " (badge(s.verdict)) }
         p.muted { "as of " (when(s.at)) " · recomputed every " (span(refresh.as_secs_f64())) " and after every job" }
+        (super::evidence::evidence_button(s.at))
         div.cards {
             @for v in [Verdict::Met, Verdict::AtRisk, Verdict::Breached] {
                 div class=(format!("card {}", word(v))) { div.n { (count(v)) } div { "datasets " (word(v).replace('_', " ")) } }

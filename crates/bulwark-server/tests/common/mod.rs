@@ -47,6 +47,9 @@ pub fn site(edit: impl FnOnce(&Path, String) -> String) -> (tempfile::TempDir, P
     let text = std::fs::read_to_string(examples.join("bulwark.toml"))
         .unwrap()
         .replace("../target/demo/", "state/");
+    // Evidence packs are signed: every site has a key, so /api/evidence answers with a pack.
+    bulwark_app::evidence::sign::generate(&dir.path().join("evidence.key")).unwrap();
+    let text = text + "\n[evidence]\nsigning_key = \"evidence.key\"\n";
     let text = edit(dir.path(), text);
     let config = dir.path().join("bulwark.toml");
     std::fs::write(&config, text).unwrap();
@@ -174,7 +177,7 @@ impl Served {
             Reply {
                 status,
                 headers,
-                body: String::from_utf8(bytes.to_vec()).expect("a UTF-8 body"),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
             }
         })
     }
@@ -190,6 +193,38 @@ impl Served {
             b = b.header(header::ACCEPT, a);
         }
         self.send(b.body(Body::empty()).unwrap())
+    }
+
+    /// A request with a JSON body.
+    pub fn request_json(&self, method: Method, path: &str, auth: Auth, body: &str) -> Reply {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
+            Auth::Cookie(c) => b = b.header(header::COOKIE, c),
+        }
+        self.send(b.body(Body::from(body.to_string())).unwrap())
+    }
+
+    /// Open INC-1 with a customer update and an internal note, through the API, as `token`.
+    pub fn open_incident(&self, token: &str) {
+        let r = self.request_json(
+            Method::POST,
+            "/api/incidents",
+            Auth::Bearer(token),
+            r#"{"title": "Backups delayed", "sev": 2, "message": "We are investigating."}"#,
+        );
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let r = self.request_json(
+            Method::POST,
+            "/api/incidents/INC-1/updates",
+            Auth::Bearer(token),
+            r#"{"message": "the controller is replaced", "internal": true}"#,
+        );
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -235,6 +270,28 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ("get", "/openapi.json", "/openapi.json", true),
     ("get", "/metrics", "/metrics", true),
     ("get", "/readyz", "/readyz", true),
+    ("get", "/incidents", "/incidents", true),
+    ("get", "/api/incidents", "/api/incidents", true),
+    ("post", "/api/incidents", "/api/incidents", true),
+    ("get", "/api/incidents/{id}", "/api/incidents/INC-1", true),
+    (
+        "post",
+        "/api/incidents/{id}/updates",
+        "/api/incidents/INC-1/updates",
+        true,
+    ),
+    (
+        "post",
+        "/api/incidents/{id}/resolve",
+        "/api/incidents/INC-1/resolve",
+        true,
+    ),
+    (
+        "get",
+        "/api/evidence",
+        "/api/evidence?from=2026-01-01",
+        true,
+    ),
 ];
 
 /// A dataset whose backup waits until the file `gate` exists: a job that is running for as long

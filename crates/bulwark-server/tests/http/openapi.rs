@@ -230,6 +230,34 @@ fn every_response_of_every_route_matches_the_document() {
     let jobs = check(Method::GET, "/api/jobs", "/api/jobs", bearer, None).json();
     assert!(!jobs["running"][0]["lease"].is_null(), "{jobs}");
 
+    // An incident with a customer update and an internal note, so that its routes have one.
+    let json_check = |method: Method, template: &str, path: &str, body: &str| {
+        let r = s.request_json(method.clone(), path, bearer, body);
+        conforms(&doc, &method.as_str().to_lowercase(), template, &r);
+        r
+    };
+    let r = json_check(
+        Method::POST,
+        "/api/incidents",
+        "/api/incidents",
+        r#"{"title": "Backups delayed", "sev": 2, "message": "We are investigating."}"#,
+    );
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = json_check(
+        Method::POST,
+        "/api/incidents/{id}/updates",
+        "/api/incidents/INC-1/updates",
+        r#"{"message": "disk replaced", "internal": true}"#,
+    );
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = json_check(
+        Method::POST,
+        "/api/incidents/{id}/updates",
+        "/api/incidents/INC-9/updates",
+        r#"{"message": "nobody"}"#,
+    );
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
     for (m, template, path, private) in ROUTES {
         if *m != "get" {
             continue;

@@ -141,11 +141,13 @@ fn every_private_route_refuses_a_request_without_a_valid_token() {
 #[test]
 fn every_route_answers_with_its_status_and_content_type() {
     let s = embedded_default();
+    s.open_incident(TOKEN);
     let head = s.ledger_head();
     let expect = |path: &str| -> &str {
         match path {
             "/metrics" => "application/openmetrics-text; version=1.0.0; charset=utf-8",
             "/readyz" | "/healthz" => "text/plain",
+            p if p.starts_with("/api/evidence") => "application/x-tar",
             p if p.starts_with("/api/") || p == "/openapi.json" => "application/json",
             _ => "text/html",
         }

@@ -83,6 +83,7 @@ datasets = ["billing"]
     let job = &s.daemon.jobs.recent()[0];
     assert_eq!(job.ok, Some(false), "{job:?}");
 
+    s.open_incident(TOKEN);
     let mut paths: Vec<String> = ROUTES
         .iter()
         .filter(|r| r.0 == "get")

@@ -9,6 +9,8 @@ pub mod copy;
 pub mod diff;
 pub mod drill;
 pub mod dump;
+pub mod evidence;
+pub mod export;
 pub mod failover;
 pub mod find;
 pub mod forget;
