@@ -390,6 +390,24 @@ impl Repository {
     }
 
     fn index_of_packs(&self, keep: impl Fn(&Id) -> bool) -> Result<MasterIndex> {
+        // An index file that was listed but is gone when read was superseded by a concurrent
+        // prune, which stores the replacement before it removes what it replaces: a fresh
+        // listing holds the replacement. Only a repository that keeps changing under us for
+        // every attempt makes this fail.
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            match self.index_of_listed_packs(&keep) {
+                Err(Error::NotFound { what }) if attempt < ATTEMPTS => {
+                    tracing::debug!("{what} went while the index was read; listing again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn index_of_listed_packs(&self, keep: &impl Fn(&Id) -> bool) -> Result<MasterIndex> {
         let mut index = MasterIndex::default();
         for name in self.list_index_files()? {
             for pack in self.read_index_file(&name)?.packs {
