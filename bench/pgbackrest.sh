@@ -225,8 +225,8 @@ EOF
         writer=$!
         t=$(now)
         set_archive_command "$command"
-        until [[ "$(psql_ "SELECT coalesce(last_archived_wal, '')" )" > "$last" ]] || \
-              [ "$(psql_ "SELECT coalesce(last_archived_wal, '')")" = "$last" ]; do sleep 0.05; done
+        until [[ "$(psql_ "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver" )" > "$last" ]] || \
+              [ "$(psql_ "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")" = "$last" ]; do sleep 0.05; done
         archive_s=$(elapsed "$t")
         kill "$writer" 2>/dev/null || true
         wait "$writer" 2>/dev/null || true
