@@ -1,40 +1,25 @@
 //! Evidence from the daemon: the scheduler files one signed pack per finished month, by the clock
 //! it is given, once; `GET /api/evidence` returns a pack as a tar to a token holder only.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use bulwark_app::Credentials;
 use bulwark_app::evidence::{monthly, pack, sign, verify};
 use bulwark_server::clock::ManualClock;
-use bulwark_server::daemon::{Daemon, DaemonOptions, Timing};
+use bulwark_server::daemon::Daemon;
 use bulwark_server::http::{HttpState, router};
-use bulwark_server::lease::LocalLeases;
 use bulwark_server::tokens::Tokens;
 use chrono::Utc;
 use tower::ServiceExt;
 
 fn site() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(examples.join("sample"))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::copy(
-        examples.join("demo.passphrase"),
-        dir.path().join("demo.passphrase"),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
-        .unwrap()
-        .replace("../target/demo/", "state/");
+    let text = common::copy_embedded_default(dir.path());
     let config = dir.path().join("bulwark.toml");
     std::fs::write(
         &config,
@@ -45,27 +30,6 @@ fn site() -> (tempfile::TempDir, PathBuf, PathBuf) {
     .unwrap();
     let (public, _) = sign::generate(&dir.path().join("evidence.key")).unwrap();
     (dir, config, public)
-}
-
-fn daemon(config: &Path, clock: Arc<ManualClock>) -> Arc<Daemon> {
-    Daemon::new(
-        config,
-        Arc::new(LocalLeases::new("test-node")),
-        DaemonOptions {
-            credentials: Credentials::default(),
-            cache: false,
-            clock,
-            node: "test-node".into(),
-            timing: Timing {
-                poll: Duration::from_millis(100),
-                refresh: Duration::from_millis(100),
-                lease_ttl: Duration::from_secs(5),
-                stop_grace: Duration::from_secs(5),
-            },
-            init: true,
-        },
-    )
-    .unwrap()
 }
 
 fn settle(d: &Arc<Daemon>) {
@@ -80,7 +44,7 @@ fn the_daemon_files_each_finished_month_and_serves_packs_to_token_holders() {
     let now = Utc::now();
     let (last_month, this_month) = monthly::previous_month(now);
     let clock = Arc::new(ManualClock::new(last_month + chrono::Duration::days(3)));
-    let d = daemon(&config, clock.clone());
+    let d = common::quick_daemon(&config, clock.clone());
     settle(&d);
     // Mid-month, the month before last was filed (nothing happened in it), not this one.
     let filed = dir.path().join("filed");

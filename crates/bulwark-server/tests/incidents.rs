@@ -4,23 +4,21 @@
 //! page shows customer updates with their time and ETA and never an internal note, the incident
 //! API opens and updates behind the token, and `/metrics` carries the new commitments.
 
+mod common;
+
 #[path = "../../bulwark-app/tests/support/http.rs"]
 mod http;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use bulwark_app::Credentials;
 use bulwark_app::incident::{self, OpenRequest, UpdateRequest};
 use bulwark_ledger::{EventFilter, EventKind};
 use bulwark_policy::incident::IncidentState;
 use bulwark_server::clock::{Clock, ManualClock};
-use bulwark_server::daemon::{Daemon, DaemonOptions, Timing};
 use bulwark_server::http::{HttpState, router};
-use bulwark_server::lease::LocalLeases;
 use bulwark_server::tokens::Tokens;
 use chrono::{DateTime, TimeZone, Utc};
 use http::Hook;
@@ -31,22 +29,7 @@ use tower::ServiceExt;
 /// are off: only the incidents a test opens exist.
 fn site(pager: &Hook, backup: &Hook, customers: &Hook) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(examples.join("sample"))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::copy(
-        examples.join("demo.passphrase"),
-        dir.path().join("demo.passphrase"),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
-        .unwrap()
-        .replace("../target/demo/", "state/")
+    let text = common::copy_embedded_default(dir.path())
         .replace(
             "severity = { rpo_breached = 2, drill_failed = 3, primary_unreachable = 2 }",
             "severity = { rpo_breached = 0, drill_failed = 0, primary_unreachable = 0 }",
@@ -67,27 +50,6 @@ fn site(pager: &Hook, backup: &Hook, customers: &Hook) -> (tempfile::TempDir, Pa
     let config = dir.path().join("bulwark.toml");
     std::fs::write(&config, text).unwrap();
     (dir, config)
-}
-
-fn daemon(config: &Path, clock: Arc<ManualClock>) -> Arc<Daemon> {
-    Daemon::new(
-        config,
-        Arc::new(LocalLeases::new("test-node")),
-        DaemonOptions {
-            credentials: Credentials::default(),
-            cache: false,
-            clock,
-            node: "test-node".into(),
-            timing: Timing {
-                poll: Duration::from_millis(100),
-                refresh: Duration::from_millis(100),
-                lease_ttl: Duration::from_secs(5),
-                stop_grace: Duration::from_secs(5),
-            },
-            init: true,
-        },
-    )
-    .unwrap()
 }
 
 fn events(hook: &Hook) -> Vec<String> {
@@ -111,7 +73,7 @@ fn reminders_reach_the_owner_then_the_alternates_once_per_deadline() {
     );
     let (_dir, config) = site(&pager, &backup, &customers);
     let clock = Arc::new(ManualClock::new(at(8, 0)));
-    let d = daemon(&config, clock.clone());
+    let d = common::quick_daemon(&config, clock.clone());
     let ws = d.workspace();
     let id = incident::open(
         &ws,
@@ -267,7 +229,7 @@ fn the_status_page_shows_customer_updates_and_never_internal_notes() {
     );
     let (dir, config) = site(&pager, &backup, &customers);
     let clock = Arc::new(ManualClock::new(at(9, 0)));
-    let d = daemon(&config, clock.clone());
+    let d = common::quick_daemon(&config, clock.clone());
     d.refresh().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "ops=s3cret-token\n").unwrap();

@@ -2,61 +2,25 @@
 //! (not one per missed slot), one job per repository at a time, jitter that holds a due job back
 //! within its bound, and leases with growing fencing tokens recorded with each job's events.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulwark_app::Credentials;
 use bulwark_app::events::{Details, RunDetails};
 use bulwark_ledger::{EventFilter, EventKind};
 use bulwark_server::clock::{Clock, ManualClock};
-use bulwark_server::daemon::{Daemon, DaemonOptions, Timing};
-use bulwark_server::lease::LocalLeases;
+use bulwark_server::daemon::Daemon;
 use chrono::Utc;
 
 /// The embedded default in a fresh directory, with `daemon` settings appended.
 fn site(daemon: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(examples.join("sample"))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::copy(
-        examples.join("demo.passphrase"),
-        dir.path().join("demo.passphrase"),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
-        .unwrap()
-        .replace("../target/demo/", "state/");
+    let text = common::copy_embedded_default(dir.path());
     let config = dir.path().join("bulwark.toml");
     std::fs::write(&config, format!("{text}\n[daemon]\n{daemon}\n")).unwrap();
     (dir, config)
-}
-
-fn daemon(config: &Path, clock: Arc<ManualClock>) -> Arc<Daemon> {
-    Daemon::new(
-        config,
-        Arc::new(LocalLeases::new("test-node")),
-        DaemonOptions {
-            credentials: Credentials::default(),
-            cache: false,
-            clock,
-            node: "test-node".into(),
-            timing: Timing {
-                poll: Duration::from_millis(100),
-                refresh: Duration::from_millis(100),
-                lease_ttl: Duration::from_secs(5),
-                stop_grace: Duration::from_secs(5),
-            },
-            init: true,
-        },
-    )
-    .unwrap()
 }
 
 /// Tick until nothing more starts, waiting for each job; the datasets started, in order.
@@ -89,7 +53,7 @@ fn backups(d: &Daemon, dataset: &str) -> usize {
 fn downtime_costs_one_catch_up_run_per_dataset() {
     let (_dir, config) = site("max_jitter = \"0\"");
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let d = daemon(&config, clock.clone());
+    let d = common::quick_daemon(&config, clock.clone());
 
     // Both datasets live in one repository: one job at a time there.
     let first = d.tick().unwrap();
@@ -148,7 +112,7 @@ fn downtime_costs_one_catch_up_run_per_dataset() {
 fn jitter_holds_a_due_job_back_within_its_bound() {
     let (_dir, config) = site("max_jitter = \"1h\"\njobs_per_repository = 2");
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let d = daemon(&config, clock.clone());
+    let d = common::quick_daemon(&config, clock.clone());
     assert!(
         d.tick().unwrap().is_empty(),
         "a due job waits for its jitter"
@@ -164,7 +128,7 @@ fn jitter_holds_a_due_job_back_within_its_bound() {
 fn a_run_asked_for_is_recorded_with_its_caller() {
     let (_dir, config) = site("max_jitter = \"0\"");
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let d = daemon(&config, clock);
+    let d = common::quick_daemon(&config, clock);
     let job = d.trigger("docs", "alice").unwrap();
     assert_eq!(job.trigger, "api:alice");
     assert!(d.wait_for_jobs(Duration::from_secs(120)));
@@ -191,7 +155,7 @@ fn a_breached_recovery_point_is_told_once_per_episode() {
         heard.display()
     ));
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let d = daemon(&config, clock.clone());
+    let d = common::quick_daemon(&config, clock.clone());
     settle(&d);
     d.refresh().unwrap();
     assert!(

@@ -27,26 +27,55 @@ pub const TOKEN: &str = "4c1d0e6a0f1b49e4a3b1d9d2c8e7f6a5-test-token";
 /// The name the token file gives its holder: the caller in the ledger.
 pub const HOLDER: &str = "alice";
 
-/// The embedded default copied with its sample data into a fresh directory, its state under
-/// `state/`. `edit` may change the policy file's text.
-pub fn site(edit: impl FnOnce(&Path, String) -> String) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
+/// Copy the embedded default's sample data and passphrase into `dir`; the policy file's text,
+/// its state moved under `dir/state/`.
+pub fn copy_embedded_default(dir: &Path) -> String {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let status = std::process::Command::new("cp")
         .arg("-a")
         .arg(examples.join("sample"))
-        .arg(dir.path())
+        .arg(dir)
         .status()
         .unwrap();
     assert!(status.success());
     std::fs::copy(
         examples.join("demo.passphrase"),
-        dir.path().join("demo.passphrase"),
+        dir.join("demo.passphrase"),
     )
     .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
+    std::fs::read_to_string(examples.join("bulwark.toml"))
         .unwrap()
-        .replace("../target/demo/", "state/");
+        .replace("../target/demo/", "state/")
+}
+
+/// A daemon over `config` (creating its repositories) whose loops poll and refresh every 100 ms,
+/// on `clock`: for tests that drive the scheduler themselves.
+pub fn quick_daemon(config: &Path, clock: Arc<ManualClock>) -> Arc<Daemon> {
+    Daemon::new(
+        config,
+        Arc::new(LocalLeases::new("test-node")),
+        DaemonOptions {
+            credentials: Credentials::default(),
+            cache: false,
+            clock,
+            node: "test-node".into(),
+            timing: Timing {
+                poll: std::time::Duration::from_millis(100),
+                refresh: std::time::Duration::from_millis(100),
+                lease_ttl: std::time::Duration::from_secs(5),
+                stop_grace: std::time::Duration::from_secs(5),
+            },
+            init: true,
+        },
+    )
+    .unwrap()
+}
+
+/// The embedded default copied with its sample data into a fresh directory, its state under
+/// `state/`. `edit` may change the policy file's text.
+pub fn site(edit: impl FnOnce(&Path, String) -> String) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = copy_embedded_default(dir.path());
     // Evidence packs are signed: every site has a key, so /api/evidence answers with a pack.
     bulwark_app::evidence::sign::generate(&dir.path().join("evidence.key")).unwrap();
     let text = text + "\n[evidence]\nsigning_key = \"evidence.key\"\n";
