@@ -6,6 +6,9 @@
 //! Credentials for both buckets come from the environment (the AWS variables or the shared
 //! credentials file), as for S3 repositories; the URLs never carry them.
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
 use bulwark_ledger::{EventFilter, EventKind};
 use bulwark_ops::bucket_audit::{self, BucketAudit};
 use bulwark_policy::replication::{AuditFact, Replication, audit_due};
@@ -49,14 +52,20 @@ pub fn audit_pairs(
             )));
         }
     }
+    let last = if due_only {
+        last_audits(ws)?
+    } else {
+        BTreeMap::new()
+    };
     let mut out = Vec::new();
     for pair in pairs.values() {
         if !names.is_empty() && !names.contains(&pair.name) {
             continue;
         }
-        if due_only && !audit_due(pair, last_audit(ws, &pair.name)?.map(|a| a.time), now) {
+        if due_only && !audit_due(pair, last.get(&pair.name).map(|a| a.time), now) {
             continue;
         }
+        let started = Instant::now();
         let outcome = match audit_buckets(&pair.source, &pair.replica, now) {
             Ok(a) => PairOutcome {
                 name: pair.name.clone(),
@@ -69,13 +78,19 @@ pub fn audit_pairs(
                 error: Some(e.to_string()),
             },
         };
-        record(ws, pair, &outcome, now)?;
+        record(ws, pair, &outcome, now, started.elapsed())?;
         out.push(outcome);
     }
     Ok(out)
 }
 
-fn record(ws: &Workspace, pair: &Replication, o: &PairOutcome, now: DateTime<Utc>) -> Result<()> {
+fn record(
+    ws: &Workspace,
+    pair: &Replication,
+    o: &PairOutcome,
+    now: DateTime<Utc>,
+    took: std::time::Duration,
+) -> Result<()> {
     let (summary, ok) = match (&o.audit, &o.error) {
         (Some(a), _) if a.in_sync() => (
             format!(
@@ -126,7 +141,10 @@ fn record(ws: &Workspace, pair: &Replication, o: &PairOutcome, now: DateTime<Utc
         details
             .event(summary)
             .config_hash(ws.config_hash())
-            .timed(now, Utc::now().max(now))
+            .timed(
+                now,
+                now + chrono::Duration::from_std(took).unwrap_or_default(),
+            )
             .ok(ok),
     )?;
     Ok(())
@@ -141,20 +159,20 @@ fn fact(a: &BucketAudit) -> AuditFact {
     }
 }
 
-/// The newest completed audit of pair `name` (a failed listing is not an audit).
-pub fn last_audit(ws: &Workspace, name: &str) -> Result<Option<AuditFact>> {
+/// The newest completed audit of each pair, by name (a failed listing is not an audit). One
+/// read of the ledger for every pair: `status` asks on every refresh.
+pub fn last_audits(ws: &Workspace) -> Result<BTreeMap<String, AuditFact>> {
     let events = ws.ledger().events(
         &EventFilter::all()
             .kind(EventKind::ReplicationAudit)
             .newest_first(),
     )?;
+    let mut out = BTreeMap::new();
     for e in events {
         let d = ReplicationAuditDetails::of(&e)?;
-        if d.pair == name
-            && let Some(f) = d.fact
-        {
-            return Ok(Some(f));
+        if let Some(f) = d.fact {
+            out.entry(d.pair).or_insert(f);
         }
     }
-    Ok(None)
+    Ok(out)
 }

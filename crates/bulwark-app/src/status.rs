@@ -275,8 +275,9 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
         verdict = verdict.max(a.verdict);
     }
     let mut replication = BTreeMap::new();
+    let mut audits = crate::replication::last_audits(ws)?;
     for pair in config.replication.values() {
-        let last_audit = crate::replication::last_audit(ws, &pair.name)?;
+        let last_audit = audits.remove(&pair.name);
         let status = bulwark_policy::replication::evaluate(pair, last_audit.as_ref(), now);
         verdict = verdict.max(status.verdict);
         replication.insert(pair.name.clone(), ReplicationReport { status, last_audit });

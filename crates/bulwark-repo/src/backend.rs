@@ -59,7 +59,8 @@ pub struct ObjectInfo {
     /// Relative to the bucket's prefix.
     pub key: String,
     pub size: u64,
-    /// The store's entity tag (an MD5 for single-part S3 uploads; multipart ones end in `-N`).
+    /// The store's entity tag (an MD5 for single-part S3 uploads; multipart ones end in `-N`);
+    /// none for a directory.
     pub etag: Option<String>,
     pub modified: chrono::DateTime<chrono::Utc>,
 }
@@ -302,7 +303,13 @@ impl StoreBackend {
             .map(|m| ObjectInfo {
                 key: m.location.as_ref().get(strip..).unwrap_or("").to_string(),
                 size: m.size,
-                etag: m.e_tag,
+                // A directory's tags come from inodes and times, not content: two copies of
+                // one file would differ. Directories are compared by size.
+                etag: if self.local_root.is_some() {
+                    None
+                } else {
+                    m.e_tag
+                },
                 modified: m.last_modified,
             })
             .collect();

@@ -121,8 +121,8 @@ pub struct StatusPage {
     pub at: DateTime<Utc>,
     pub components: Vec<ComponentView>,
     /// Open incidents and those resolved in the last [`HISTORY_DAYS`] days, open ones first,
-    /// newest first. Read from the ledger on each request (see `http::incidents`), so a page
-    /// never shows a stale timeline; the cached view leaves this empty.
+    /// newest first, with their customer updates only. Recomputed with the view, which every
+    /// incident request refreshes, so the public page serves from the cache.
     pub incidents: Vec<Incident>,
 }
 
@@ -297,8 +297,41 @@ pub fn compute(ws: &Workspace, now: DateTime<Utc>) -> bulwark_app::Result<View> 
         status_page: StatusPage {
             at: now,
             components,
-            incidents: Vec::new(),
+            incidents: public_incidents(ws, now),
         },
         events,
     })
+}
+
+/// The incidents customers see (none when the ledger cannot be read: the page still shows the
+/// components).
+fn public_incidents(ws: &Workspace, now: DateTime<Utc>) -> Vec<Incident> {
+    let window = Duration::days(HISTORY_DAYS);
+    match bulwark_app::incident::incidents(ws) {
+        Ok(all) => bulwark_app::incident::public(ws.config(), &all, now, window)
+            .into_iter()
+            .map(|i| Incident {
+                id: i.id,
+                title: i.title,
+                components: i.components,
+                state: i.state,
+                started: i.opened,
+                resolved: i.resolved,
+                updates: i
+                    .updates
+                    .into_iter()
+                    .map(|u| IncidentUpdate {
+                        at: u.at,
+                        state: u.state,
+                        message: u.message,
+                        eta: u.eta,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("the status page could not read the incidents: {e}");
+            Vec::new()
+        }
+    }
 }

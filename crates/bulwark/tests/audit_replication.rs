@@ -237,3 +237,27 @@ fn what_the_replica_lacks_or_holds_differently_is_named_recorded_and_judged() {
     out.assert_code(1).assert_one_error_line();
     assert!(out.stderr.contains("does not exist"), "{}", out.describe());
 }
+
+#[test]
+fn directories_are_compared_by_size_since_their_tags_are_not_content() {
+    let dir = common::tempdir("audit-dirs");
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    for d in [&src, &dst] {
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("a"), b"same bytes").unwrap();
+        std::fs::write(d.join("sub/b"), b"more of the same").unwrap();
+    }
+    let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let out = bulwark(&["audit", "replication", s, d, "--json"]);
+    out.assert_ok();
+    let a = out.json();
+    assert_eq!(
+        (&a["differing"], &a["size_only"]),
+        (&Value::from(0), &Value::from(2)),
+        "{a}"
+    );
+    std::fs::write(dst.join("sub/b"), b"shorter").unwrap();
+    let out = bulwark(&["audit", "replication", s, d, "--json"]);
+    out.assert_code(1);
+    assert_eq!(keys(&out.json()), [("sub/b".to_string(), true)]);
+}

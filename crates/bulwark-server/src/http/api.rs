@@ -87,11 +87,7 @@ pub async fn jobs(State(state): State<Arc<HttpState>>) -> Response {
 
 pub async fn status_page(State(state): State<Arc<HttpState>>) -> Response {
     match current(&state) {
-        Ok(v) => {
-            let mut shown = v.status_page.clone();
-            shown.incidents = super::incidents::for_status_page(&state, v.at).await;
-            Json(&shown).into_response()
-        }
+        Ok(v) => Json(&v.status_page).into_response(),
         Err(r) => r.into_response(),
     }
 }

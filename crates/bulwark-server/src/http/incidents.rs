@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bulwark_app::incident::{self, Incident, OpenRequest, PublicIncident, UpdateRequest};
+use bulwark_app::incident::{self, Incident, OpenRequest, UpdateRequest};
 use bulwark_ledger::{EventKind, NewEvent};
 use bulwark_policy::incident::IncidentState;
 use chrono::{DateTime, Utc};
@@ -22,7 +22,6 @@ use serde_json::json;
 
 use super::api::error;
 use super::{Caller, HttpState};
-use crate::view;
 
 async fn load(state: &HttpState) -> Result<Vec<Incident>, Response> {
     let ws = state.daemon.workspace();
@@ -30,45 +29,6 @@ async fn load(state: &HttpState) -> Result<Vec<Incident>, Response> {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
-    }
-}
-
-/// The public incidents for the status page, fresh from the ledger (none when it cannot be read:
-/// the page still shows the components). Customer-facing updates only.
-pub async fn for_status_page(state: &HttpState, now: DateTime<Utc>) -> Vec<view::Incident> {
-    let ws = state.daemon.workspace();
-    let window = chrono::Duration::days(view::HISTORY_DAYS);
-    let found = tokio::task::spawn_blocking(move || {
-        incident::incidents(&ws).map(|all| incident::public(ws.config(), &all, now, window))
-    })
-    .await;
-    match found {
-        Ok(Ok(v)) => v.into_iter().map(shown).collect(),
-        _ => {
-            tracing::warn!("the status page could not read the incidents");
-            Vec::new()
-        }
-    }
-}
-
-fn shown(i: PublicIncident) -> view::Incident {
-    view::Incident {
-        id: i.id,
-        title: i.title,
-        components: i.components,
-        state: i.state,
-        started: i.opened,
-        resolved: i.resolved,
-        updates: i
-            .updates
-            .into_iter()
-            .map(|u| view::IncidentUpdate {
-                at: u.at,
-                state: u.state,
-                message: u.message,
-                eta: u.eta,
-            })
-            .collect(),
     }
 }
 
@@ -148,6 +108,7 @@ async fn act<T: Serialize + Send + 'static>(
     let ws = state.daemon.workspace();
     let now = state.daemon.clock.now();
     let (caller, node) = (caller.0.clone(), state.daemon.node.clone());
+    let daemon = state.daemon.clone();
     let done = tokio::task::spawn_blocking(move || {
         ws.ledger().append(
             NewEvent::new(EventKind::ApiCall, format!("{caller} {summary}"))
@@ -155,7 +116,12 @@ async fn act<T: Serialize + Send + 'static>(
                 .timed(now, now)
                 .details(json!({ "caller": caller, "action": action, "node": node })),
         )?;
-        f(&ws, now)
+        let done = f(&ws, now)?;
+        // The status page serves from the cached view: it shows the step before this answers.
+        if let Err(e) = daemon.refresh() {
+            tracing::warn!("the view was not refreshed after the incident step: {e}");
+        }
+        Ok(done)
     })
     .await;
     match done {

@@ -653,9 +653,7 @@ pub async fn status_page(State(state): State<Arc<HttpState>>) -> Response {
     let Ok(view) = current(&state) else {
         return starting();
     };
-    let mut shown = view.status_page.clone();
-    shown.incidents = super::incidents::for_status_page(&state, view.at).await;
-    page("Status", Section::Public, status_body(&shown)).into_response()
+    page("Status", Section::Public, status_body(&view.status_page)).into_response()
 }
 
 fn status_body(s: &StatusPage) -> Markup {
