@@ -291,16 +291,17 @@ fn condemn(repo: &Repository, packs: Vec<Id>, me: Id) -> Result<()> {
         holders: Vec::new(),
     };
     let first_name = repo.save_condemnation(&first)?;
-    complete_holders(repo, first_name, first, me)
+    complete_holders(repo, first_name, first, me).map(drop)
 }
 
-/// Replace a record that has no holder list with one listing every live holder but us.
+/// Replace a record that has no holder list with one listing every live holder but us; returns
+/// the completed record and its name.
 fn complete_holders(
     repo: &Repository,
     name: String,
     mut record: Condemnation,
     me: Id,
-) -> Result<()> {
+) -> Result<(String, Condemnation)> {
     record.holders = live_locks(repo.backend().as_ref(), repo.key())?
         .into_iter()
         .map(|(_, l)| l.holder)
@@ -310,8 +311,9 @@ fn complete_holders(
     if record.holders.is_empty() {
         record.holders.push(me);
     }
-    repo.save_condemnation(&record)?;
-    repo.backend().remove(FileKind::Condemned, &name)
+    let completed = repo.save_condemnation(&record)?;
+    repo.backend().remove(FileKind::Condemned, &name)?;
+    Ok((completed, record))
 }
 
 fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
@@ -326,13 +328,15 @@ fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
         .collect();
     let mut due: Vec<(String, Condemnation)> = Vec::new();
     for (name, record) in records {
-        if record.holders.is_empty() {
-            // Left by a prune killed between its two writes: complete it now, sweep it later.
-            complete_holders(repo, name, record, me)?;
-            report
-                .postponed
-                .push("a condemnation was completed; it is swept by the next prune".into());
-        } else if let Some(h) = record.holders.iter().find(|h| live.contains(h)) {
+        // Left by a prune killed between its two writes: complete it now. Its incomplete form was
+        // already visible to every process that started since, so the completed record is judged
+        // like one this prune wrote itself.
+        let (name, record) = if record.holders.is_empty() {
+            complete_holders(repo, name, record, me)?
+        } else {
+            (name, record)
+        };
+        if let Some(h) = record.holders.iter().find(|h| live.contains(h)) {
             report.postponed.push(format!(
                 "{} packs wait for a process that was running when they were marked (lock holder {})",
                 record.packs.len(),
@@ -429,4 +433,77 @@ fn sweep(repo: &Repository, me: Id, report: &mut PruneReport) -> Result<()> {
         repo.backend().remove(FileKind::Condemned, &name)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bulwark_repo::backend::StoreBackend;
+    use bulwark_repo::keys::Credential;
+    use bulwark_repo::pack::BlobKind;
+    use bulwark_repo::repository::Settings;
+
+    use super::*;
+    use crate::progress::Silent;
+
+    /// A repository with one stored pack that no snapshot needs.
+    fn repository_with_an_unused_pack(root: &std::path::Path) -> (Repository, Id) {
+        let (credential, _) = Credential::new_key_file();
+        let backend = Arc::new(StoreBackend::local(root, true).unwrap());
+        let repo = Repository::init(backend, &credential, Settings::default()).unwrap();
+        let index = repo.load_index().unwrap();
+        BlobWriter::run(&repo, &index, 1, |w| w.save(BlobKind::Data, b"orphan")).unwrap();
+        let packs = index_packs(&repo).unwrap();
+        assert_eq!(packs.len(), 1);
+        let pack = *packs.keys().next().unwrap();
+        (repo, pack)
+    }
+
+    #[test]
+    fn a_condemnation_left_without_holders_is_completed_and_swept_by_one_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, pack) = repository_with_an_unused_pack(&dir.path().join("repo"));
+        // What a prune killed between its two condemnation writes leaves.
+        repo.save_condemnation(&Condemnation {
+            time: Utc::now(),
+            packs: vec![pack],
+            holders: Vec::new(),
+        })
+        .unwrap();
+        let opts = PruneOptions {
+            max_unused: 0.0,
+            dry_run: false,
+        };
+        let report = prune(&repo, &opts, &Silent).unwrap();
+        assert_eq!(report.postponed, Vec::<String>::new());
+        assert_eq!(report.packs_deleted, 1, "{report:?}");
+        assert!(repo.condemnations().unwrap().is_empty());
+        assert!(index_packs(&repo).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_completed_condemnation_waits_for_a_process_that_was_running_when_it_was_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, pack) = repository_with_an_unused_pack(&dir.path().join("repo"));
+        repo.save_condemnation(&Condemnation {
+            time: Utc::now(),
+            packs: vec![pack],
+            holders: Vec::new(),
+        })
+        .unwrap();
+        // A backup that started before the record was completed may rely on the pack.
+        let backup = repo.lock(LockKind::Shared).unwrap();
+        let opts = PruneOptions {
+            max_unused: 0.0,
+            dry_run: false,
+        };
+        let report = prune(&repo, &opts, &Silent).unwrap();
+        assert_eq!(report.packs_deleted, 0, "{report:?}");
+        assert_eq!(report.postponed.len(), 1, "{report:?}");
+        drop(backup);
+        let report = prune(&repo, &opts, &Silent).unwrap();
+        assert_eq!(report.packs_deleted, 1, "{report:?}");
+        assert_eq!(report.postponed, Vec::<String>::new());
+    }
 }
