@@ -62,6 +62,10 @@ pub struct BackupDetails {
     /// The key slot the repository was opened with for the backup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_slot: Option<String>,
+    /// The backup failed because its repository could not be used at all (a backend error, or
+    /// no repository there): what an automatic failover counts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unavailable: bool,
 }
 
 impl Details for BackupDetails {

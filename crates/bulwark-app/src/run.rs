@@ -29,6 +29,7 @@ use bulwark_repo::Repository;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::auto_failover;
 use crate::dataset::{backup_dataset, restore_test_options};
 use crate::error::{Error, FailureKind, Result};
 use crate::events::{
@@ -51,6 +52,9 @@ pub enum Selection {
     DueAmong(Vec<String>),
     /// These datasets, every step (a restore test runs for each).
     Named(Vec<String>),
+    /// Only the platform-wide work that is due and belongs to no dataset: the disaster-recovery
+    /// drill and the replication audits. A scheduler's job, once the datasets are done.
+    Platform,
 }
 
 impl Selection {
@@ -60,12 +64,21 @@ impl Selection {
             Selection::Due => "due".into(),
             Selection::DueAmong(n) => format!("due among {}", n.join(",")),
             Selection::Named(n) => n.join(","),
+            Selection::Platform => "platform".into(),
         }
     }
 
     /// Only what is due, not everything.
     fn due_only(&self) -> bool {
-        matches!(self, Selection::Due | Selection::DueAmong(_))
+        matches!(
+            self,
+            Selection::Due | Selection::DueAmong(_) | Selection::Platform
+        )
+    }
+
+    /// Whether the drill and the replication audits are considered.
+    fn platform(&self) -> bool {
+        matches!(self, Selection::Due | Selection::All | Selection::Platform)
     }
 
     fn includes(&self, dataset: &str) -> bool {
@@ -74,6 +87,7 @@ impl Selection {
             Selection::DueAmong(names) | Selection::Named(names) => {
                 names.iter().any(|n| n == dataset)
             }
+            Selection::Platform => false,
         }
     }
 }
@@ -124,6 +138,9 @@ pub struct RunReport {
     pub next_due: Option<DateTime<Utc>>,
     /// Incidents Bulwark opened or resolved after the run (`INC-n opened: ...`).
     pub incidents: Vec<String>,
+    /// Primaries this run failed over to a replica on its own (`auto_failover`): a long-lived
+    /// front-end reopens its workspace to follow.
+    pub failed_over: Vec<String>,
 }
 
 impl RunReport {
@@ -186,6 +203,9 @@ struct Runner<'a> {
     /// event times) follows the request's clock, so a scheduler with a clock of its own sees
     /// its own decisions reflected.
     offset: chrono::Duration,
+    /// Primaries this run failed over (`auto_failover`), with the replica now active: the
+    /// workspace's configuration predates them.
+    failed_over: std::cell::RefCell<BTreeMap<String, String>>,
 }
 
 pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
@@ -202,6 +222,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         req,
         due: Vec::new(),
         offset: req.now - Utc::now(),
+        failed_over: Default::default(),
     };
     let plans = runner.plan()?;
     let mut report = RunReport::default();
@@ -228,8 +249,8 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
                 .collect(),
             ..Default::default()
         };
-        if runner.dataset(&plan, &mut run, &mut forgot)? {
-            used.insert(plan.dataset.repository.clone());
+        if let Some(wrote) = runner.dataset(&plan, &mut run, &mut forgot)? {
+            used.insert(wrote);
         }
         run.ok = run.steps.iter().all(|s| s.ok);
         report.datasets.push(run);
@@ -241,13 +262,13 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
         used.insert(name.0);
     }
     // A disaster-recovery drill when one is due: from the off-site copies the run just made.
-    if matches!(req.selection, Selection::Due | Selection::All)
+    if req.selection.platform()
         && let Some(step) = runner.drill_if_due()?
     {
         report.maintenance.push(step);
     }
     // Replication audits of the buckets the policy file names, when due.
-    if matches!(req.selection, Selection::Due | Selection::All) {
+    if req.selection.platform() {
         report.maintenance.extend(runner.audit_replication()?);
     }
     let worked = report.steps().next().is_some();
@@ -297,8 +318,53 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
             .timed(req.now, finished)
             .ok(report.ok),
     )?;
+    report.failed_over = runner.failed_over.into_inner().into_keys().collect();
     report.incidents = crate::incident::after_run(ws, req.now);
     Ok(report)
+}
+
+/// Why the platform-wide work ([`Selection::Platform`]) is due at `now`: the drill, and each
+/// replication pair whose audit is due. Empty: nothing is. Reads the ledger; records nothing.
+pub fn platform_due(ws: &Workspace, now: DateTime<Utc>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = drill_due(ws, now)?
+        .map(|reason| format!("drill: {reason}"))
+        .into_iter()
+        .collect();
+    let pairs = &ws.config().replication;
+    if !pairs.is_empty() {
+        let last = crate::replication::last_audits(ws)?;
+        for pair in pairs.values() {
+            if bulwark_policy::replication::audit_due(
+                pair,
+                last.get(&pair.name).map(|a| a.time),
+                now,
+            ) {
+                out.push(format!("replication audit {}", pair.name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Why a drill is due (never yet, the last failed, or the last is `drill_every` old), when one is
+/// and the policy file has critical datasets to drill.
+fn drill_due(ws: &Workspace, now: DateTime<Utc>) -> Result<Option<String>> {
+    let last = ws
+        .ledger()
+        .last(&EventKind::Drill, None, false)?
+        .map(|e| LastTest {
+            finished: e.finished,
+            passed: e.ok,
+        });
+    let Due::Now { reason } = due::drill(ws.config().targets.drill_every, last, now) else {
+        return Ok(None);
+    };
+    let critical = ws
+        .config()
+        .datasets
+        .values()
+        .any(|d| d.tier == bulwark_policy::config::Tier::Critical);
+    Ok(critical.then_some(reason))
 }
 
 /// When a dataset's work falls due, as a `--due` run would decide at that instant.
@@ -328,6 +394,7 @@ pub fn schedule(ws: &Workspace, now: DateTime<Utc>) -> Result<Vec<DatasetDue>> {
         req: &req,
         due: Vec::new(),
         offset: chrono::Duration::zero(),
+        failed_over: Default::default(),
     };
     let plans = runner.plan()?;
     Ok(plans
@@ -432,7 +499,8 @@ impl<'a> Runner<'a> {
                     passed: e.ok,
                 });
             let (backup, test) = match &self.req.selection {
-                Selection::Due | Selection::DueAmong(_) => (
+                // A platform run selects no dataset; it would judge one as `--due` does.
+                Selection::Due | Selection::DueAmong(_) | Selection::Platform => (
                     due::backup(&d.schedule, newest, now),
                     due::restore_test(d.restore_test.every, last_test, now),
                 ),
@@ -596,15 +664,21 @@ impl<'a> Runner<'a> {
         (self.clock(), Instant::now())
     }
 
-    /// Run one dataset's steps; whether it used its primary repository.
+    /// Run one dataset's steps; the repository it wrote, if any.
     fn dataset(
         &self,
         plan: &Plan,
         run: &mut DatasetRun,
         forgot: &mut BTreeSet<String>,
-    ) -> Result<bool> {
+    ) -> Result<Option<String>> {
         let d = plan.dataset;
         let name = d.name.as_str();
+        // A primary this run already failed over: straight to the replica.
+        let active = self.failed_over.borrow().get(&d.repository).cloned();
+        if let Some(active) = active {
+            self.backup_after_failover(d, &active, run)?;
+            return Ok(Some(active));
+        }
         let primary = match &plan.primary {
             Ok(p) => p.clone(),
             Err(e) => {
@@ -617,6 +691,22 @@ impl<'a> Runner<'a> {
                     failure: Some(e.kind()),
                     event: None,
                 });
+                if plan.backup.is_some() {
+                    // The backup that was due failed; recorded, so a streak can be counted.
+                    let failed = Outcome::failed::<BackupDetails>(e, |b, m| {
+                        b.error = Some(m);
+                        b.unavailable = auto_failover::unavailable(e.kind());
+                    });
+                    self.record(
+                        EventKind::Backup,
+                        "backup",
+                        Some(name),
+                        &d.repository,
+                        self.start(),
+                        failed,
+                        None,
+                    )?;
+                }
                 self.tell(
                     NotifyEvent::BackupFailed,
                     Some(name),
@@ -624,7 +714,7 @@ impl<'a> Runner<'a> {
                     &format!("run at {}", self.req.now.to_rfc3339()),
                     &format!("cannot open repository: {e}"),
                 );
-                return Ok(false);
+                return self.fail_over_if_due(d, run);
             }
         };
         // One heartbeat row per run: the point-in-time restore tests measure against them.
@@ -644,45 +734,17 @@ impl<'a> Runner<'a> {
         let progress = self.req.progress;
         let mut backed_up = false;
         if plan.backup.is_some() {
-            let t = self.start();
-            let outcome = match backup_dataset(self.ws, d, &primary, progress, self.clock()) {
-                Ok(r) => {
-                    backed_up = true;
-                    let s = &r.summary;
-                    Outcome::ok(
-                        format!(
-                            "snapshot {}: {} files, {} added",
-                            r.snapshot_id.short(),
-                            s.total_files,
-                            bulwark_policy::human_size(s.bytes_added_stored)
-                        ),
-                        &BackupDetails {
-                            snapshot_id: Some(r.snapshot_id.to_hex()),
-                            parent: r.parent.map(|p| p.to_hex()),
-                            summary: Some(r.summary.clone()),
-                            unreadable: r.unreadable.clone(),
-                            error: None,
-                            cipher: Some(bulwark_repo::crypto::CIPHER.to_string()),
-                            key_slot: Some(primary.key_slot().to_string()),
-                        },
-                    )
-                }
-                Err(e) => Outcome::failed::<BackupDetails>(&e, |d, m| d.error = Some(m)),
-            };
-            let step = self.record(
-                EventKind::Backup,
-                "backup",
-                Some(name),
-                &d.repository,
-                t,
-                outcome,
-                Some(NotifyEvent::BackupFailed),
-            )?;
+            let step = self.backup(d, &primary, &d.repository)?;
             let failed = !step.ok;
+            let unavailable = step.failure.is_some_and(auto_failover::unavailable);
             run.steps.push(step);
-            if failed {
-                return Ok(true);
+            if unavailable {
+                return self.fail_over_if_due(d, run);
             }
+            if failed {
+                return Ok(Some(d.repository.clone()));
+            }
+            backed_up = true;
         }
         // Off-site copies.
         let copy_all = backed_up || plan.test.is_some() || !self.req.selection.due_only();
@@ -773,7 +835,113 @@ impl<'a> Runner<'a> {
         if plan.test.is_some() {
             run.steps.push(self.restore_test(d, &primary)?);
         }
-        Ok(true)
+        Ok(Some(d.repository.clone()))
+    }
+
+    /// Back `d` up into `repo` (named `repository`) and record it.
+    fn backup(&self, d: &Dataset, repo: &Repository, repository: &str) -> Result<Step> {
+        let t = self.start();
+        let outcome = match backup_dataset(self.ws, d, repo, self.req.progress, self.clock()) {
+            Ok(r) => {
+                let s = &r.summary;
+                Outcome::ok(
+                    format!(
+                        "snapshot {}: {} files, {} added",
+                        r.snapshot_id.short(),
+                        s.total_files,
+                        bulwark_policy::human_size(s.bytes_added_stored)
+                    ),
+                    &BackupDetails {
+                        snapshot_id: Some(r.snapshot_id.to_hex()),
+                        parent: r.parent.map(|p| p.to_hex()),
+                        summary: Some(r.summary.clone()),
+                        unreadable: r.unreadable.clone(),
+                        error: None,
+                        cipher: Some(bulwark_repo::crypto::CIPHER.to_string()),
+                        key_slot: Some(repo.key_slot().to_string()),
+                        unavailable: false,
+                    },
+                )
+            }
+            Err(e) => Outcome::failed::<BackupDetails>(&e, |b, m| {
+                b.error = Some(m);
+                b.unavailable = auto_failover::unavailable(e.kind());
+            }),
+        };
+        self.record(
+            EventKind::Backup,
+            "backup",
+            Some(&d.name),
+            repository,
+            t,
+            outcome,
+            Some(NotifyEvent::BackupFailed),
+        )
+    }
+
+    /// After a backup found `d`'s repository unavailable: fail it over when `auto_failover`
+    /// says so (see `crate::auto_failover`) and back up into the replica at once.
+    fn fail_over_if_due(&self, d: &Dataset, run: &mut DatasetRun) -> Result<Option<String>> {
+        let t = self.start();
+        let failover = match auto_failover::consider(self.ws, &d.repository) {
+            Ok(None) => return Ok(None),
+            Ok(Some(f)) => f,
+            Err(e) => {
+                run.steps.push(Step {
+                    step: "failover".into(),
+                    repository: Some(d.repository.clone()),
+                    ok: false,
+                    summary: e.to_string(),
+                    duration_s: t.1.elapsed().as_secs_f64(),
+                    failure: Some(e.kind()),
+                    event: None,
+                });
+                return Ok(None);
+            }
+        };
+        run.steps.push(Step {
+            step: format!("failover to {}", failover.active),
+            repository: Some(failover.active.clone()),
+            ok: true,
+            summary: failover.reason.clone(),
+            duration_s: t.1.elapsed().as_secs_f64(),
+            failure: None,
+            event: Some(failover.event.clone()),
+        });
+        self.tell(
+            NotifyEvent::FailedOver,
+            None,
+            Some(&failover.active),
+            &failover.event,
+            &format!(
+                "backups of '{}' now go to '{}' ({}); run `bulwark failback` once it is back",
+                failover.primary, failover.active, failover.reason
+            ),
+        );
+        self.failed_over
+            .borrow_mut()
+            .insert(failover.primary.clone(), failover.active.clone());
+        self.backup_after_failover(d, &failover.active, run)?;
+        Ok(Some(failover.active))
+    }
+
+    /// Back `d` up into `active`, the replica its primary failed over to during this run. Its
+    /// copies and retention follow from the next run, whose configuration knows the failover.
+    fn backup_after_failover(&self, d: &Dataset, active: &str, run: &mut DatasetRun) -> Result<()> {
+        let step = match self.ws.repository(active) {
+            Ok(repo) => self.backup(d, &repo, active)?,
+            Err(e) => Step {
+                step: format!("open {active}"),
+                repository: Some(active.to_string()),
+                ok: false,
+                summary: e.to_string(),
+                duration_s: 0.0,
+                failure: Some(e.kind()),
+                event: None,
+            },
+        };
+        run.steps.push(step);
+        Ok(())
     }
 
     fn restore_test(&self, d: &Dataset, primary: &Repository) -> Result<Step> {
@@ -852,28 +1020,9 @@ impl<'a> Runner<'a> {
 
     /// Run a drill when one is due (never yet, the last failed, or the last is `drill_every` old).
     fn drill_if_due(&mut self) -> Result<Option<Step>> {
-        let last = self
-            .ws
-            .ledger()
-            .last(&EventKind::Drill, None, false)?
-            .map(|e| LastTest {
-                finished: e.finished,
-                passed: e.ok,
-            });
-        let Due::Now { reason } =
-            due::drill(self.ws.config().targets.drill_every, last, self.req.now)
-        else {
+        let Some(reason) = drill_due(self.ws, self.req.now)? else {
             return Ok(None);
         };
-        if !self
-            .ws
-            .config()
-            .datasets
-            .values()
-            .any(|d| d.tier == bulwark_policy::config::Tier::Critical)
-        {
-            return Ok(None);
-        }
         self.due.push(DueWork {
             dataset: None,
             repository: None,

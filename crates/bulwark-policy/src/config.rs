@@ -142,6 +142,9 @@ struct RawRepository {
     /// share): one person alone must not be able to lose or withhold it.
     #[serde(default)]
     key_holders: Vec<String>,
+    /// Fail over to a replica on its own after repeated backend errors (§5 vendor outage).
+    auto_failover: Option<Spanned<bool>>,
+    auto_failover_after: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -278,10 +281,12 @@ pub enum NotifyEvent {
     PostmortemOverdue,
     /// A plan review is due.
     ReviewDue,
+    /// A repository failed over to its replica on its own (`auto_failover`).
+    FailedOver,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 21] = [
+    pub const ALL: [NotifyEvent; 22] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::CopyFailed,
         NotifyEvent::ForgetFailed,
@@ -303,6 +308,7 @@ impl NotifyEvent {
         NotifyEvent::PostmortemDue,
         NotifyEvent::PostmortemOverdue,
         NotifyEvent::ReviewDue,
+        NotifyEvent::FailedOver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -328,6 +334,7 @@ impl NotifyEvent {
             NotifyEvent::PostmortemDue => "postmortem_due",
             NotifyEvent::PostmortemOverdue => "postmortem_overdue",
             NotifyEvent::ReviewDue => "review_due",
+            NotifyEvent::FailedOver => "failed_over",
         }
     }
 
@@ -355,6 +362,7 @@ impl NotifyEvent {
             NotifyEvent::PostmortemDue => "post-mortem due",
             NotifyEvent::PostmortemOverdue => "post-mortem overdue",
             NotifyEvent::ReviewDue => "plan review due",
+            NotifyEvent::FailedOver => "failed over to a replica",
         }
     }
 
@@ -519,8 +527,14 @@ pub struct Repository {
     pub prune_every: Duration,
     /// The people who hold a credential that opens it (empty: not recorded).
     pub key_holders: Vec<String>,
+    /// After this many backups in a row fail because the repository is unavailable, a run fails
+    /// over to its replica on its own (`auto_failover = true`; `None`: only by hand).
+    pub auto_failover_after: Option<u32>,
     pub location: Location,
 }
+
+/// Backups failing in a row before an automatic failover, unless `auto_failover_after` says.
+pub const DEFAULT_AUTO_FAILOVER_AFTER: u32 = 3;
 
 /// The default budget of a file dataset's restore test: larger snapshots are sampled.
 pub const DEFAULT_RESTORE_TEST_MAX_BYTES: u64 = 1 << 30;
@@ -778,6 +792,40 @@ impl Config {
                 })?,
                 None => Duration::from_secs(86_400),
             };
+            let auto_failover_after = match (&r.auto_failover, &r.auto_failover_after) {
+                (Some(on), _) if *on.get_ref() && r.replica_of.is_some() => {
+                    return Err(fail(
+                        on.span().start,
+                        format!(
+                            "repositories.{name}.auto_failover: a replica does not fail over; set it on its primary"
+                        ),
+                    ));
+                }
+                (Some(on), _)
+                    if *on.get_ref()
+                        && !raw.repositories.values().any(|o| {
+                            o.get_ref().replica_of.as_ref().map(|s| s.get_ref()) == Some(name)
+                        }) =>
+                {
+                    return Err(fail(
+                        on.span().start,
+                        format!(
+                            "repositories.{name}.auto_failover: no repository names it in `replica_of`, so there is nowhere to fail over to"
+                        ),
+                    ));
+                }
+                (_, Some(n)) if *n.get_ref() == 0 => {
+                    return Err(fail(
+                        n.span().start,
+                        format!("repositories.{name}.auto_failover_after: must be at least 1"),
+                    ));
+                }
+                (Some(on), n) if *on.get_ref() => Some(
+                    n.as_ref()
+                        .map_or(DEFAULT_AUTO_FAILOVER_AFTER, |n| *n.get_ref()),
+                ),
+                _ => None,
+            };
             repositories.insert(
                 name.clone(),
                 Repository {
@@ -789,6 +837,7 @@ impl Config {
                     key_file: r.key_file.clone(),
                     prune_every,
                     key_holders: r.key_holders.clone(),
+                    auto_failover_after,
                     location: locate(text, span.start),
                 },
             );

@@ -291,7 +291,17 @@ impl Repository {
         &self.key_slot
     }
 
+    /// Take a lock, once the repository is found still where it was opened: storage unmounted,
+    /// deleted or replaced under a long-lived handle (a daemon's) must fail the job, not receive
+    /// packs and snapshots that no config or key slot will ever open again.
     pub fn lock(&self, kind: LockKind) -> Result<LockGuard> {
+        let header = read_header(self.backend.as_ref())?;
+        if header.id != self.id {
+            return Err(Error::NotBulwark {
+                location: self.backend.location().to_string(),
+                what: "another repository has replaced the one opened there".into(),
+            });
+        }
         LockGuard::acquire(self.backend.clone(), &self.key, kind)
     }
 

@@ -11,6 +11,12 @@
 //! one catch-up run per dataset, not one per missed slot, because a backup is due only while the
 //! newest is older than the latest slot.
 //!
+//! Platform work: the disaster-recovery drill and the replication audits belong to no dataset.
+//! They run as one job of their own ([`PLATFORM_JOB`], `run` with `Selection::Platform`, under a
+//! lease of its own) when they are due and no dataset is due or running, so that a drill restores
+//! from the off-site copies the datasets' jobs just made. A failed platform job is retried after
+//! [`PLATFORM_RETRY`] of the daemon's clock, not at every poll.
+//!
 //! Stopping: draining takes no new job; after the grace period running jobs are asked to stop at
 //! their next safe point (a stopped backup leaves no snapshot and its packs are reused by the next
 //! run). Reloading: a changed or signalled policy file is read and checked; an invalid one is
@@ -92,6 +98,8 @@ pub struct Daemon {
     view: RwLock<Option<Arc<View>>>,
     /// When each dataset was first seen due in its current period, for the jitter.
     due_since: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// When the last platform job failed: the next waits [`PLATFORM_RETRY`] after it.
+    platform_failed: Mutex<Option<DateTime<Utc>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     refresh_wanted: AtomicBool,
 }
@@ -109,6 +117,12 @@ pub enum DaemonError {
     #[error("the daemon is stopping")]
     Stopping,
 }
+
+/// The name the platform-wide job (drill, replication audits) runs under in the job list.
+pub const PLATFORM_JOB: &str = "(platform)";
+
+/// How long after a failed platform job the next one may start.
+pub const PLATFORM_RETRY: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The key a dataset's jobs are leased under.
 fn lease_key(dataset: &str) -> String {
@@ -170,6 +184,7 @@ impl Daemon {
             stopping: AtomicBool::new(false),
             view: RwLock::new(None),
             due_since: Mutex::new(BTreeMap::new()),
+            platform_failed: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
             refresh_wanted: AtomicBool::new(true),
         }))
@@ -244,6 +259,28 @@ impl Daemon {
         Ok(true)
     }
 
+    /// Open the workspace again (a job failed a repository over: the failover is in force from
+    /// now on, and the workspace's configuration is computed when it opens).
+    fn reopen(&self) {
+        let opened = PolicyFile::read(&self.policy_path).and_then(|policy| {
+            Workspace::with_policy(
+                policy,
+                OpenOptions {
+                    credentials: self.credentials.clone(),
+                    create: Create::Ledger,
+                    cache: self.cache,
+                },
+            )
+        });
+        match opened {
+            Ok(ws) => {
+                *self.workspace.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ws);
+                self.refresh_wanted.store(true, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!("the workspace could not be reopened after a failover: {e}"),
+        }
+    }
+
     /// The jitter of `dataset` today: a fixed share of `max` derived from its name and the day.
     fn jitter(dataset: &str, day: chrono::NaiveDate, max: Duration) -> Duration {
         if max.is_zero() {
@@ -272,6 +309,7 @@ impl Daemon {
         let limit = ws.config().daemon.jobs_per_repository;
         let max_jitter = ws.config().daemon.max_jitter;
         let mut started = Vec::new();
+        let datasets_idle = dues.iter().all(|d| d.due.is_empty());
         for d in dues {
             let mut since = self.due_since.lock().unwrap_or_else(|p| p.into_inner());
             if d.due.is_empty() {
@@ -313,7 +351,45 @@ impl Daemon {
                 lease,
             ));
         }
+        if datasets_idle && self.jobs.running().is_empty() {
+            started.extend(self.start_platform_job(&ws, now)?);
+        }
         Ok(started)
+    }
+
+    /// The drill and the replication audits, when due and not held back by a recent failure.
+    fn start_platform_job(
+        self: &Arc<Self>,
+        ws: &Arc<Workspace>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, DaemonError> {
+        let failed = *self
+            .platform_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if failed.is_some_and(|t| now < t + PLATFORM_RETRY) {
+            return Ok(None);
+        }
+        let reasons = bulwark_app::run::platform_due(ws, now)?;
+        if reasons.is_empty() {
+            return Ok(None);
+        }
+        let Some(lease) = self
+            .leases
+            .claim(&lease_key(PLATFORM_JOB), self.timing.lease_ttl)
+            .map_err(DaemonError::Leases)?
+        else {
+            return Ok(None);
+        };
+        tracing::debug!(reasons = ?reasons, "platform work due");
+        Ok(Some(self.spawn_job(
+            ws,
+            PLATFORM_JOB,
+            "",
+            Selection::Platform,
+            "schedule",
+            lease,
+        )))
     }
 
     /// Run a dataset now, as asked through the API by `caller`: every step, a restore test
@@ -427,11 +503,23 @@ impl Daemon {
             Ok(r) => (r.ok, summarise(r)),
             Err(e) => (false, e.to_string()),
         };
+        if let Ok(r) = &result
+            && !r.failed_over.is_empty()
+        {
+            tracing::warn!(primaries = ?r.failed_over, "failed over to a replica on its own");
+            self.reopen();
+        }
         // One structured line per job.
         if ok {
             tracing::info!(target: "bulwark::job", dataset, trigger, ok, duration_s = seconds, fencing = lease.fencing, summary = %summary, "job finished");
         } else {
             tracing::warn!(target: "bulwark::job", dataset, trigger, ok, duration_s = seconds, fencing = lease.fencing, summary = %summary, "job failed");
+        }
+        if dataset == PLATFORM_JOB {
+            *self
+                .platform_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = (!ok).then(|| self.clock.now());
         }
         self.metrics.job_finished(dataset, seconds, ok);
         self.jobs.finish(id, ok, summary, self.clock.now());

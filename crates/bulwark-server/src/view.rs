@@ -2,7 +2,7 @@
 //! the workspace and cached: readers never open a repository or verify the ledger themselves, so
 //! a crowd of them costs the daemon nothing but serialisation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bulwark_app::Workspace;
 use bulwark_app::events::{Details, RestoreTestDetails};
@@ -137,10 +137,17 @@ pub struct View {
 }
 
 /// A component is down when the recovery point of one of its datasets is breached, degraded when
-/// any commitment of one is not met.
-pub fn component_state(status: &StatusReport, datasets: &[String]) -> ComponentState {
+/// any commitment of one is not met or its backups run on a replica after a failover.
+pub fn component_state(
+    status: &StatusReport,
+    datasets: &[String],
+    failed_over: &BTreeSet<String>,
+) -> ComponentState {
     let mut state = ComponentState::Operational;
     for d in datasets {
+        if failed_over.contains(d) {
+            state = ComponentState::Degraded;
+        }
         let Some(r) = status.datasets.get(d) else {
             continue;
         };
@@ -278,13 +285,22 @@ pub fn compute(ws: &Workspace, now: DateTime<Utc>) -> bulwark_app::Result<View> 
             },
         );
     }
+    // Datasets whose declared repository has failed over.
+    let failed_over: BTreeSet<String> = ws
+        .policy()
+        .config
+        .datasets
+        .values()
+        .filter(|d| ws.failovers().iter().any(|f| f.primary == d.repository))
+        .map(|d| d.name.clone())
+        .collect();
     let components = config
         .components
         .values()
         .map(|c| ComponentView {
             name: c.name.clone(),
             description: c.description.clone(),
-            state: component_state(&report, &c.datasets),
+            state: component_state(&report, &c.datasets, &failed_over),
         })
         .collect();
     let events = ws

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bulwark_app::events::{Details, RunDetails};
 use bulwark_ledger::{EventFilter, EventKind};
 use bulwark_server::clock::{Clock, ManualClock};
-use bulwark_server::daemon::Daemon;
+use bulwark_server::daemon::{Daemon, PLATFORM_JOB, PLATFORM_RETRY};
 use chrono::Utc;
 
 /// The embedded default in a fresh directory, with `daemon` settings appended.
@@ -23,8 +23,9 @@ fn site(daemon: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, config)
 }
 
-/// Tick until nothing more starts, waiting for each job; the datasets started, in order.
-fn settle(d: &Arc<Daemon>) -> Vec<String> {
+/// Tick until nothing more starts, waiting for each job; the jobs started, in order, the
+/// platform's (drill, replication audits) included.
+fn settle_all(d: &Arc<Daemon>) -> Vec<String> {
     let mut started = Vec::new();
     loop {
         let jobs = d.tick().unwrap();
@@ -34,6 +35,21 @@ fn settle(d: &Arc<Daemon>) -> Vec<String> {
         started.extend(jobs.into_iter().map(|j| j.dataset));
         assert!(d.wait_for_jobs(Duration::from_secs(120)), "jobs finish");
     }
+}
+
+/// [`settle_all`], the datasets' jobs only.
+fn settle(d: &Arc<Daemon>) -> Vec<String> {
+    let mut started = settle_all(d);
+    started.retain(|j| j != PLATFORM_JOB);
+    started
+}
+
+fn count(d: &Daemon, kind: EventKind) -> usize {
+    d.workspace()
+        .ledger()
+        .events(&EventFilter::all().kind(kind))
+        .unwrap()
+        .len()
 }
 
 fn backups(d: &Daemon, dataset: &str) -> usize {
@@ -184,5 +200,147 @@ fn a_breached_recovery_point_is_told_once_per_episode() {
         again.lines().filter(|l| l.contains("rpo")).count(),
         4,
         "{again}"
+    );
+}
+
+#[test]
+fn the_drill_and_replication_audits_run_as_one_platform_job_after_the_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, replica) = (dir.path().join("media-eu"), dir.path().join("media-us"));
+    for b in [&source, &replica] {
+        std::fs::create_dir_all(b).unwrap();
+        std::fs::write(b.join("logo.png"), b"png").unwrap();
+    }
+    std::fs::write(source.join("new.png"), b"not replicated yet").unwrap();
+    let (_site, config) = site(&format!(
+        "max_jitter = \"0\"\n\n[replication.media]\nsource = \"{}\"\nreplica = \"{}\"\naudit_every = \"6h\"\n",
+        source.display(),
+        replica.display()
+    ));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let d = common::quick_daemon(&config, clock.clone());
+
+    // The datasets first; the platform's work once none is due or running, in one job.
+    let started = settle_all(&d);
+    assert_eq!(started.len(), 3, "{started:?}");
+    assert_eq!(started.last().map(String::as_str), Some(PLATFORM_JOB));
+    assert_eq!(count(&d, EventKind::Drill), 1);
+    assert_eq!(count(&d, EventKind::ReplicationAudit), 1);
+    let drill = d
+        .workspace()
+        .ledger()
+        .last(&EventKind::Drill, None, false)
+        .unwrap()
+        .unwrap();
+    assert!(
+        drill.ok,
+        "the drill restores the copies just made: {drill:?}"
+    );
+    assert!(
+        settle_all(&d).is_empty(),
+        "nothing is due right after, however often the scheduler looks"
+    );
+
+    // The audit found a missing object: it is due again after `audit_every`; the drill is not.
+    clock.advance(chrono::Duration::hours(7));
+    std::fs::write(replica.join("new.png"), b"not replicated yet").unwrap();
+    let started = settle_all(&d);
+    assert!(started.iter().any(|j| j == PLATFORM_JOB), "{started:?}");
+    assert_eq!(count(&d, EventKind::Drill), 1);
+    assert_eq!(count(&d, EventKind::ReplicationAudit), 2);
+    let audits = d
+        .workspace()
+        .ledger()
+        .events(&EventFilter::all().kind(EventKind::ReplicationAudit))
+        .unwrap();
+    assert!(!audits[0].ok && audits[1].ok, "{audits:?}");
+}
+
+#[test]
+fn a_failed_platform_job_is_retried_after_a_pause_not_at_every_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("no-such-bucket");
+    let replica = dir.path().join("replica");
+    std::fs::create_dir_all(&replica).unwrap();
+    let (_site, config) = site(&format!(
+        "max_jitter = \"0\"\n\n[replication.media]\nsource = \"{}\"\nreplica = \"{}\"\n",
+        gone.display(),
+        replica.display()
+    ));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let d = common::quick_daemon(&config, clock.clone());
+    settle_all(&d);
+    assert_eq!(count(&d, EventKind::ReplicationAudit), 1);
+    for _ in 0..3 {
+        assert!(d.tick().unwrap().is_empty(), "held back after the failure");
+    }
+    clock.advance(PLATFORM_RETRY + chrono::Duration::minutes(1));
+    let again = settle_all(&d);
+    assert!(again.iter().any(|j| j == PLATFORM_JOB), "{again:?}");
+    assert_eq!(count(&d, EventKind::ReplicationAudit), 2);
+}
+
+#[test]
+fn a_job_that_fails_over_on_its_own_switches_the_daemon_and_degrades_the_status_page() {
+    let (dir, config) = site("max_jitter = \"0\"");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "region = \"local-a\"\n",
+            "region = \"local-a\"\nauto_failover = true\nauto_failover_after = 1\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let d = common::quick_daemon(&config, clock.clone());
+    settle(&d);
+    let state = |d: &Arc<Daemon>| {
+        let view = d.refresh().unwrap();
+        view.status_page
+            .components
+            .iter()
+            .map(|c| format!("{:?}", c.state))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        state(&d).iter().all(|s| s == "Operational"),
+        "{:?}",
+        state(&d)
+    );
+    std::fs::rename(dir.path().join("state/primary"), dir.path().join("gone")).unwrap();
+    clock.advance(chrono::Duration::hours(7));
+    settle(&d);
+    let ws = d.workspace();
+    let backups = ws
+        .ledger()
+        .events(&EventFilter::all().kind(EventKind::Backup).newest_first())
+        .unwrap();
+    assert_eq!(
+        ws.failovers().len(),
+        1,
+        "the daemon follows the failover: {backups:?}"
+    );
+    assert_eq!(ws.failovers()[0].active, "offsite");
+    assert_eq!(ws.config().datasets["docs"].repository, "offsite");
+    assert!(
+        state(&d).iter().any(|s| s == "Degraded"),
+        "customers see the failover: {:?}",
+        state(&d)
+    );
+    // The next slot backs up into the replica without another failover.
+    clock.advance(chrono::Duration::hours(7));
+    settle(&d);
+    assert_eq!(count(&d, EventKind::Failover), 1);
+    let newest = d
+        .workspace()
+        .ledger()
+        .last(&EventKind::Backup, Some("docs"), false)
+        .unwrap()
+        .unwrap();
+    assert!(
+        newest.ok && newest.repository.as_deref() == Some("offsite"),
+        "{newest:?}"
     );
 }

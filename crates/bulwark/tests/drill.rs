@@ -237,3 +237,116 @@ fn failover_while_the_primary_is_down_and_failback_when_it_returns() {
     assert_eq!(snapshot_ids(&s, "primary", &["docs"]).len(), 3);
     assert_eq!(snapshot_ids(&s, "offsite", &["docs"]).len(), 3);
 }
+
+#[test]
+fn a_primary_unavailable_for_repeated_backups_fails_over_on_its_own() {
+    let heard = tempfile::NamedTempFile::new().unwrap();
+    let s = site(&format!(
+        "[notifications.ops]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\non = [\"failed_over\"]\n",
+        heard.path().display()
+    ));
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    let on_primary = "region = \"local-a\"\n";
+    assert!(text.contains(on_primary));
+    // Only a primary with a replica can fail over: on a replica it is refused, with its place.
+    let on_replica = text.replacen(
+        "[repositories.offsite]\n",
+        "[repositories.offsite]\nauto_failover = true\n",
+        1,
+    );
+    std::fs::write(&s.config, &on_replica).unwrap();
+    let out = s.run(&["policy", "check"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("auto_failover: a replica does not fail over"),
+        "{}",
+        out.describe()
+    );
+    std::fs::write(
+        &s.config,
+        text.replacen(
+            on_primary,
+            &format!("{on_primary}auto_failover = true\nauto_failover_after = 2\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    s.run(&["run", "docs"]).assert_ok();
+    let before = snapshot_ids(&s, "offsite", &["docs"]);
+    std::fs::rename(s.repo("primary"), s.root.join("primary-gone")).unwrap();
+
+    // One unavailable backup is not enough...
+    s.run(&["run", "docs"]).assert_code(10);
+    assert_eq!(s.status(None)["failovers"], serde_json::json!([]));
+    // ...the second in a row fails over and backs up into the replica in the same run.
+    let out = s.run(&["run", "docs", "--json"]);
+    let report = out.json();
+    let steps: Vec<(String, bool)> = report["datasets"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| {
+            (
+                format!(
+                    "{} {}",
+                    st["step"].as_str().unwrap(),
+                    st["repository"].as_str().unwrap_or("")
+                ),
+                st["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("open primary primary".to_string(), false),
+            ("failover to offsite offsite".to_string(), true),
+            ("backup offsite".to_string(), true),
+        ],
+        "{report}"
+    );
+    assert_eq!(report["failed_over"], serde_json::json!(["primary"]));
+    assert_eq!(
+        snapshot_ids(&s, "offsite", &["docs"]).len(),
+        before.len() + 1
+    );
+    let status = s.status(None);
+    assert_eq!(status["failovers"][0]["active"], "offsite", "{status}");
+    assert!(
+        status["failovers"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 backups in a row"),
+        "{status}"
+    );
+    let told = std::fs::read_to_string(heard.path()).unwrap();
+    assert!(
+        told.contains("now go to 'offsite'"),
+        "who hears failed_over is told: {told}"
+    );
+    // From then on runs write to the replica, and nothing fails over twice.
+    s.run(&["run", "docs"]).assert_ok();
+    assert_eq!(
+        snapshot_ids(&s, "offsite", &["docs"]).len(),
+        before.len() + 2
+    );
+    let events = s.run(&["ledger", "events", "--json"]);
+    events.assert_ok();
+    let kinds: Vec<String> = events
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .flat_map(|v| match v {
+            Value::Array(a) => a,
+            one => vec![one],
+        })
+        .filter_map(|e| e["kind"].as_str().map(String::from))
+        .collect();
+    assert!(kinds.iter().any(|k| k == "backup"), "{}", events.describe());
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "failover").count(),
+        1,
+        "{kinds:?}"
+    );
+}

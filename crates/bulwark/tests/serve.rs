@@ -409,13 +409,21 @@ fn tls_from_certificate_files_and_no_token_no_data() {
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut url = String::new();
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        if let Some(rest) = line.split("dashboard at ").nth(1) {
-            url = rest.split(' ').next().unwrap().to_string();
-            break;
+    // Keep reading after the address: a closed pipe would make the daemon's next log line fail.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("dashboard at ").nth(1) {
+                let _ = tx.send(rest.split(' ').next().unwrap().to_string());
+            }
+            sink.lock().unwrap().push(line);
         }
-    }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("serve did not start: {:?}", log.lock().unwrap()));
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let token = std::fs::read_to_string(dir.path().join("bulwark-api.token"))
         .unwrap()
@@ -436,7 +444,11 @@ fn tls_from_certificate_files_and_no_token_no_data() {
     };
     let curl = |args: &[&str]| {
         let (stdout, stderr) = curl_out(args);
-        assert!(stderr.trim().is_empty(), "curl {args:?}: {stderr}");
+        assert!(
+            stderr.trim().is_empty(),
+            "curl {args:?}: {stderr}; serve said {:?}",
+            log.lock().unwrap()
+        );
         stdout
     };
     assert_eq!(curl(&[&format!("{url}healthz")]), "ok\n");

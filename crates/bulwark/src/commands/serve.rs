@@ -73,8 +73,16 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         },
         move |s| {
             if !quiet {
-                eprintln!("bulwark serve: dashboard at {} (node {})", s.url, s.node);
-                eprintln!(
+                // A daemon outlives its terminal: a closed stderr must not stop it (eprintln! panics).
+                use std::io::Write as _;
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(
+                    err,
+                    "bulwark serve: dashboard at {} (node {})",
+                    s.url, s.node
+                );
+                let _ = writeln!(
+                    err,
                     "bulwark serve: API token in {}{}; the status page {}status needs none",
                     s.token_file.display(),
                     if s.token_created {
