@@ -12,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use bulwark_repo::lock::LockKind;
@@ -222,19 +222,29 @@ pub fn backup(
         progress: counter.as_ref(),
         stop: progress,
     };
-    let (root, stats) = BlobWriter::run_with(
-        repo,
-        &index,
-        repo.backend().concurrency(),
-        opts.dry_run,
-        |writer| match source {
-            Source::Tree(trie) => {
-                archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref())
-            }
-            Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
-            Source::Streams(streams) => archiver.archive_streams(writer, streams),
-        },
-    )?;
+    let scan_done = AtomicBool::new(false);
+    let (root, stats) = std::thread::scope(|scope| {
+        if let (true, Source::Tree(_)) = (progress.wants_totals(), &source) {
+            let (counter, targets, excludes) = (counter.as_ref(), &paths, &opts.excludes);
+            let done = &scan_done;
+            scope.spawn(move || scan_totals(targets, excludes, counter, done));
+        }
+        let written = BlobWriter::run_with(
+            repo,
+            &index,
+            repo.backend().concurrency(),
+            opts.dry_run,
+            |writer| match source {
+                Source::Tree(trie) => {
+                    archiver.archive_virtual(writer, Path::new("/"), &trie, parent_tree.as_ref())
+                }
+                Source::Stream(name, reader) => archiver.archive_stream(writer, &name, reader),
+                Source::Streams(streams) => archiver.archive_streams(writer, streams),
+            },
+        );
+        scan_done.store(true, Ordering::Relaxed);
+        written
+    })?;
     let c = &archiver.counters;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let unreadable = archiver.unreadable.into_inner().expect("unreadable list");
@@ -293,6 +303,35 @@ pub fn backup(
         changed_while_read,
         warnings,
     })
+}
+
+/// Walk `targets` ahead of the backup, as restic's scanner does, and tell `counter` how many
+/// bytes and files there are, so a terminal can show percent and ETA. Only exclude patterns are
+/// applied, so the total is an estimate; it gives up quietly on anything unreadable and stops as
+/// soon as the backup is `done`.
+fn scan_totals(targets: &[String], excludes: &Patterns, counter: &dyn Counter, done: &AtomicBool) {
+    let (mut bytes, mut files) = (0u64, 0u64);
+    let mut stack: Vec<PathBuf> = targets.iter().map(PathBuf::from).collect();
+    while let Some(path) = stack.pop() {
+        if done.load(Ordering::Relaxed) {
+            return;
+        }
+        if excludes.matches(&path) {
+            continue;
+        }
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = fs::read_dir(&path) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else if meta.is_file() {
+            bytes += meta.len();
+            files += 1;
+        }
+    }
+    counter.set_total(bytes, files);
 }
 
 /// What differs between a file's `lstat` before reading and its `fstat` after reading `read`
@@ -596,6 +635,7 @@ impl Archiver<'_> {
                 }
                 c.total_bytes.fetch_add(node.size, Ordering::Relaxed);
                 self.progress.inc(node.size);
+                self.progress.item_done();
             }
             NodeKind::Dir => {
                 let entries = if other_fs {
@@ -676,6 +716,9 @@ impl Archiver<'_> {
         before: &fs::Metadata,
     ) -> Result<(Vec<Id>, u64), EntryError> {
         let file = File::open(path)?;
+        if self.stop.wants_totals() {
+            self.progress.set_message(&path.display().to_string());
+        }
         let (content, size) = self.save_stream(writer, &file)?;
         let after = file.metadata()?;
         if let Some(what) = change_while_read(before, &after, size) {
@@ -734,5 +777,110 @@ impl Archiver<'_> {
         bump(&self.counters.files_new);
         self.counters.total_bytes.fetch_add(size, Ordering::Relaxed);
         Ok(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bulwark_repo::backend::StoreBackend;
+    use bulwark_repo::keys::Credential;
+    use bulwark_repo::repository::Settings;
+
+    use super::*;
+
+    /// A terminal's view of a backup, written down.
+    #[derive(Default)]
+    struct Recorder {
+        totals: Mutex<Vec<(u64, u64)>>,
+        messages: Mutex<Vec<String>>,
+        items: AtomicU64,
+        bytes: AtomicU64,
+    }
+
+    impl Counter for &'static Recorder {
+        fn inc(&self, n: u64) {
+            self.bytes.fetch_add(n, Ordering::Relaxed);
+        }
+        fn set_message(&self, m: &str) {
+            self.messages.lock().unwrap().push(m.to_string());
+        }
+        fn set_total(&self, amount: u64, items: u64) {
+            self.totals.lock().unwrap().push((amount, items));
+        }
+        fn item_done(&self) {
+            self.items.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Progress for &'static Recorder {
+        fn start(&self, _label: &str, _unit: Unit, _total: Option<u64>) -> Box<dyn Counter> {
+            Box::new(*self)
+        }
+        fn wants_totals(&self) -> bool {
+            true
+        }
+    }
+
+    fn tree(root: &Path) {
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::create_dir_all(root.join("cache")).unwrap();
+        fs::write(root.join("one"), vec![1u8; 1000]).unwrap();
+        fs::write(root.join("a/two"), vec![2u8; 20]).unwrap();
+        fs::write(root.join("a/b/three"), vec![3u8; 300]).unwrap();
+        fs::write(root.join("cache/skipped"), vec![4u8; 5000]).unwrap();
+        std::os::unix::fs::symlink("one", root.join("link")).unwrap();
+    }
+
+    #[test]
+    fn the_scan_ahead_counts_the_bytes_and_files_a_backup_will_read() {
+        let dir = tempfile::tempdir().unwrap();
+        tree(dir.path());
+        let recorder: &'static Recorder = Box::leak(Box::default());
+        let excludes = Patterns::new(&["cache".to_string()]).unwrap();
+        let targets = [dir.path().display().to_string()];
+        scan_totals(&targets, &excludes, &recorder, &AtomicBool::new(false));
+        assert_eq!(*recorder.totals.lock().unwrap(), [(1320, 3)]);
+        // A backup that finished first needs no total.
+        let late: &'static Recorder = Box::leak(Box::default());
+        scan_totals(&targets, &excludes, &late, &AtomicBool::new(true));
+        assert!(late.totals.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_backup_on_a_terminal_reports_each_file_done_and_the_one_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        tree(&src);
+        let (credential, _) = Credential::new_key_file();
+        let backend = Arc::new(StoreBackend::local(&dir.path().join("repo"), true).unwrap());
+        let repo = Repository::init(backend, &credential, Settings::default()).unwrap();
+        let recorder: &'static Recorder = Box::leak(Box::default());
+        let report = backup(
+            &repo,
+            BackupOptions {
+                source: BackupSource::Paths(vec![src.clone()]),
+                excludes: Patterns::new(&["cache".to_string()]).unwrap(),
+                ..Default::default()
+            },
+            &recorder,
+        )
+        .unwrap();
+        assert_eq!(report.summary.total_files, 3);
+        assert_eq!(recorder.items.load(Ordering::Relaxed), 3);
+        assert_eq!(recorder.bytes.load(Ordering::Relaxed), 1320);
+        let mut read = recorder.messages.lock().unwrap().clone();
+        read.sort();
+        let expected: Vec<String> = ["a/b/three", "a/two", "one"]
+            .iter()
+            .map(|p| src.join(p).display().to_string())
+            .collect();
+        assert_eq!(read, expected);
+        let totals = recorder.totals.lock().unwrap();
+        assert!(
+            totals.is_empty() || *totals == [(1320, 3)],
+            "a total, when the scan finished first, is the backup's: {totals:?}"
+        );
     }
 }

@@ -20,6 +20,12 @@ pub trait Progress: Send + Sync {
     fn should_stop(&self) -> bool {
         false
     }
+
+    /// Whether totals are worth their cost: a terminal that shows a bar says yes, and a backup
+    /// then scans its paths ahead (one more `lstat` per entry) to tell the counter its total.
+    fn wants_totals(&self) -> bool {
+        false
+    }
 }
 
 /// One phase's count. Dropping it ends the phase.
@@ -27,6 +33,11 @@ pub trait Counter: Send + Sync {
     fn inc(&self, n: u64);
     /// What is being worked on now (a file name, say).
     fn set_message(&self, _message: &str) {}
+    /// The phase's total became known (scanned ahead): `amount` in the counter's unit, and the
+    /// number of items (files) it is made of.
+    fn set_total(&self, _amount: u64, _items: u64) {}
+    /// One more item (a file) is done.
+    fn item_done(&self) {}
 }
 
 /// No progress at all.
