@@ -156,6 +156,8 @@ pub enum Command {
     Stats(stats::Args),
     /// Write a file of a snapshot to stdout, or a directory as a tar archive
     Dump(dump::Args),
+    /// Every snapshot as a read-only file system (FUSE) until Ctrl-C
+    Mount(mount::Args),
     /// Add, remove or set snapshot tags
     Tag(tag::Args),
     /// Remove stale locks (or every lock with --remove-all)

@@ -34,6 +34,7 @@ fn main() {
         | Command::Prune(_)
         | Command::Forget(_)
         | Command::Rewrite(_)
+        | Command::Mount(_)
         | Command::Run(_) => signals::install(true),
         _ => signals::install(false),
     }
@@ -68,6 +69,7 @@ fn main() {
         Command::Find(a) => find::run(g, a),
         Command::Stats(a) => stats::run(g, a),
         Command::Dump(a) => dump::run(g, a),
+        Command::Mount(a) => mount::run(g, a),
         Command::Tag(a) => tag::run(g, a),
         Command::Unlock(a) => unlock::run(g, a),
         Command::Rewrite(a) => rewrite::run(g, a),

@@ -21,6 +21,7 @@ pub mod init;
 pub mod key;
 pub mod ledger;
 pub mod ls;
+pub mod mount;
 pub mod physical;
 pub mod policy;
 pub mod postmortem;
