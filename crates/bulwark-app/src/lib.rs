@@ -12,6 +12,7 @@
 
 pub mod credentials;
 pub mod dataset;
+pub mod db_export;
 pub mod drill;
 pub mod error;
 pub mod events;
