@@ -297,7 +297,8 @@ fn sqlite_literal(v: lite::types::ValueRef) -> String {
         ValueRef::Real(f) if f.is_infinite() => if f > 0.0 { "1e999" } else { "-1e999" }.into(),
         ValueRef::Real(f) => format!("{f:?}"),
         ValueRef::Text(t) => match std::str::from_utf8(t) {
-            Ok(s) if !s.contains('\0') => format!("'{}'", s.replace('\'', "''")),
+            // Text with NULs or carriage returns (which SQL shells drop at line ends) as bytes.
+            Ok(s) if !s.contains(['\0', '\r']) => format!("'{}'", s.replace('\'', "''")),
             _ => format!("CAST(X'{}' AS TEXT)", hex::encode(t)),
         },
         ValueRef::Blob(b) => format!("X'{}'", hex::encode(b)),
@@ -849,6 +850,9 @@ fn restore_scratch(
             if !diffs.is_empty() {
                 return Err(differs(diffs));
             }
+            // A new session: verifying changed the old one's settings (search_path among them).
+            drop(client);
+            let mut client = cluster.connect(&f.database).map_err(target_failed)?;
             client
                 .batch_execute(
                     "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
