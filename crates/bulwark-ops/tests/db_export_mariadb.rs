@@ -155,7 +155,7 @@ fn mariadb_csv_and_sql_come_from_the_backup() {
     assert_eq!(acme[0], [b"id".to_vec(), b"name".to_vec()]);
     assert!(acme[1..].iter().all(|r| {
         let id: u32 = String::from_utf8_lossy(&r[0]).parse().unwrap();
-        id % 3 == 0
+        id.is_multiple_of(3)
     }));
 
     // Writing, and a second statement, are refused.
