@@ -113,6 +113,16 @@ fn find(
             },
             e => e,
         })?;
+    if snap
+        .meta
+        .contains_key(bulwark_source::db::physical::META_KEY)
+    {
+        return Err(Error::Invalid(format!(
+            "snapshot {} is a physical PostgreSQL base backup, not a dump: export it with --format tar \
+             (SQL and CSV exports need a dataset with method = \"logical\")",
+            id.short()
+        )));
+    }
     if DbMeta::from_meta(&snap.meta).is_none() {
         return Err(Error::Invalid(format!(
             "snapshot {} (dataset '{}') is not a database backup: export it with --format tar or zip",
@@ -698,6 +708,10 @@ pub fn export_csv(
     sink: CsvSink,
 ) -> Result<DbExportReport> {
     let (id, snap, meta) = find(repo, spec, dataset)?;
+    if let CsvSink::Dir(dir) = &sink {
+        // Refused before the (long) restore rather than after it.
+        refuse_busy_dir(dir)?;
+    }
     let work = work_dir(scratch_dir)?;
     let mut scratch = {
         // Held while the snapshot is read: nothing it needs may be pruned meanwhile.
@@ -712,31 +726,40 @@ pub fn export_csv(
     let mut files = Vec::new();
     let mut sums = String::new();
     let mut emit = |scratch: &mut Scratch, name: &str, sql: &str, out: &mut dyn Write| {
-        let mut csv = CsvWriter::new(BufWriter::with_capacity(1 << 16, out));
-        let rows = scratch.query_to_csv(sql, &mut csv).map_err(|e| match e {
-            QueryError::Db(e) => Error::Invalid(format!("{name}: the query failed: {e}")),
-            QueryError::Io(e) => writing(e),
-        })?;
-        let (_, bytes, sha256, _) = csv.finish().map_err(writing)?;
-        sums += &format!("{sha256}  {name}\n");
-        files.push(ExportedFile {
-            name: name.to_string(),
-            rows,
-            bytes,
-            sha256,
-        });
+        let file = write_csv(scratch, name, sql, out)?;
+        sums += &format!("{}  {name}\n", file.sha256);
+        files.push(file);
         Ok::<_, Error>(())
     };
     match sink {
         CsvSink::Dir(dir) => {
-            make_export_dir(dir)?;
-            for (name, sql) in &queries {
-                let path = dir.join(name);
+            let created_dir = make_export_dir(dir)?;
+            // A failed export removes what it wrote (and the directory, if it made it).
+            let mut written: Vec<PathBuf> = Vec::new();
+            let result = (|| {
+                for (name, sql) in &queries {
+                    let path = dir.join(name);
+                    let mut file = new_private_file(&path)?;
+                    written.push(path);
+                    emit(&mut scratch, name, sql, &mut file)?;
+                }
+                Ok(())
+            })()
+            .and_then(|()| {
+                let path = dir.join(SHA256SUMS);
                 let mut file = new_private_file(&path)?;
-                emit(&mut scratch, name, sql, &mut file)?;
+                written.push(path);
+                file.write_all(sums.as_bytes()).map_err(writing)
+            });
+            if let Err(e) = result {
+                for path in &written {
+                    let _ = fs::remove_file(path);
+                }
+                if created_dir {
+                    let _ = fs::remove_dir(dir);
+                }
+                return Err(e);
             }
-            let mut file = new_private_file(&dir.join(SHA256SUMS))?;
-            file.write_all(sums.as_bytes()).map_err(writing)?;
         }
         CsvSink::Tar(out) => {
             let mut tar = tar::Builder::new(out);
@@ -774,20 +797,49 @@ pub fn export_csv(
     })
 }
 
-fn make_export_dir(dir: &Path) -> Result<()> {
+/// One query's rows as a CSV file written to `out`.
+fn write_csv(
+    scratch: &mut Scratch,
+    name: &str,
+    sql: &str,
+    out: &mut dyn Write,
+) -> Result<ExportedFile> {
+    let mut csv = CsvWriter::new(BufWriter::with_capacity(1 << 16, out));
+    let rows = scratch.query_to_csv(sql, &mut csv).map_err(|e| match e {
+        QueryError::Db(e) => Error::Invalid(format!("{name}: the query failed: {e}")),
+        QueryError::Io(e) => writing(e),
+    })?;
+    let (_, bytes, sha256, _) = csv.finish().map_err(writing)?;
+    Ok(ExportedFile {
+        name: name.to_string(),
+        rows,
+        bytes,
+        sha256,
+    })
+}
+
+/// An existing `dir` that holds anything is not written into.
+fn refuse_busy_dir(dir: &Path) -> Result<()> {
     match fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(Error::Invalid(format!(
-                    "{} is not empty: export into a new or empty directory",
-                    dir.display()
-                )));
-            }
-            Ok(())
-        }
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(Error::Invalid(format!(
+                "{} is not empty: export into a new or empty directory",
+                dir.display()
+            ))),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// Make `dir` (owner-only), or accept it empty. Returns whether it was made.
+fn make_export_dir(dir: &Path) -> Result<bool> {
+    match fs::read_dir(dir) {
+        Ok(_) => refuse_busy_dir(dir).map(|()| false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
             .mode(0o700)
             .create(dir)
+            .map(|_| true)
             .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e)),
         Err(e) => Err(Error::io(format!("cannot read {}", dir.display()), e)),
     }

@@ -286,6 +286,37 @@ fn sqlite_csv_sql_and_profiles_come_from_the_backup() {
         );
         assert!(!out_dir.exists(), "a failed export leaves nothing behind");
     }
+    // A directory that holds something is refused and left as it was; a failed export into an
+    // empty one leaves it empty.
+    let busy = s.root.join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), "mine").unwrap();
+    let out = s.run(&[
+        "export",
+        "--profile",
+        "acme",
+        "--out",
+        busy.to_str().unwrap(),
+    ]);
+    out.assert_code(1).assert_one_error_line();
+    assert!(out.stderr.contains("not empty"), "{}", out.describe());
+    assert_eq!(
+        std::fs::read_to_string(busy.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+    let empty = s.root.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    s.run(&[
+        "export",
+        "--profile",
+        "broken",
+        "--out",
+        empty.to_str().unwrap(),
+    ])
+    .assert_code(1)
+    .assert_one_error_line();
+    assert!(empty.is_dir() && std::fs::read_dir(&empty).unwrap().count() == 0);
     // The backup itself is untouched by the writing query.
     let again = s.root.join("again");
     let again_arg = format!("{}/", again.display());
@@ -313,7 +344,7 @@ fn sqlite_csv_sql_and_profiles_come_from_the_backup() {
 
     // Every export is recorded, the failed ones as failed with their profile and error.
     let events = exports(&s);
-    assert_eq!(events.len(), 8, "{events:#?}");
+    assert_eq!(events.len(), 10, "{events:#?}");
     let ok: Vec<&Value> = events.iter().filter(|e| e["ok"] == true).collect();
     assert_eq!(ok.len(), 5);
     assert!(ok.iter().all(|e| e["dataset"] == "shop"));
@@ -332,13 +363,11 @@ fn sqlite_csv_sql_and_profiles_come_from_the_backup() {
         .iter()
         .filter(|e| e["ok"] == false && e["details"]["profile"].is_string())
         .collect();
-    assert_eq!(failed.len(), 2);
+    assert_eq!(failed.len(), 4);
     for e in &failed {
         assert_eq!(e["dataset"], "shop");
-        assert!(
-            e["details"]["error"].as_str().unwrap().contains(".csv"),
-            "{e}"
-        );
+        let error = e["details"]["error"].as_str().unwrap();
+        assert!(error.contains(".csv") || error.contains("not empty"), "{e}");
     }
 }
 
@@ -527,6 +556,9 @@ fn postgres_csv_sql_and_profiles_come_from_the_backup_not_production() {
     let p_arg = p.display().to_string();
     s.run(&["export", "--profile", "acme", "--out", &p_arg])
         .assert_ok();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the customer's rows are owner-only");
     let x = s.root.join("acme");
     std::fs::create_dir(&x).unwrap();
     sh(&x, "tar -xf ../acme.tar");

@@ -5,6 +5,7 @@
 //! by default) and recorded in the ledger.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use bulwark_app::Create;
@@ -196,29 +197,15 @@ fn run_database(g: &Global, a: Args, now: chrono::DateTime<chrono::Utc>) -> CliR
             .map_err(|e| Failure::new(crate::failure::FAILED, format!("stdout: {e}"), None))?;
         r
     } else if is_dir_arg(&a.out) {
-        let dir = PathBuf::from(&a.out);
-        let existed = dir.exists();
-        match run(DbOut::Dir(&dir)) {
-            Ok(r) => r,
-            Err(e) => {
-                // A failed export leaves no half export behind.
-                if existed {
-                    if let Ok(entries) = std::fs::read_dir(&dir) {
-                        for entry in entries.flatten() {
-                            let _ = std::fs::remove_file(entry.path());
-                        }
-                    }
-                } else {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-                return Err(e.into());
-            }
-        }
+        // A failed export removes what it wrote there itself.
+        run(DbOut::Dir(Path::new(&a.out)))?
     } else {
         let path = PathBuf::from(&a.out);
+        // Owner-only: the rows are the customer's data.
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| {
                 Failure::new(
