@@ -113,6 +113,15 @@ fn find(
             },
             e => e,
         })?;
+    if let Some(d) = dataset
+        && snap.dataset.as_deref() != Some(d)
+    {
+        return Err(Error::Invalid(format!(
+            "snapshot {} belongs to dataset '{}', not '{d}'",
+            id.short(),
+            snap.dataset.as_deref().unwrap_or("")
+        )));
+    }
     if snap
         .meta
         .contains_key(bulwark_source::db::physical::META_KEY)

@@ -338,13 +338,20 @@ fn sqlite_csv_sql_and_profiles_come_from_the_backup() {
     let out = s.run(&["export", &id, "--format", "csv"]);
     out.assert_code(1).assert_one_error_line();
     assert!(out.stderr.contains("--format tar"), "{}", out.describe());
+    let out = s.run(&["export", "--profile", "acme", &id]);
+    out.assert_code(1).assert_one_error_line();
+    assert!(
+        out.stderr.contains("belongs to dataset 'docs', not 'shop'"),
+        "{}",
+        out.describe()
+    );
     s.run(&["export", "--profile", "nope"])
         .assert_code(2)
         .assert_one_error_line();
 
     // Every export is recorded, the failed ones as failed with their profile and error.
     let events = exports(&s);
-    assert_eq!(events.len(), 10, "{events:#?}");
+    assert_eq!(events.len(), 11, "{events:#?}");
     let ok: Vec<&Value> = events.iter().filter(|e| e["ok"] == true).collect();
     assert_eq!(ok.len(), 5);
     assert!(ok.iter().all(|e| e["dataset"] == "shop"));
@@ -363,11 +370,14 @@ fn sqlite_csv_sql_and_profiles_come_from_the_backup() {
         .iter()
         .filter(|e| e["ok"] == false && e["details"]["profile"].is_string())
         .collect();
-    assert_eq!(failed.len(), 4);
+    assert_eq!(failed.len(), 5);
     for e in &failed {
         assert_eq!(e["dataset"], "shop");
         let error = e["details"]["error"].as_str().unwrap();
-        assert!(error.contains(".csv") || error.contains("not empty"), "{e}");
+        assert!(
+            error.contains(".csv") || error.contains("not empty") || error.contains("belongs to"),
+            "{e}"
+        );
     }
 }
 
