@@ -3,7 +3,8 @@
 //!
 //! - `sql` ([`export_sql`]): the plain SQL dump. PostgreSQL and MariaDB/MySQL snapshots store one
 //!   (`pg_dump`/`mariadb-dump` output ending with bulwark's completion line); it is streamed as
-//!   stored, and an export whose dump lacks the completion line fails. A SQLite snapshot stores a
+//!   stored, and an export whose dump lacks the completion line fails (PostgreSQL's `globals.sql`
+//!   of roles is not part of it: `--format tar` holds both). A SQLite snapshot stores a
 //!   database file: its SQL is written from a private copy of it (schema, then every row as an
 //!   `INSERT`, in one transaction, as `sqlite3 .dump` does).
 //! - `csv` ([`export_csv`]): the snapshot is restored into a scratch target (a throwaway
@@ -11,8 +12,12 @@
 //!   file, as restore tests make them; removed afterwards), checked against the backup's
 //!   fingerprint, then every table — or every query of an export profile — is written as one CSV
 //!   file (see [`crate::csv_out`] for the format and how NULL differs from the empty string),
-//!   with a `SHA256SUMS` file in `sha256sum` format. Queries run in a read-only transaction
-//!   and must be one statement.
+//!   with a `SHA256SUMS` file in `sha256sum` format. Queries must be one statement (each is
+//!   prepared first, which admits one only) and run read-only: in a `READ ONLY` transaction
+//!   (PostgreSQL; MariaDB also in a read-only session, so an implicit commit cannot lift it), on
+//!   a read-only connection with `query_only` (SQLite, which also refuses a statement that
+//!   writes). The roles a PostgreSQL dump names are created as `NOLOGIN` roles in the scratch
+//!   cluster: the backup's `globals.sql` (passwords) is never replayed.
 //!
 //! CSV files go into a new directory, or one at a time into a tar stream: a tar entry's size
 //! comes first, so each file is spooled to the scratch directory, then appended and removed

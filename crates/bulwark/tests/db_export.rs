@@ -11,6 +11,9 @@
 //!   export still shows the backup's data;
 //! - a profile returns one tenant's rows only; a bad query and a writing query fail with one
 //!   error line naming the file, leave nothing behind, and are recorded as failed exports.
+//!
+//! Sizes: 500 bulk PostgreSQL orders by default, 200k with BULWARK_THOROUGH=1 (export times are
+//! printed).
 
 mod common;
 
@@ -384,11 +387,12 @@ fn sqlite_csv_sql_and_profiles_come_from_the_backup() {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL.
 
-fn pg_shop(server: &PgServer) {
+/// A shop with `bulk` plain orders (half of them acme's) besides the tricky ones.
+fn pg_shop(server: &PgServer, bulk: u32) {
     server.psql("postgres", "CREATE DATABASE shop");
     server.psql(
         "shop",
-        "CREATE ROLE shop_owner NOLOGIN;
+        &format!("CREATE ROLE shop_owner NOLOGIN;
          CREATE SCHEMA sales AUTHORIZATION shop_owner;
          CREATE TABLE sales.orders (id int PRIMARY KEY, tenant text NOT NULL, note text, amount numeric,
              payload bytea, tags text[], doc jsonb, created timestamptz);
@@ -397,7 +401,8 @@ fn pg_shop(server: &PgServer) {
              'customer ' || i FROM generate_series(1, 300) i;
          INSERT INTO sales.orders SELECT 1000 + i, (ARRAY['acme', 'globex'])[1 + i % 2], 'bulk ' || i, i * 1.5,
              decode(md5(i::text), 'hex'), ARRAY['t' || i, 'x,y'], jsonb_build_object('i', i),
-             '2026-01-01T00:00:00Z'::timestamptz + i * interval '1 hour' FROM generate_series(1, 500) i;",
+             '2026-01-01T00:00:00Z'::timestamptz + i * interval '1 hour' FROM generate_series(1, {bulk}) i;"
+        ),
     );
     let mut inserts = String::new();
     for (i, note) in TRICKY.iter().enumerate() {
@@ -436,7 +441,8 @@ fn pg_rows(server: &PgServer, db: &str, table: &str) -> String {
 #[test]
 fn postgres_csv_sql_and_profiles_come_from_the_backup_not_production() {
     let mut server = PgServer::start();
-    pg_shop(&server);
+    let bulk = scale(500, 200_000);
+    pg_shop(&server, bulk);
     let s = site(&format!(
         "\n[datasets.shop]\nkind = \"postgres\"\nsource = \"{}\"\nschedule = \"daily at 03:00\"\n\n\
          [exports.acme]\ndataset = \"shop\"\n\
@@ -457,6 +463,7 @@ fn postgres_csv_sql_and_profiles_come_from_the_backup_not_production() {
 
     let dir = s.root.join("csv");
     let dir_arg = format!("{}/", dir.display());
+    let t = std::time::Instant::now();
     let out = s.run(&[
         "export",
         "latest",
@@ -470,6 +477,17 @@ fn postgres_csv_sql_and_profiles_come_from_the_backup_not_production() {
     ]);
     out.assert_ok();
     let report = out.json();
+    eprintln!(
+        "exported {} rows ({} bytes of CSV) from a scratch restore in {:.1}s",
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rows"].as_u64().unwrap())
+            .sum::<u64>(),
+        report["bytes"],
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(report["kind"], "postgres");
     assert_sums_check(&dir);
     assert!(dir.join("sales.orders.csv").exists());
@@ -582,7 +600,10 @@ fn postgres_csv_sql_and_profiles_come_from_the_backup_not_production() {
     );
     let acme_orders = read_csv(&x.join("acme-orders.csv"));
     assert_eq!(acme_orders[0], ["id", "note", "amount"]);
-    assert_eq!(acme_orders.len(), 1 + 250 + TRICKY.len().div_ceil(2) + 1);
+    assert_eq!(
+        acme_orders.len(),
+        1 + bulk as usize / 2 + TRICKY.len().div_ceil(2) + 1
+    );
     let text = std::fs::read_to_string(x.join("acme-orders.csv")).unwrap();
     assert!(!text.contains("globex") && !text.contains(TRICKY[1].split(' ').next().unwrap()));
 
