@@ -64,6 +64,11 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     let Some(spec) = a.spec.clone() else {
         return Err(usage("name the snapshot to export (or `latest`)"));
     };
+    if a.dataset.is_some() {
+        return Err(usage(
+            "--dataset applies to --format sql or csv: name a tar or zip export's snapshot by its id",
+        ));
+    }
     let ws = workspace(g, &a.config.config, Create::Nothing)?;
     let repository = match a.repository {
         Some(r) => r,
@@ -152,13 +157,12 @@ fn is_dir_arg(out: &str) -> bool {
 fn run_database(g: &Global, a: Args, now: chrono::DateTime<chrono::Utc>) -> CliResult<i32> {
     let format = match (a.format, &a.profile) {
         (Some(FormatArg::Sql), None) => DbFormat::Sql,
-        (Some(FormatArg::Csv), _) | (None, Some(_)) => DbFormat::Csv,
-        (Some(_), Some(_)) => {
+        (Some(FormatArg::Sql | FormatArg::Tar | FormatArg::Zip), Some(_)) => {
             return Err(usage(
                 "an export profile writes CSV files: leave out --format or give --format csv",
             ));
         }
-        (_, None) => unreachable!("run_database is only called for sql, csv or a profile"),
+        _ => DbFormat::Csv,
     };
     if a.profile.is_some() && (a.repository.is_some() || a.dataset.is_some()) {
         return Err(usage(
