@@ -13,6 +13,7 @@
 pub mod auto_failover;
 pub mod credentials;
 pub mod dataset;
+pub mod db_export;
 pub mod drill;
 pub mod error;
 pub mod events;
