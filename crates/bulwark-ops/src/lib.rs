@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod browse;
+pub mod bucket;
 pub mod bucket_audit;
 pub mod check;
 pub mod copy;
