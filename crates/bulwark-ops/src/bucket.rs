@@ -23,8 +23,9 @@
 //! parent snapshot's node is not read. Every other object is read with one GET, streamed
 //! through the chunker (nothing staged on disk; memory per read: one chunker window), at most
 //! `parallel` at once; what is recorded (ETag, time, size, metadata) is the GET response's, the
-//! version actually read. An object deleted between listing and reading is left out with a
-//! warning; any other read failure fails the backup, which stores no snapshot, since a bucket
+//! version actually read. An object deleted between listing and reading is left out and listed
+//! as unreadable (recorded with the backup), and so is a "folder" marker (a key ending in `/`, which the listing reports without
+//! its `/`, so that it cannot be read); any other read failure fails the backup, which stores no snapshot, since a bucket
 //! snapshot silently missing objects would be worse than none.
 //!
 //! **Fingerprint.** The snapshot's `meta.s3` holds the source, the object count, their bytes and
@@ -160,8 +161,12 @@ pub fn display_url(url: &str) -> String {
 /// Whether `key` is selected: some include pattern matches it or a prefix of it (when there are
 /// includes), and no exclude pattern does.
 fn selected(key: &str, include: &Patterns, exclude: &Patterns) -> bool {
-    let mut prefixes = key.match_indices('/').map(|(i, _)| &key[..i]).chain([key]);
-    let paths: Vec<String> = prefixes.by_ref().map(|p| format!("/{p}")).collect();
+    let paths: Vec<String> = key
+        .match_indices('/')
+        .map(|(i, _)| &key[..i])
+        .chain([key])
+        .map(|p| format!("/{p}"))
+        .collect();
     let any = |p: &Patterns| paths.iter().any(|path| p.matches(Path::new(path)));
     (include.is_empty() || any(include)) && !any(exclude)
 }
@@ -256,7 +261,7 @@ fn nodes_by_path(
     repo: &Repository,
     index: &MasterIndex,
     tree: &Tree,
-) -> Result<HashMap<String, Node>> {
+) -> bulwark_repo::Result<HashMap<String, Node>> {
     let mut out = HashMap::new();
     browse::walk(repo, index, tree, Path::new(""), &mut |path, node| {
         out.insert(path.to_string_lossy().into_owned(), node.clone());
@@ -344,12 +349,10 @@ pub fn backup_bucket(
         Err(e) => return Err(e.into()),
     };
     let old = match &parent {
-        Some((id, snap)) => match repo.load_tree(&index, &snap.tree).and_then(|t| {
-            nodes_by_path(repo, &index, &t).map_err(|e| match e {
-                Error::Repo(r) => r,
-                other => RepoError::Invalid(other.to_string()),
-            })
-        }) {
+        Some((id, snap)) => match repo
+            .load_tree(&index, &snap.tree)
+            .and_then(|t| nodes_by_path(repo, &index, &t))
+        {
             Ok(nodes) => nodes,
             Err(e) => {
                 tracing::warn!(
@@ -387,7 +390,7 @@ pub fn backup_bucket(
         Some(total),
     );
     let counts = Counts::default();
-    let warnings = Mutex::new(Vec::new());
+    let unreadable = Mutex::new(Vec::new());
     let buffers: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
     let (built, stats) = BlobWriter::run_with(
         repo,
@@ -422,10 +425,13 @@ pub fn backup_bucket(
                 let reader = match bucket.get_object(&o.key) {
                     Ok(r) => r,
                     Err(RepoError::NotFound { .. }) => {
-                        warnings
+                        unreadable
                             .lock()
-                            .expect("warnings")
-                            .push(format!("{}: deleted after the listing; left out", o.key));
+                            .expect("unreadable")
+                            .push(format!(
+                                "{}: gone when read (deleted after the listing, or a \"folder\" marker: a key ending in '/'); left out",
+                                o.key
+                            ));
                         return Ok(None);
                     }
                     Err(e) => return Err(source_err(e)),
@@ -512,12 +518,13 @@ pub fn backup_bucket(
     )?;
     drop(counter);
     let (root, fingerprint, dirs) = built;
+    let unreadable = unreadable.into_inner().expect("unreadable");
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let summary = Summary {
         files_new: load(&counts.new),
         files_changed: load(&counts.changed),
         files_unmodified: load(&counts.unmodified),
-        files_unreadable: 0,
+        files_unreadable: unreadable.len() as u64,
         dirs_new: dirs[0],
         dirs_changed: dirs[1],
         dirs_unmodified: dirs[2],
@@ -560,9 +567,9 @@ pub fn backup_bucket(
         snapshot_id,
         parent: snapshot.parent,
         summary,
-        unreadable: Vec::new(),
+        unreadable,
         changed_while_read: Vec::new(),
-        warnings: warnings.into_inner().expect("warnings"),
+        warnings: Vec::new(),
     })
 }
 
