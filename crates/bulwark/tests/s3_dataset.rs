@@ -585,6 +585,7 @@ fn a_missing_bucket_or_an_unreachable_endpoint_is_one_clear_error_and_stores_no_
     // Restoring into a bucket that does not exist: one line, the snapshot unharmed.
     moto.create_bucket("media");
     moto.put("media", "x/a.txt", &[], b"a");
+    moto.put("media", "x/b.txt", &[], b"b");
     policy(dir.path(), &moto.url("media/x"));
     bulwark(&["run", "-c", cfg, "--json", "media"]).assert_ok();
     let out = bulwark(&[
@@ -597,4 +598,28 @@ fn a_missing_bucket_or_an_unreachable_endpoint_is_one_clear_error_and_stores_no_
     ]);
     out.assert_code(1).assert_one_error_line();
     assert!(out.stderr.contains("does not exist"), "{}", out.describe());
+
+    // A snapshot that no longer holds what the backup listed fails its restore test by the
+    // fingerprint, though its own summary was brought in line.
+    bulwark(&["rewrite", "-r", repo, "--exclude", "/b.txt", "--forget"]).assert_ok();
+    let out = bulwark(&[
+        "restore-test",
+        "-r",
+        repo,
+        "latest",
+        "--dataset",
+        "media",
+        "--json",
+    ]);
+    assert_ne!(out.code, 0, "{}", out.describe());
+    let report = out.json();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["fingerprint"], "{report}");
+    assert_eq!(report["kind"], "s3");
 }
