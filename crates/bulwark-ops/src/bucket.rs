@@ -38,6 +38,13 @@
 //! attributes recorded for it (last-modified and ETag are the store's to set), streamed from the
 //! repository (an object larger than one part goes up in parts), at most `parallel` at once.
 //! `verify` reads every object back and compares each chunk's keyed hash and the attributes.
+//!
+//! **Memory.** Independent of object sizes: a backup holds one chunker window (3 × the largest
+//! chunk) per object being read; a restore, per object being written, the repository reader's
+//! prefetch (8 chunks) and the parts on their way up (see `bulwark_repo::backend::objects`).
+//! It grows with the number of objects: the listing and the parent snapshot's nodes are held
+//! whole (a few hundred bytes an object). Measured (`bench/s3_dataset.py`): a 512 MiB object
+//! backed up and restore-tested in a 139 MiB process, restored into a bucket in 84 MiB.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
