@@ -1,11 +1,12 @@
 //! A dataset of the policy file as jobs: what its backup reads (paths, a command's output, a
-//! SQLite file, a PostgreSQL database with its credentials, or a PostgreSQL cluster's base
-//! backup) and how its restore test runs.
+//! SQLite file, a PostgreSQL database with its credentials, a PostgreSQL cluster's base
+//! backup, or an S3 bucket's objects) and how its restore test runs.
 
 use std::collections::BTreeMap;
 
 use bulwark_ops::Progress;
 use bulwark_ops::backup::{BackupOptions, BackupReport, BackupSource, backup};
+use bulwark_ops::bucket::{BucketBackupOptions, backup_bucket};
 use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
 use bulwark_ops::restore_test::RestoreTestOptions;
 use bulwark_policy::config::{Dataset, DatasetKind, Method};
@@ -61,6 +62,24 @@ pub fn backup_dataset(
                     dataset,
                     meta: BTreeMap::new(),
                     ..Default::default()
+                },
+                progress,
+            )
+            .map_err(fail)?
+        }
+        DatasetKind::S3 => {
+            let patterns = |p: &[String], key: &str| {
+                Patterns::new(p)
+                    .map_err(|e| Error::Invalid(format!("datasets.{}.{key}: {e}", d.name)))
+            };
+            backup_bucket(
+                repo,
+                BucketBackupOptions {
+                    include: patterns(&d.include, "include")?,
+                    exclude: patterns(&d.exclude, "exclude")?,
+                    dataset,
+                    time,
+                    ..BucketBackupOptions::new(d.url.clone().unwrap_or_default())
                 },
                 progress,
             )

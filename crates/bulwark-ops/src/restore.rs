@@ -745,7 +745,17 @@ fn read_groups(blobs: &[(BlobLocation, Vec<Target>)]) -> Vec<std::ops::Range<usi
 
 /// Re-read a restored file and compare every chunk's keyed hash with the snapshot's.
 pub fn verify_file(repo: &Repository, index: &MasterIndex, path: &Path, node: &Node) -> Result<()> {
-    let mut file = File::open(path).map_err(|e| Error::io("cannot reopen", e))?;
+    let file = File::open(path).map_err(|e| Error::io("cannot reopen", e))?;
+    verify_content(repo, index, file, node)
+}
+
+/// Read restored content to its end and compare every chunk's keyed hash with the snapshot's.
+pub fn verify_content(
+    repo: &Repository,
+    index: &MasterIndex,
+    mut file: impl Read,
+    node: &Node,
+) -> Result<()> {
     let mut buf = Vec::new();
     for (n, id) in node.content.iter().enumerate() {
         let loc = index

@@ -52,6 +52,8 @@ pub enum DatasetKind {
     Sqlite,
     Files,
     Command,
+    /// An S3 bucket or prefix: its objects, with their metadata.
+    S3,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +160,11 @@ struct RawDataset {
     command: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
+    /// S3: `s3://BUCKET/PREFIX?region=…&endpoint=…`, as repositories take it.
+    url: Option<Spanned<String>>,
+    /// S3: back up only keys matching one of these (or below a prefix that does).
+    #[serde(default)]
+    include: Vec<String>,
     tier: Option<Tier>,
     schedule: Spanned<String>,
     repository: Option<Spanned<String>>,
@@ -573,6 +580,11 @@ pub struct Dataset {
     pub paths: Vec<String>,
     pub command: Vec<String>,
     pub exclude: Vec<String>,
+    /// S3: the bucket and prefix, with the store's parameters (no credentials: those come from
+    /// the environment, as for repositories).
+    pub url: Option<String>,
+    /// S3: the key patterns backed up (all when empty).
+    pub include: Vec<String>,
     pub password_file: Option<String>,
     pub method: Method,
     /// Physical: how often a heartbeat row is written into the source (by `run`).
@@ -915,6 +927,8 @@ impl Config {
                 }
                 _ => {}
             }
+            crate::bucket::check_s3_keys(name, d.kind, d.url.as_ref(), &d.include)
+                .map_err(|(offset, message)| fail(offset.unwrap_or(at), message))?;
             let method = match &d.method {
                 None => Method::Logical,
                 Some(m) => match (d.kind, m.get_ref().as_str()) {
@@ -1018,6 +1032,8 @@ impl Config {
                     paths: d.paths.clone(),
                     command: d.command.clone(),
                     exclude: d.exclude.clone(),
+                    url: d.url.as_ref().map(|u| u.get_ref().clone()),
+                    include: d.include.clone(),
                     password_file: d.password_file.clone(),
                     method,
                     heartbeat,
@@ -1175,7 +1191,7 @@ impl Config {
                     (&target, ds.kind),
                     (
                         DrillTarget::Directory(_),
-                        DatasetKind::Files | DatasetKind::Command
+                        DatasetKind::Files | DatasetKind::Command | DatasetKind::S3
                     ) | (DrillTarget::Sqlite(_), DatasetKind::Sqlite)
                         | (DrillTarget::Postgres(_), DatasetKind::Postgres)
                         | (DrillTarget::Mariadb(_), DatasetKind::Mariadb)

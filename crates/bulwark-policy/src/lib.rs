@@ -9,6 +9,7 @@
 //! no clock, so the same inputs always give the same decision and every decision can be unit-
 //! and property-tested.
 
+mod bucket;
 pub mod calendar;
 pub mod commitments;
 pub mod compliance;

@@ -22,6 +22,9 @@ use object_store::{
 
 use crate::error::{Error, Result};
 
+mod objects;
+pub use objects::{OBJECT_PART_SIZE, ObjectAttributes, ObjectReader};
+
 /// The kinds of objects in a repository, each in its own folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {

@@ -8,6 +8,7 @@
 //!   the dump's own snapshot) prove fidelity.
 //! - PostgreSQL physical datasets ([`physical`]): a point-in-time restore to a random target time
 //!   in a throwaway server, and the point it reached, measured.
+//! - Buckets ([`bucket`]): the file test, and the objects' fingerprint recorded at backup.
 //! - Files ([`files`]): a full restore verified chunk by chunk when the snapshot fits the budget;
 //!   otherwise a random sample of files up to the budget, each verified against its recorded
 //!   chunk hashes, and the test says it was sampled and how much it covered.
@@ -15,6 +16,7 @@
 //! `Err` only when there is nothing to test (no such snapshot, repository trouble); everything
 //! that goes wrong while restoring and checking is a failed check in the report.
 
+mod bucket;
 mod database;
 mod files;
 pub mod physical;
@@ -97,7 +99,7 @@ pub struct RestoreTestReport {
     pub passed: bool,
     pub snapshot_id: String,
     pub dataset: Option<String>,
-    /// `postgres`, `sqlite` or `files`.
+    /// `postgres`, `sqlite`, `files` or `s3`.
     pub kind: String,
     pub snapshot_time: String,
     /// From the start of the fetch until the last check finished: the measured restore time.
@@ -189,6 +191,11 @@ pub fn restore_test(
     let scratch = scratch_base(opts.scratch_dir.as_deref())?;
     if let Some(facts) = crate::wal::facts_of(&snap) {
         let mut report = physical::test(repo, &id, &snap, &facts?, opts, &scratch, progress)?;
+        report.conclude();
+        return Ok(report);
+    }
+    if let Some(fingerprint) = crate::bucket::Fingerprint::of(&snap) {
+        let mut report = bucket::test(repo, &id, &snap, &fingerprint?, opts, &scratch, progress)?;
         report.conclude();
         return Ok(report);
     }

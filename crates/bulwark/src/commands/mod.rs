@@ -31,6 +31,7 @@ pub mod remediation;
 pub mod repair;
 pub mod replica;
 pub mod restore;
+pub mod restore_bucket;
 pub mod restore_test;
 pub mod review;
 pub mod rewrite;

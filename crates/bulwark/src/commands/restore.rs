@@ -1,6 +1,6 @@
 //! `bulwark restore`: a snapshot, or a path inside one, into a directory (optionally re-read and
 //! verified); or a database snapshot into a PostgreSQL database or a new SQLite file, verified
-//! against its fingerprint.
+//! against its fingerprint; or any snapshot into a bucket (`--to-bucket`, see `restore_bucket`).
 
 use std::path::PathBuf;
 
@@ -18,7 +18,7 @@ pub struct Args {
     /// Snapshot id (8+ hex digits), `latest`, or ID:PATH
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target", "mariadb_target", "postgres_datadir"])]
+    #[arg(long, short = 't', required_unless_present_any = ["postgres_target", "sqlite_target", "mariadb_target", "postgres_datadir", "to_bucket"])]
     pub target: Option<PathBuf>,
     /// Restore only paths matching a glob (repeatable; the syntax of backup --exclude)
     #[arg(long, short = 'i')]
@@ -40,6 +40,11 @@ pub struct Args {
     pub verify: bool,
     #[command(flatten)]
     pub db: DbArgs,
+    /// Restore into this bucket and prefix instead (s3://BUCKET/PREFIX?region=R&endpoint=URL),
+    /// each file as an object with the metadata an s3 dataset recorded; credentials from the
+    /// environment, as for repositories
+    #[arg(long, value_name = "URL", conflicts_with_all = ["target", "postgres_target", "sqlite_target", "mariadb_target", "postgres_datadir", "delete"])]
+    pub to_bucket: Option<String>,
 }
 
 /// Database targets.
@@ -85,6 +90,9 @@ pub enum OverwriteArg {
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
+    if a.to_bucket.is_some() {
+        return super::restore_bucket::run(g, a);
+    }
     let db = &a.db;
     if db.postgres_datadir.is_some() {
         return super::physical::restore(g, a);
