@@ -9,6 +9,7 @@ pub mod backup;
 pub mod browse;
 pub mod bucket_audit;
 pub mod check;
+pub mod clock_check;
 pub mod copy;
 pub mod database;
 pub mod edit;

@@ -83,6 +83,11 @@ pub trait Backend: Send + Sync {
     fn read_tail(&self, kind: FileKind, name: &str, len: u64) -> Result<Bytes>;
     /// Every object of a kind: `(name, size)`.
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>>;
+    /// Every object of a kind with the time the store recorded for its write (its last
+    /// modification: a file's mtime, an S3 object's `Last-Modified`). The writer's own clock
+    /// plays no part in it, which is what `forget`'s check of claimed snapshot times relies on.
+    fn list_modified(&self, kind: FileKind)
+    -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
     /// How many uploads are worth running at once.
     fn concurrency(&self) -> usize {
@@ -586,6 +591,21 @@ impl Backend for StoreBackend {
         Ok(metas
             .into_iter()
             .filter_map(|m| Some((m.location.filename()?.to_string(), m.size)))
+            .collect())
+    }
+
+    fn list_modified(
+        &self,
+        kind: FileKind,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let prefix = self.path(kind, "");
+        let prefix = StorePath::from(prefix.as_ref().trim_end_matches('/'));
+        let metas: Vec<_> = runtime()
+            .block_on(self.store.list(Some(&prefix)).try_collect::<Vec<_>>())
+            .map_err(|e| self.map_err(format!("listing {}", kind.dir()), e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| Some((m.location.filename()?.to_string(), m.last_modified)))
             .collect())
     }
 
