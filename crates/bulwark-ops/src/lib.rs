@@ -17,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod forget;
 pub mod inspect;
+pub mod object_lock;
 pub mod progress;
 pub mod prune;
 pub mod repair;

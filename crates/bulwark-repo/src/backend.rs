@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{
@@ -21,6 +21,7 @@ use object_store::{
 };
 
 use crate::error::{Error, Result};
+use crate::object_lock::LockClient;
 
 /// The kinds of objects in a repository, each in its own folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,6 +90,10 @@ pub trait Backend: Send + Sync {
     fn list_modified(&self, kind: FileKind)
     -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// Object Lock requests, for an S3 bucket; `None` for a store without locks.
+    fn object_lock(&self) -> Option<&LockClient> {
+        None
+    }
     /// How many uploads are worth running at once.
     fn concurrency(&self) -> usize {
         2
@@ -124,6 +129,11 @@ pub fn open_location(location: &str, create: bool) -> Result<Arc<dyn Backend>> {
     )?))
 }
 
+/// Run a future on the I/O runtime, from synchronous code.
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -146,6 +156,8 @@ pub struct StoreBackend {
     concurrency: usize,
     /// The directory of a local repository, read directly (see `read_local`).
     local_root: Option<std::path::PathBuf>,
+    /// Object Lock requests for an S3 bucket.
+    locks: Option<LockClient>,
 }
 
 /// Owner-only modes of a local repository's folders and objects.
@@ -176,7 +188,17 @@ impl StoreBackend {
             multipart_above: None,
             concurrency: 2,
             local_root: Some(dir.to_path_buf()),
+            locks: None,
         })
+    }
+
+    /// Lock an object just written, in a repository with Object Lock. An object that existed
+    /// keeps its lock: the maintenance step extends what snapshots need.
+    fn lock_written(&self, kind: FileKind, name: &str) -> Result<()> {
+        match &self.locks {
+            Some(locks) => locks.lock_written(&object_key(kind, name)),
+            None => Ok(()),
+        }
     }
 
     /// Make an object just written owner-only (see the module note). File systems without
@@ -208,13 +230,10 @@ impl StoreBackend {
                 "s3:// location without a bucket name".into(),
             ));
         }
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(std::time::Duration::from_secs(10))
-                    .with_timeout(std::time::Duration::from_secs(120)),
-            );
+        let mut client_options = ClientOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(10))
+            .with_timeout(std::time::Duration::from_secs(120));
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         let mut endpoint = None;
         let mut allow_http = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -229,7 +248,8 @@ impl StoreBackend {
                 }
                 "allow_http" => {
                     allow_http = v == "true" || v == "1";
-                    builder.with_allow_http(allow_http)
+                    client_options = client_options.with_allow_http(allow_http);
+                    builder
                 }
                 other => {
                     return Err(Error::Invalid(format!(
@@ -255,25 +275,41 @@ impl StoreBackend {
                 builder = builder.with_token(t);
             }
         }
-        let store = builder
-            .with_retry(RetryConfig {
-                max_retries: 8,
-                retry_timeout: std::time::Duration::from_secs(180),
-                ..Default::default()
-            })
-            .build()
-            .map_err(|e| Error::Backend(format!("s3://{bucket}: {}", one_line(&e))))?;
+        let region = builder
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .unwrap_or_else(|| "us-east-1".into());
+        let store = Arc::new(
+            builder
+                .with_client_options(client_options.clone())
+                .with_retry(RetryConfig {
+                    max_retries: 8,
+                    retry_timeout: std::time::Duration::from_secs(180),
+                    ..Default::default()
+                })
+                .build()
+                .map_err(|e| Error::Backend(format!("s3://{bucket}: {}", one_line(&e))))?,
+        );
+        let prefix = prefix.trim_matches('/').to_string();
+        let locks = LockClient::new(
+            store.clone(),
+            &client_options,
+            endpoint.as_deref(),
+            bucket,
+            &region,
+            &prefix,
+        )?;
         let location = match endpoint {
             Some(e) => format!("s3://{bucket}/{prefix} at {e}"),
             None => format!("s3://{bucket}/{prefix}"),
         };
         Ok(StoreBackend {
-            store: Arc::new(store),
+            store,
             location,
-            prefix: prefix.trim_matches('/').to_string(),
+            prefix,
             multipart_above: Some(MULTIPART_ABOVE),
             concurrency: 8,
             local_root: None,
+            locks: Some(locks),
         })
     }
 
@@ -323,11 +359,7 @@ impl StoreBackend {
     }
 
     fn path(&self, kind: FileKind, name: &str) -> StorePath {
-        let rel = match kind {
-            FileKind::Config => name.to_string(),
-            FileKind::Pack => format!("data/{}/{name}", &name[..2.min(name.len())]),
-            _ => format!("{}/{name}", kind.dir()),
-        };
+        let rel = object_key(kind, name);
         if self.prefix.is_empty() {
             StorePath::from(rel)
         } else {
@@ -504,6 +536,15 @@ fn create_local_folders(root: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Where an object lies, relative to the repository's root or prefix.
+pub fn object_key(kind: FileKind, name: &str) -> String {
+    match kind {
+        FileKind::Config => name.to_string(),
+        FileKind::Pack => format!("data/{}/{name}", &name[..2.min(name.len())]),
+        _ => format!("{}/{name}", kind.dir()),
+    }
+}
+
 fn describe(kind: FileKind, name: &str) -> String {
     match kind {
         FileKind::Config => "config".to_string(),
@@ -521,10 +562,11 @@ impl Backend for StoreBackend {
         if self.multipart_above.is_some_and(|limit| data.len() > limit) {
             // Only packs grow this large, and they are named by their content: writing one
             // again can only write the same bytes, so create-only needs no precondition here.
-            return runtime()
+            runtime()
                 .block_on(self.put_parts(&path, data))
-                .map(|_| Written::Created)
-                .map_err(|e| self.map_err(describe(kind, name), e));
+                .map_err(|e| self.map_err(describe(kind, name), e))?;
+            self.lock_written(kind, name)?;
+            return Ok(Written::Created);
         }
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -533,6 +575,7 @@ impl Backend for StoreBackend {
         match runtime().block_on(self.store.put_opts(&path, PutPayload::from(data), opts)) {
             Ok(_) => {
                 self.restrict_local(kind, name);
+                self.lock_written(kind, name)?;
                 Ok(Written::Created)
             }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::Existed),
@@ -619,6 +662,10 @@ impl Backend for StoreBackend {
 
     fn concurrency(&self) -> usize {
         self.concurrency
+    }
+
+    fn object_lock(&self) -> Option<&LockClient> {
+        self.locks.as_ref()
     }
 
     fn remote(&self) -> bool {

@@ -17,6 +17,7 @@ pub mod id;
 pub mod index;
 pub mod keys;
 pub mod lock;
+pub mod object_lock;
 pub mod pack;
 pub mod repository;
 pub mod shares;
