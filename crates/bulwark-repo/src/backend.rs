@@ -134,7 +134,7 @@ pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime().block_on(f)
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -148,14 +148,14 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// A backend over any `object_store` implementation.
 pub struct StoreBackend {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     location: String,
-    prefix: String,
+    pub(crate) prefix: String,
     /// Objects larger than this go up in parts (object stores only).
     multipart_above: Option<usize>,
     concurrency: usize,
     /// The directory of a local repository, read directly (see `read_local`).
-    local_root: Option<std::path::PathBuf>,
+    pub(crate) local_root: Option<std::path::PathBuf>,
     /// Object Lock requests for an S3 bucket.
     locks: Option<LockClient>,
 }
@@ -196,8 +196,9 @@ impl StoreBackend {
     /// keeps its lock: the maintenance step extends what snapshots need.
     fn lock_written(&self, kind: FileKind, name: &str) -> Result<()> {
         match &self.locks {
-            Some(locks) => locks.lock_written(&object_key(kind, name)),
-            None => Ok(()),
+            // Repository locks are rewritten every few minutes and mean nothing once stale.
+            Some(locks) if kind != FileKind::Lock => locks.lock_written(&object_key(kind, name)),
+            _ => Ok(()),
         }
     }
 
@@ -423,7 +424,7 @@ impl StoreBackend {
         Ok(Bytes::from(buf))
     }
 
-    fn map_err(&self, what: String, e: object_store::Error) -> Error {
+    pub(crate) fn map_err(&self, what: String, e: object_store::Error) -> Error {
         match e {
             object_store::Error::NotFound { .. } => Error::NotFound { what },
             other => Error::Backend(format!("{what} at {}: {}", self.location, one_line(&other))),

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod canary;
 pub mod chunker;
 pub mod condemned;
 pub mod crypto;

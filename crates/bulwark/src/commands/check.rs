@@ -26,11 +26,18 @@ pub struct Args {
     /// With --locks: judge at this time instead of now (RFC 3339)
     #[arg(long, requires = "locks")]
     pub at: Option<String>,
+    /// Instead of the structure, find out on a canary object whether the credential in use can
+    /// delete or overwrite objects (a backup host's should not); needs no key
+    #[arg(long, conflicts_with_all = ["read_data", "read_data_subset", "locks"])]
+    pub credentials: bool,
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
     if a.locks {
         return super::check_locks::run(g, a.extend_locks, a.at.as_deref());
+    }
+    if a.credentials {
+        return super::check_locks::credentials(g);
     }
     let read = match (&a.read_data_subset, a.read_data) {
         (Some(s), _) => ReadData::parse_subset(s)

@@ -1,6 +1,10 @@
 //! `bulwark check --locks [--extend-locks] [--at T]`: the proof that S3 Object Lock covers what
 //! every retained snapshot needs (see `bulwark_ops::object_lock`). Exit 0 when it holds, 1 when
 //! some snapshot's objects are locked too briefly (each listed).
+//!
+//! `bulwark check --credentials`: what the credential in use may do to existing objects, found
+//! on a canary (see `bulwark_repo::canary`). Exit 0 whatever it may do: the answer is the
+//! report.
 
 use bulwark_repo::object_lock::LockMode;
 
@@ -60,4 +64,38 @@ pub fn run(g: &Global, extend: bool, at: Option<&str>) -> CliResult<i32> {
         t
     });
     Ok(if report.ok { 0 } else { 1 })
+}
+
+pub fn credentials(g: &Global) -> CliResult<i32> {
+    let location = g.repo.as_deref().ok_or_else(|| {
+        crate::failure::Failure::usage("no repository given", "pass -r/--repo or set BULWARK_REPO")
+    })?;
+    let probe = bulwark_repo::StoreBackend::bucket(location)?.probe_credentials()?;
+    let append_only = probe.append_only();
+    let report = serde_json::json!({ "probe": &probe, "append_only": append_only });
+    emit(g, &report, || {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let mut t = format!(
+            "credential at {}: create {}, overwrite {}, delete {}\n",
+            probe.location,
+            yes(probe.can_create),
+            yes(probe.can_overwrite),
+            yes(probe.can_delete)
+        );
+        if probe.left_behind {
+            t += &format!(
+                "the canary {} stays behind: this credential cannot remove it\n",
+                probe.canary
+            );
+        }
+        t += if !probe.can_create {
+            "this credential cannot write: backups with it fail"
+        } else if append_only {
+            "append-only: fit for a backup host"
+        } else {
+            "not append-only: whoever holds it can destroy backups (see SECURITY.md)"
+        };
+        t
+    });
+    Ok(0)
 }
