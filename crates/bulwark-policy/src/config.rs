@@ -142,6 +142,9 @@ struct RawRepository {
     /// share): one person alone must not be able to lose or withhold it.
     #[serde(default)]
     key_holders: Vec<String>,
+    /// The credential this host uses for it must not be able to delete (`status` checks).
+    #[serde(default)]
+    append_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -520,6 +523,8 @@ pub struct Repository {
     /// The people who hold a credential that opens it (empty: not recorded).
     pub key_holders: Vec<String>,
     pub location: Location,
+    /// This host's credential for it must not be able to delete: a backup host's.
+    pub append_only: bool,
 }
 
 /// The default budget of a file dataset's restore test: larger snapshots are sampled.
@@ -790,6 +795,7 @@ impl Config {
                     prune_every,
                     key_holders: r.key_holders.clone(),
                     location: locate(text, span.start),
+                    append_only: r.append_only,
                 },
             );
         }

@@ -58,9 +58,32 @@ fn forbidden(e: &object_store::Error) -> bool {
 }
 
 impl StoreBackend {
-    /// Probe the credential in use (see the module note).
+    /// Probe the credential in use on a canary of a new name (see the module note).
     pub fn probe_credentials(&self) -> Result<CredentialProbe> {
-        let name = format!("canary/bulwark-{}", crate::id::Id::random().short());
+        self.probe_on(format!(
+            "canary/bulwark-{}",
+            crate::id::Id::random().short()
+        ))
+    }
+
+    /// Probe on this host's own canary, `canary/host-<hostname>`, for a probe that runs again
+    /// and again (`status`): a credential that cannot delete leaves one object, not one a run.
+    /// A canary left by an earlier run counts as created.
+    pub fn probe_credentials_of_host(&self) -> Result<CredentialProbe> {
+        let host: String = crate::host_name()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.probe_on(format!("canary/host-{host}"))
+    }
+
+    fn probe_on(&self, name: String) -> Result<CredentialProbe> {
         let path = if self.prefix.is_empty() {
             StorePath::from(name.as_str())
         } else {
@@ -94,7 +117,7 @@ impl StoreBackend {
             ))
         };
         match put(b"bulwark canary: created", PutMode::Create) {
-            Ok(_) => probe.can_create = true,
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => probe.can_create = true,
             Err(e) if forbidden(&e) => return Ok(probe),
             Err(e) => return Err(self.map_err(what(), e)),
         }

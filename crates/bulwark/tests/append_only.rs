@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -212,5 +213,84 @@ fn check_credentials_tells_a_backup_credential_from_a_maintenance_one() {
         String::from_utf8_lossy(&text.stdout).contains("cannot write"),
         "{}",
         String::from_utf8_lossy(&text.stdout)
+    );
+}
+
+/// A policy file (the example's) with one more repository, `vault` at `url`, marked
+/// `append_only`; the example's own repositories are never created.
+fn policy_with_vault(dir: &Path, url: &str) -> std::path::PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    std::fs::copy(
+        examples.join("demo.passphrase"),
+        dir.join("demo.passphrase"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
+        .unwrap()
+        .replace("../target/demo/", "state/");
+    let config = dir.join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[repositories.vault]\nurl = \"{url}\"\nregion = \"vault-region\"\n\
+             password_file = \"demo.passphrase\"\nreplica_of = \"primary\"\nappend_only = true\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn vault_check(key: &Key, config: &Path) -> (Option<i32>, Value, String) {
+    let json = run(key, &["status", "--json", "-c", config.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|_| panic!("status: {}", String::from_utf8_lossy(&json.stderr)));
+    let text = run(key, &["status", "-c", config.to_str().unwrap()]);
+    let vault = v["append_only"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["repository"] == "vault"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no append_only entry for vault: {v}"));
+    (
+        json.status.code(),
+        vault,
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn status_flags_an_append_only_repository_whose_credential_can_delete() {
+    let moto = Moto::start();
+    moto.raw("PUT", "/vault", "s3", "");
+    let backup = moto.user(
+        "backup-host",
+        r#"["s3:PutObject","s3:GetObject","s3:ListBucket"]"#,
+    );
+    let maint = moto.user("maintenance", r#""s3:*""#);
+    moto.enforce_iam();
+    let dir = tempfile::tempdir().unwrap();
+    let config = policy_with_vault(dir.path(), &moto.url("vault", "prod"));
+    ok(&maint, &["init", "-c", config.to_str().unwrap()]);
+
+    let (code, vault, text) = vault_check(&maint, &config);
+    assert_eq!(code, Some(1), "{vault}");
+    assert_eq!(vault["verdict"], "breached", "{vault}");
+    assert_eq!(vault["can_delete"], true, "{vault}");
+    assert!(text.contains("append-only vault"), "{text}");
+    let (_, vault, _) = vault_check(&backup, &config);
+    assert_eq!(vault["verdict"], "met", "{vault}");
+    assert_eq!(vault["can_delete"], false, "{vault}");
+    // Probing again finds this host's canary still there, and reuses it.
+    let (_, again, _) = vault_check(&backup, &config);
+    assert_eq!(again["verdict"], "met", "{again}");
+
+    // A local directory: its owner can always delete.
+    let local = dir.path().join("state/vault");
+    let config = policy_with_vault(dir.path(), "state/vault");
+    ok(&maint, &["init", "-c", config.to_str().unwrap()]);
+    let (_, vault, _) = vault_check(&maint, &config);
+    assert_eq!(vault["verdict"], "breached", "{vault}");
+    assert!(
+        !local.join("canary").exists(),
+        "a canary that could go, went"
     );
 }
