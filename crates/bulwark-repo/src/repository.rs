@@ -155,9 +155,19 @@ impl Repository {
         credential: &Credential,
         source: &Repository,
     ) -> Result<Repository> {
-        // Locks are a property of the bucket a repository is in, not of its data.
+        Self::init_replica_locked(backend, credential, source, None)
+    }
+
+    /// A replica whose objects are locked with S3 Object Lock (or not, with `None`): locks
+    /// belong to the bucket a repository is in, not to its data, so the source's do not carry.
+    pub fn init_replica_locked(
+        backend: Arc<dyn Backend>,
+        credential: &Credential,
+        source: &Repository,
+        object_lock: Option<crate::object_lock::ObjectLock>,
+    ) -> Result<Repository> {
         let settings = Settings {
-            object_lock: None,
+            object_lock,
             ..source.settings.clone()
         };
         Self::create(backend, credential, source.key.clone(), settings)

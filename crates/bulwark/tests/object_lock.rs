@@ -344,6 +344,40 @@ fn locks_cover_every_retained_snapshot_through_backup_forget_prune_and_extension
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+
+    // An off-site replica in a bucket of its own, locked in compliance mode: copies are locked
+    // as they arrive, and cover what the snapshot dated ahead needs once extended.
+    moto.create_bucket("offsite", true);
+    let offsite = moto.url("offsite", "prod");
+    ok(
+        &offsite,
+        &[
+            "init",
+            "--json",
+            "--replica-of",
+            &repo,
+            "--object-lock",
+            "compliance",
+            "--lock-days",
+            "10",
+        ],
+    );
+    let copied = ok(&repo, &["copy", "--json", "--to", &offsite]);
+    assert_eq!(copied["snapshots_copied"].as_array().map(Vec::len), Some(1));
+    let (code, v) = locks(&offsite, &["--extend-locks"]);
+    assert_eq!(
+        (code, &v["ok"], &v["mode"]),
+        (0, &Value::Bool(true), &Value::from("compliance")),
+        "{v}"
+    );
+    let key = format!("prod/snapshots/{third}");
+    let versions = moto.versions("offsite", &key);
+    let (status, body) = moto.raw(
+        "DELETE",
+        &format!("/offsite/{key}?versionId={}", versions[0]),
+        "x-amz-bypass-governance-retention: true\r\n",
+    );
+    assert_eq!(status, 403, "a compliance lock admits no bypass: {body}");
 }
 
 #[test]

@@ -41,8 +41,8 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(-7..=19))]
     pub compression_level: i32,
     /// Lock every object with S3 Object Lock in this mode (governance or compliance); the bucket
-    /// must have been created with Object Lock enabled
-    #[arg(long, conflicts_with = "replica_of")]
+    /// must have been created with Object Lock enabled (a replica's too: locks do not carry over)
+    #[arg(long)]
     pub object_lock: Option<String>,
     /// With --object-lock: the retention window the locks serve, in days (locks run 7 days longer)
     #[arg(long, requires = "object_lock", default_value_t = 30,
@@ -102,7 +102,9 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         settings.chunker.max_size,
     ) = (avg / 4, avg, avg * 4);
     let repo = match &source {
-        Some(source) => Repository::init_replica(backend, &credential, source)?,
+        Some(source) => {
+            Repository::init_replica_locked(backend, &credential, source, settings.object_lock)?
+        }
         None => Repository::init(backend, &credential, settings)?,
     };
     let location = repo.backend().location().to_string();
