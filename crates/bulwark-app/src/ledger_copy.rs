@@ -102,6 +102,11 @@ pub fn apply_retention(repo: &Repository, now: DateTime<Utc>) -> bulwark_ops::Re
             explicit: Vec::new(),
             dry_run: false,
             now,
+            // `now` may be an injected clock: the store's times are moved onto it.
+            clock_check: Some(bulwark_ops::clock_check::ClockCheck {
+                clock_offset: now - Utc::now(),
+                ..Default::default()
+            }),
         },
     )?;
     Ok(r.removed.len())

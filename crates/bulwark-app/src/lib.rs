@@ -10,6 +10,7 @@
 //! single-repository jobs are `bulwark_ops`'s; exit codes, hints and rendering belong to the
 //! front-ends. Nothing here creates a repository or a ledger unless asked to (see [`workspace`]).
 
+pub mod append_only;
 pub mod auto_failover;
 pub mod credentials;
 pub mod dataset;

@@ -803,6 +803,10 @@ impl<'a> Runner<'a> {
                     explicit: Vec::new(),
                     dry_run: false,
                     now: self.req.now,
+                    clock_check: Some(bulwark_ops::clock_check::ClockCheck {
+                        clock_offset: self.offset,
+                        ..Default::default()
+                    }),
                 },
             )
             .map_err(|e| Error::repository(&d.repository, e));

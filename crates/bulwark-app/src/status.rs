@@ -81,6 +81,9 @@ pub struct StatusReport {
     pub ledger: LedgerStatus,
     /// Repositories that could not be read, and why.
     pub unreachable: Vec<String>,
+    /// Repositories marked `append_only`, each judged on this host's credential.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub append_only: Vec<crate::append_only::AppendOnlyCheck>,
 }
 
 /// One bucket and its replica: the verdict, and the audit it was judged on.
@@ -284,6 +287,10 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
     }
     let ledger = ledger_status(ws)?;
     verdict = verdict.max(ledger.verdict);
+    let append_only = crate::append_only::check(ws);
+    for c in &append_only {
+        verdict = verdict.max(c.verdict);
+    }
     Ok(StatusReport {
         verdict,
         at: now,
@@ -293,6 +300,7 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
         failovers: ws.failovers().to_vec(),
         ledger,
         unreachable,
+        append_only,
     })
 }
 

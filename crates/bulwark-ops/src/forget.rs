@@ -1,5 +1,9 @@
 //! `forget`: decide per history which snapshots the retention rules keep (and why), honour holds,
 //! and remove the rest. Data goes only when `prune` runs.
+//!
+//! With a [`ClockCheck`], snapshots whose claimed time the store's record contradicts are kept,
+//! listed in [`ForgetReport::clock_warnings`], and left out of the plan, so that forged dates
+//! cannot push honest history out (see `clock_check`).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +13,7 @@ use bulwark_repo::holds::HoldRecord;
 use bulwark_repo::lock::LockKind;
 use bulwark_repo::{FileKind, Id, Repository, Snapshot};
 
+use crate::clock_check::{ClockCheck, ClockWarning};
 use crate::error::{Error, Result};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
@@ -22,6 +27,8 @@ pub struct ForgetOptions {
     pub explicit: Vec<String>,
     pub dry_run: bool,
     pub now: DateTime<Utc>,
+    /// Judge claimed snapshot times against the store's; `None` trusts every claim.
+    pub clock_check: Option<ClockCheck>,
 }
 
 #[derive(Serialize, Debug)]
@@ -44,6 +51,8 @@ pub struct ForgetReport {
     pub snapshots: Vec<SnapshotDecision>,
     pub kept: usize,
     pub removed: Vec<String>,
+    /// Snapshots kept because their claimed time is not believable.
+    pub clock_warnings: Vec<ClockWarning>,
 }
 
 /// The strongest active hold on each snapshot.
@@ -91,15 +100,53 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
             .into_iter()
             .filter(|(_, s)| opts.dataset.is_none() || s.dataset == opts.dataset)
             .collect();
+        let stored: BTreeMap<String, DateTime<Utc>> = match opts.clock_check {
+            Some(_) => repo
+                .backend()
+                .list_modified(FileKind::Snapshot)?
+                .into_iter()
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        // A snapshot written after the listing has no record yet: it was written just now.
+        let doubt = |id: &Id, s: &Snapshot| {
+            let check = opts.clock_check?;
+            let at = stored.get(&id.to_hex())?;
+            check.judge(id, s.time, s.summary.as_ref().map(|m| m.duration_s), *at)
+        };
         let groups = group_by(snapshots, |(_, s)| {
             opts.group_by
                 .key(&s.hostname, &s.paths, &s.tags, s.dataset.as_deref())
         });
         for group in groups {
-            let candidates: Vec<Candidate> = group
+            let (suspicious, trusted): (Vec<_>, Vec<_>) = group
                 .items
                 .iter()
-                .map(|(id, s)| Candidate {
+                .map(|(id, s)| (id, s, doubt(id, s)))
+                .partition(|(_, _, w)| w.is_some());
+            for (id, s, warning) in suspicious {
+                let warning = warning.expect("partitioned on it");
+                report.kept += 1;
+                report.snapshots.push(SnapshotDecision {
+                    id: id.to_hex(),
+                    short_id: id.short(),
+                    time: s.time,
+                    host: s.hostname.clone(),
+                    paths: s.paths.clone(),
+                    tags: s.tags.clone(),
+                    dataset: s.dataset.clone(),
+                    group: group.key.clone(),
+                    keep: true,
+                    reasons: vec![warning.reason()],
+                });
+                report.clock_warnings.push(warning);
+            }
+            if trusted.is_empty() {
+                continue;
+            }
+            let candidates: Vec<Candidate> = trusted
+                .iter()
+                .map(|(id, s, _)| Candidate {
                     id: id.to_hex(),
                     time: s.time,
                     tags: s.tags.clone(),
@@ -108,7 +155,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
                 .collect();
             let decisions = plan(&opts.rules, &candidates, opts.now, WithinReference::Newest)
                 .map_err(|e| Error::Invalid(format!("{} ({})", e, group.key)))?;
-            for ((id, s), d) in group.items.iter().zip(decisions) {
+            for ((id, s, _), d) in trusted.into_iter().zip(decisions) {
                 if d.keep {
                     report.kept += 1;
                 } else {

@@ -147,6 +147,9 @@ struct RawRepository {
     /// Fail over to a replica on its own after repeated backend errors (§5 vendor outage).
     auto_failover: Option<Spanned<bool>>,
     auto_failover_after: Option<Spanned<u32>>,
+    /// The credential this host uses for it must not be able to delete (`status` checks).
+    #[serde(default)]
+    append_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -538,6 +541,8 @@ pub struct Repository {
     /// over to its replica on its own (`auto_failover = true`; `None`: only by hand).
     pub auto_failover_after: Option<u32>,
     pub location: Location,
+    /// This host's credential for it must not be able to delete: a backup host's.
+    pub append_only: bool,
 }
 
 /// Backups failing in a row before an automatic failover, unless `auto_failover_after` says.
@@ -851,6 +856,7 @@ impl Config {
                     key_holders: r.key_holders.clone(),
                     auto_failover_after,
                     location: locate(text, span.start),
+                    append_only: r.append_only,
                 },
             );
         }

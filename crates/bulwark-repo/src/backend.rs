@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{
@@ -21,6 +21,7 @@ use object_store::{
 };
 
 use crate::error::{Error, Result};
+use crate::object_lock::LockClient;
 
 mod objects;
 pub use objects::{OBJECT_PART_SIZE, ObjectAttributes, ObjectReader};
@@ -86,7 +87,16 @@ pub trait Backend: Send + Sync {
     fn read_tail(&self, kind: FileKind, name: &str, len: u64) -> Result<Bytes>;
     /// Every object of a kind: `(name, size)`.
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>>;
+    /// Every object of a kind with the time the store recorded for its write (its last
+    /// modification: a file's mtime, an S3 object's `Last-Modified`). The writer's own clock
+    /// plays no part in it, which is what `forget`'s check of claimed snapshot times relies on.
+    fn list_modified(&self, kind: FileKind)
+    -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// Object Lock requests, for an S3 bucket; `None` for a store without locks.
+    fn object_lock(&self) -> Option<&LockClient> {
+        None
+    }
     /// How many uploads are worth running at once.
     fn concurrency(&self) -> usize {
         2
@@ -122,7 +132,12 @@ pub fn open_location(location: &str, create: bool) -> Result<Arc<dyn Backend>> {
     )?))
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+/// Run a future on the I/O runtime, from synchronous code.
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -136,14 +151,16 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// A backend over any `object_store` implementation.
 pub struct StoreBackend {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     location: String,
-    prefix: String,
+    pub(crate) prefix: String,
     /// Objects larger than this go up in parts (object stores only).
     multipart_above: Option<usize>,
     concurrency: usize,
     /// The directory of a local repository, read directly (see `read_local`).
-    local_root: Option<std::path::PathBuf>,
+    pub(crate) local_root: Option<std::path::PathBuf>,
+    /// Object Lock requests for an S3 bucket.
+    locks: Option<LockClient>,
 }
 
 /// Owner-only modes of a local repository's folders and objects.
@@ -174,7 +191,18 @@ impl StoreBackend {
             multipart_above: None,
             concurrency: 2,
             local_root: Some(dir.to_path_buf()),
+            locks: None,
         })
+    }
+
+    /// Lock an object just written, in a repository with Object Lock. An object that existed
+    /// keeps its lock: the maintenance step extends what snapshots need.
+    fn lock_written(&self, kind: FileKind, name: &str) -> Result<()> {
+        match &self.locks {
+            // Repository locks are rewritten every few minutes and mean nothing once stale.
+            Some(locks) if kind != FileKind::Lock => locks.lock_written(&object_key(kind, name)),
+            _ => Ok(()),
+        }
     }
 
     /// Make an object just written owner-only (see the module note). File systems without
@@ -206,13 +234,10 @@ impl StoreBackend {
                 "s3:// location without a bucket name".into(),
             ));
         }
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(std::time::Duration::from_secs(10))
-                    .with_timeout(std::time::Duration::from_secs(120)),
-            );
+        let mut client_options = ClientOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(10))
+            .with_timeout(std::time::Duration::from_secs(120));
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         let mut endpoint = None;
         let mut allow_http = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -227,7 +252,8 @@ impl StoreBackend {
                 }
                 "allow_http" => {
                     allow_http = v == "true" || v == "1";
-                    builder.with_allow_http(allow_http)
+                    client_options = client_options.with_allow_http(allow_http);
+                    builder
                 }
                 other => {
                     return Err(Error::Invalid(format!(
@@ -253,25 +279,41 @@ impl StoreBackend {
                 builder = builder.with_token(t);
             }
         }
-        let store = builder
-            .with_retry(RetryConfig {
-                max_retries: 8,
-                retry_timeout: std::time::Duration::from_secs(180),
-                ..Default::default()
-            })
-            .build()
-            .map_err(|e| Error::Backend(format!("s3://{bucket}: {}", one_line(&e))))?;
+        let region = builder
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .unwrap_or_else(|| "us-east-1".into());
+        let store = Arc::new(
+            builder
+                .with_client_options(client_options.clone())
+                .with_retry(RetryConfig {
+                    max_retries: 8,
+                    retry_timeout: std::time::Duration::from_secs(180),
+                    ..Default::default()
+                })
+                .build()
+                .map_err(|e| Error::Backend(format!("s3://{bucket}: {}", one_line(&e))))?,
+        );
+        let prefix = prefix.trim_matches('/').to_string();
+        let locks = LockClient::new(
+            store.clone(),
+            &client_options,
+            endpoint.as_deref(),
+            bucket,
+            &region,
+            &prefix,
+        )?;
         let location = match endpoint {
             Some(e) => format!("s3://{bucket}/{prefix} at {e}"),
             None => format!("s3://{bucket}/{prefix}"),
         };
         Ok(StoreBackend {
-            store: Arc::new(store),
+            store,
             location,
-            prefix: prefix.trim_matches('/').to_string(),
+            prefix,
             multipart_above: Some(MULTIPART_ABOVE),
             concurrency: 8,
             local_root: None,
+            locks: Some(locks),
         })
     }
 
@@ -321,11 +363,7 @@ impl StoreBackend {
     }
 
     fn path(&self, kind: FileKind, name: &str) -> StorePath {
-        let rel = match kind {
-            FileKind::Config => name.to_string(),
-            FileKind::Pack => format!("data/{}/{name}", &name[..2.min(name.len())]),
-            _ => format!("{}/{name}", kind.dir()),
-        };
+        let rel = object_key(kind, name);
         if self.prefix.is_empty() {
             StorePath::from(rel)
         } else {
@@ -389,7 +427,7 @@ impl StoreBackend {
         Ok(Bytes::from(buf))
     }
 
-    fn map_err(&self, what: String, e: object_store::Error) -> Error {
+    pub(crate) fn map_err(&self, what: String, e: object_store::Error) -> Error {
         match e {
             object_store::Error::NotFound { .. } => Error::NotFound { what },
             other => Error::Backend(format!("{what} at {}: {}", self.location, one_line(&other))),
@@ -502,6 +540,15 @@ fn create_local_folders(root: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Where an object lies, relative to the repository's root or prefix.
+pub fn object_key(kind: FileKind, name: &str) -> String {
+    match kind {
+        FileKind::Config => name.to_string(),
+        FileKind::Pack => format!("data/{}/{name}", &name[..2.min(name.len())]),
+        _ => format!("{}/{name}", kind.dir()),
+    }
+}
+
 fn describe(kind: FileKind, name: &str) -> String {
     match kind {
         FileKind::Config => "config".to_string(),
@@ -519,10 +566,11 @@ impl Backend for StoreBackend {
         if self.multipart_above.is_some_and(|limit| data.len() > limit) {
             // Only packs grow this large, and they are named by their content: writing one
             // again can only write the same bytes, so create-only needs no precondition here.
-            return runtime()
+            runtime()
                 .block_on(self.put_parts(&path, data))
-                .map(|_| Written::Created)
-                .map_err(|e| self.map_err(describe(kind, name), e));
+                .map_err(|e| self.map_err(describe(kind, name), e))?;
+            self.lock_written(kind, name)?;
+            return Ok(Written::Created);
         }
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -531,6 +579,7 @@ impl Backend for StoreBackend {
         match runtime().block_on(self.store.put_opts(&path, PutPayload::from(data), opts)) {
             Ok(_) => {
                 self.restrict_local(kind, name);
+                self.lock_written(kind, name)?;
                 Ok(Written::Created)
             }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Written::Existed),
@@ -592,6 +641,21 @@ impl Backend for StoreBackend {
             .collect())
     }
 
+    fn list_modified(
+        &self,
+        kind: FileKind,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let prefix = self.path(kind, "");
+        let prefix = StorePath::from(prefix.as_ref().trim_end_matches('/'));
+        let metas: Vec<_> = runtime()
+            .block_on(self.store.list(Some(&prefix)).try_collect::<Vec<_>>())
+            .map_err(|e| self.map_err(format!("listing {}", kind.dir()), e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| Some((m.location.filename()?.to_string(), m.last_modified)))
+            .collect())
+    }
+
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
         let path = self.path(kind, name);
         match runtime().block_on(self.store.delete(&path)) {
@@ -602,6 +666,10 @@ impl Backend for StoreBackend {
 
     fn concurrency(&self) -> usize {
         self.concurrency
+    }
+
+    fn object_lock(&self) -> Option<&LockClient> {
+        self.locks.as_ref()
     }
 
     fn remote(&self) -> bool {

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod canary;
 pub mod chunker;
 pub mod condemned;
 pub mod crypto;
@@ -17,6 +18,7 @@ pub mod id;
 pub mod index;
 pub mod keys;
 pub mod lock;
+pub mod object_lock;
 pub mod pack;
 pub mod repository;
 pub mod shares;

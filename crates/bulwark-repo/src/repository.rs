@@ -80,6 +80,9 @@ pub struct Settings {
     pub chunker: ChunkerParams,
     pub pack_size: u32,
     pub compression_level: i32,
+    /// S3 Object Lock (see `object_lock`); none for most repositories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<crate::object_lock::ObjectLock>,
 }
 
 /// Packs are built in memory: the largest `init` accepts.
@@ -94,6 +97,15 @@ impl Settings {
             return Err(format!(
                 "pack size {} is outside 1..={MAX_PACK_SIZE}",
                 self.pack_size
+            ));
+        }
+        if let Some(lock) = self.object_lock
+            && !(1..=crate::object_lock::MAX_LOCK_DAYS).contains(&lock.days)
+        {
+            return Err(format!(
+                "object lock days {} are outside 1..={}",
+                lock.days,
+                crate::object_lock::MAX_LOCK_DAYS
             ));
         }
         if !zstd::compression_level_range().contains(&self.compression_level) {
@@ -112,6 +124,7 @@ impl Default for Settings {
             chunker: ChunkerParams::with_random_seed(),
             pack_size: 16 * 1024 * 1024,
             compression_level: 3,
+            object_lock: None,
         }
     }
 }
@@ -142,12 +155,22 @@ impl Repository {
         credential: &Credential,
         source: &Repository,
     ) -> Result<Repository> {
-        Self::create(
-            backend,
-            credential,
-            source.key.clone(),
-            source.settings.clone(),
-        )
+        Self::init_replica_locked(backend, credential, source, None)
+    }
+
+    /// A replica whose objects are locked with S3 Object Lock (or not, with `None`): locks
+    /// belong to the bucket a repository is in, not to its data, so the source's do not carry.
+    pub fn init_replica_locked(
+        backend: Arc<dyn Backend>,
+        credential: &Credential,
+        source: &Repository,
+        object_lock: Option<crate::object_lock::ObjectLock>,
+    ) -> Result<Repository> {
+        let settings = Settings {
+            object_lock,
+            ..source.settings.clone()
+        };
+        Self::create(backend, credential, source.key.clone(), settings)
     }
 
     fn create(
@@ -165,6 +188,17 @@ impl Repository {
             }
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
+        }
+        // Before any object: every one, the key slot and config included, is locked as written.
+        if let Some(lock) = settings.object_lock {
+            let client = backend.object_lock().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} cannot lock objects: Object Lock needs an s3:// repository",
+                    backend.location()
+                ))
+            })?;
+            client.require_enabled()?;
+            client.lock_writes(lock);
         }
         let id = Id::random();
         let slot = KeySlot::wrap(&key, credential, &id)?;
@@ -215,6 +249,9 @@ impl Repository {
                 settings
                     .validate()
                     .map_err(|e| Error::corrupt("config", e))?;
+                if let (Some(lock), Some(client)) = (settings.object_lock, backend.object_lock()) {
+                    client.lock_writes(lock);
+                }
                 return Ok(Repository {
                     backend,
                     key,

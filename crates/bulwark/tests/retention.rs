@@ -59,6 +59,13 @@ impl FastRepo {
     }
 }
 
+/// Date a snapshot's object as the store would have, had the backup run at its claimed time:
+/// `forget` keeps snapshots whose claimed and stored times disagree.
+fn stored_at(repo: &FastRepo, id: &str, time: chrono::DateTime<Utc>) {
+    let path = repo.repo.path.join("snapshots").join(id);
+    set_times(&path, (time.timestamp(), 0), (time.timestamp(), 0));
+}
+
 fn strings_of(v: &Value, field: &str) -> BTreeSet<String> {
     v.as_array()
         .unwrap()
@@ -86,7 +93,9 @@ fn a_year_of_daily_snapshots_keeps_exactly_30_days_and_12_months() {
             "--time",
             &time.to_rfc3339(),
         ]);
-        by_day.insert(day, out["snapshot_id"].as_str().unwrap().to_string());
+        let id = out["snapshot_id"].as_str().unwrap().to_string();
+        stored_at(&repo, &id, time);
+        by_day.insert(day, id);
     }
     let plan = repo.json(&[
         "forget",
@@ -165,12 +174,13 @@ fn a_held_snapshot_survives_every_rule_until_its_hold_ends() {
     for day in 1..=5 {
         std::fs::write(src.join("f"), format!("day {day}")).unwrap();
         let t = format!("2026-03-0{day}T02:00:00Z");
-        ids.push(
+        let id =
             repo.json(&["backup", "--json", src.to_str().unwrap(), "--time", &t])["snapshot_id"]
                 .as_str()
                 .unwrap()
-                .to_string(),
-        );
+                .to_string();
+        stored_at(&repo, &id, t.parse().unwrap());
+        ids.push(id);
     }
     repo.json(&["hold", "add", &ids[0], "--reason", "litigation 7", "--json"]);
     // `hold add` refuses an end in the past; a hold that has since expired protects nothing.

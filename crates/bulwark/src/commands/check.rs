@@ -16,9 +16,29 @@ pub struct Args {
     /// (1/5: the first of five groups that together cover every pack) or a size (50M, 2G)
     #[arg(long)]
     pub read_data_subset: Option<String>,
+    /// Instead of the structure, prove S3 Object Lock coverage: every object each retained
+    /// snapshot needs is locked until the snapshot's earliest possible forget date
+    #[arg(long, conflicts_with_all = ["read_data", "read_data_subset"])]
+    pub locks: bool,
+    /// With --locks: first extend every lock that runs short (the maintenance step)
+    #[arg(long, requires = "locks")]
+    pub extend_locks: bool,
+    /// With --locks: judge at this time instead of now (RFC 3339)
+    #[arg(long, requires = "locks")]
+    pub at: Option<String>,
+    /// Instead of the structure, find out on a canary object whether the credential in use can
+    /// delete or overwrite objects (a backup host's should not); needs no key
+    #[arg(long, conflicts_with_all = ["read_data", "read_data_subset", "locks"])]
+    pub credentials: bool,
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
+    if a.locks {
+        return super::check_locks::run(g, a.extend_locks, a.at.as_deref());
+    }
+    if a.credentials {
+        return super::check_locks::credentials(g);
+    }
     let read = match (&a.read_data_subset, a.read_data) {
         (Some(s), _) => ReadData::parse_subset(s)
             .map_err(|e| Failure::usage(e, "e.g. --read-data-subset 10%, 1/5 or 500M"))?,

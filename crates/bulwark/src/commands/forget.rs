@@ -47,6 +47,26 @@ pub struct Args {
     /// With --prune: unused space allowed to remain, as a share of the repository after pruning, e.g. 5%
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
+    /// Keep, and leave out of the rules, snapshots whose claimed time differs from the time the
+    /// storage recorded for them by more than this (e.g. 1h, 2d), or `off` to trust every claim
+    #[arg(long, default_value = "1h")]
+    pub clock_tolerance: String,
+}
+
+fn clock_check(v: &str) -> CliResult<Option<bulwark_ops::clock_check::ClockCheck>> {
+    if v == "off" {
+        return Ok(None);
+    }
+    let tolerance = bulwark_policy::duration::parse_duration(v).map_err(|e| {
+        Failure::usage(
+            format!("--clock-tolerance: {e}"),
+            "give a length such as 1h or 2d, or `off`",
+        )
+    })?;
+    Ok(Some(bulwark_ops::clock_check::ClockCheck {
+        tolerance,
+        ..Default::default()
+    }))
 }
 
 fn keep_count(flag: &str, v: &Option<String>) -> CliResult<Option<u32>> {
@@ -86,6 +106,7 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         )
     })?;
     let max_unused = parse_percent("--max-unused", &a.max_unused, true)?;
+    let clock_check = clock_check(&a.clock_tolerance)?;
     let repo = open(g)?;
     let report = bulwark_ops::forget::forget(
         &repo,
@@ -96,8 +117,12 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             explicit: a.snapshots,
             dry_run: a.dry_run,
             now: chrono::Utc::now(),
+            clock_check,
         },
     )?;
+    for w in &report.clock_warnings {
+        eprintln!("warning: {}", w.describe());
+    }
     let pruned = if a.prune && !a.dry_run {
         Some(bulwark_ops::prune::prune(
             &repo,

@@ -40,6 +40,14 @@ pub struct Args {
     /// zstd compression level
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(-7..=19))]
     pub compression_level: i32,
+    /// Lock every object with S3 Object Lock in this mode (governance or compliance); the bucket
+    /// must have been created with Object Lock enabled (a replica's too: locks do not carry over)
+    #[arg(long)]
+    pub object_lock: Option<String>,
+    /// With --object-lock: the retention window the locks serve, in days (locks run 7 days longer)
+    #[arg(long, requires = "object_lock", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub lock_days: u32,
 }
 
 pub fn run(g: &Global, a: Args) -> CliResult<i32> {
@@ -64,9 +72,27 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         a.new_password_file.as_deref(),
         true,
     )?;
+    let object_lock = a
+        .object_lock
+        .as_deref()
+        .map(|m| {
+            bulwark_repo::object_lock::LockMode::parse(m)
+                .map(|mode| bulwark_repo::object_lock::ObjectLock {
+                    mode,
+                    days: a.lock_days,
+                })
+                .ok_or_else(|| {
+                    Failure::usage(
+                        format!("--object-lock: unknown mode '{m}'"),
+                        "use governance or compliance",
+                    )
+                })
+        })
+        .transpose()?;
     let mut settings = Settings {
         pack_size: a.pack_size_mib * 1024 * 1024,
         compression_level: a.compression_level,
+        object_lock,
         ..Settings::default()
     };
     let avg = a.chunk_avg_kib * 1024;
@@ -76,7 +102,9 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         settings.chunker.max_size,
     ) = (avg / 4, avg, avg * 4);
     let repo = match &source {
-        Some(source) => Repository::init_replica(backend, &credential, source)?,
+        Some(source) => {
+            Repository::init_replica_locked(backend, &credential, source, settings.object_lock)?
+        }
         None => Repository::init(backend, &credential, settings)?,
     };
     let location = repo.backend().location().to_string();

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod cat;
 pub mod check;
+pub mod check_locks;
 pub mod copy;
 pub mod diff;
 pub mod drill;

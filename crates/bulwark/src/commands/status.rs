@@ -65,6 +65,14 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
         for u in &report.unreachable {
             t += &format!("unreachable: {u}\n");
         }
+        for c in &report.append_only {
+            t += &format!(
+                "{:<20} {:<9} {}\n",
+                format!("append-only {}", c.repository),
+                word(c.verdict),
+                c.reason
+            );
+        }
         t += &format!("overall: {}", word(report.verdict));
         t
     });

@@ -1,0 +1,414 @@
+//! S3 Object Lock against a real server process (moto) on loopback: a repository made with
+//! `init --object-lock` in a bucket created with Object Lock has every object locked as it is
+//! written; a delete of a locked version through the same credentials is refused; `check
+//! --locks` proves coverage after backups, forget, prune and lock extension, and lists a
+//! snapshot whose packs' locks run short (one dated a month ahead, sharing older packs).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PASSWORD: &str = "object lock test passphrase";
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
+            );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, port }
+    }
+
+    /// One raw request, as any holder of the bucket's credentials could send it (moto checks
+    /// that a request is authenticated, not its signature): the status code and the whole
+    /// answer, headers and body.
+    fn raw(&self, method: &str, path: &str, headers: &str) -> (u16, String) {
+        self.raw_with_body(method, path, headers, "")
+    }
+
+    fn raw_with_body(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
+             {headers}Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {resp}"));
+        (status, resp)
+    }
+
+    fn create_bucket(&self, bucket: &str, object_lock: bool) {
+        let header = if object_lock {
+            "x-amz-bucket-object-lock-enabled: true\r\n"
+        } else {
+            ""
+        };
+        let (status, body) = self.raw("PUT", &format!("/{bucket}"), header);
+        assert_eq!(status, 200, "bucket creation failed: {body}");
+    }
+
+    /// The version ids of `key`, newest first.
+    fn versions(&self, bucket: &str, key: &str) -> Vec<String> {
+        let (status, body) = self.raw("GET", &format!("/{bucket}?versions&prefix={key}"), "");
+        assert_eq!(status, 200, "{body}");
+        body.split("<Version>")
+            .skip(1)
+            .filter(|v| v.contains(&format!("<Key>{key}</Key>")))
+            .map(|v| {
+                let start = v.find("<VersionId>").unwrap() + "<VersionId>".len();
+                let end = v.find("</VersionId>").unwrap();
+                v[start..end].to_string()
+            })
+            .collect()
+    }
+
+    fn url(&self, bucket: &str, prefix: &str) -> String {
+        format!(
+            "s3://{bucket}/{prefix}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow_http=true",
+            self.port
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(repo: &str, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .args(["-r", repo, "--no-cache"])
+        .env("BULWARK_PASSWORD", PASSWORD)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("BULWARK_REPO")
+        .env_remove("BULWARK_PASSWORD_FILE")
+        .env_remove("BULWARK_KEY_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "bulwark panicked on {args:?}: {stderr}"
+    );
+    out
+}
+
+fn ok(repo: &str, args: &[&str]) -> Value {
+    let out = run(repo, args);
+    assert!(
+        out.status.success(),
+        "bulwark {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn locks(repo: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["check", "--locks", "--json"];
+    args.extend_from_slice(extra);
+    let out = run(repo, &args);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "check --locks gave no JSON ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), v)
+}
+
+fn write_files(dir: &Path, round: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..4 {
+        let body: Vec<u8> = (0..20_000u32)
+            .map(|n| {
+                (n.wrapping_mul(31)
+                    .wrapping_add(i * 7 + round * (i == 0) as u32)) as u8
+            })
+            .collect();
+        std::fs::write(dir.join(format!("file{i}")), body).unwrap();
+    }
+}
+
+#[test]
+fn locks_cover_every_retained_snapshot_through_backup_forget_prune_and_extension() {
+    let moto = Moto::start();
+    moto.create_bucket("locked", true);
+    let repo = moto.url("locked", "prod");
+    ok(
+        &repo,
+        &[
+            "init",
+            "--json",
+            "--object-lock",
+            "governance",
+            "--lock-days",
+            "10",
+        ],
+    );
+    // Every object is locked as it is written, for the window plus the margin.
+    let (status, head) = moto.raw("HEAD", "/locked/prod/config", "");
+    assert_eq!(status, 200, "{head}");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name}: {head}"))
+    };
+    assert_eq!(header("x-amz-object-lock-mode"), "GOVERNANCE");
+    let until: chrono::DateTime<chrono::Utc> = header("x-amz-object-lock-retain-until-date")
+        .parse()
+        .unwrap();
+    let days = (until - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!(
+        (16.9..17.1).contains(&days),
+        "locked for 10 + 7 days: {until}"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    write_files(&src, 1);
+    let first = ok(&repo, &["backup", "--json", src.to_str().unwrap()])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write_files(&src, 2);
+    let second = ok(&repo, &["backup", "--json", src.to_str().unwrap()])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (code, v) = locks(&repo, &[]);
+    assert_eq!((code, &v["ok"]), (0, &Value::Bool(true)), "{v}");
+    assert_eq!(v["snapshots"], 2, "{v}");
+    let objects = v["objects"].as_u64().unwrap();
+    // config, a key slot, two snapshots, at least one pack and one index file each
+    assert!(objects >= 6, "{v}");
+    assert!(v["least_slack_s"].as_i64().unwrap() > 0, "{v}");
+
+    // Deleting a locked version is refused to the credentials that wrote it; an unlocked
+    // object's version beside it goes.
+    let (status, body) = moto.raw_with_body("PUT", "/locked/other/unlocked", "", "x");
+    assert_eq!(status, 200, "{body}");
+    let versions = moto.versions("locked", "other/unlocked");
+    let (status, body) = moto.raw(
+        "DELETE",
+        &format!("/locked/other/unlocked?versionId={}", versions[0]),
+        "",
+    );
+    assert_eq!(status, 204, "an unlocked version can be deleted: {body}");
+    for key in ["prod/config".to_string(), format!("prod/snapshots/{first}")] {
+        let versions = moto.versions("locked", &key);
+        assert_eq!(versions.len(), 1, "{key}: {versions:?}");
+        let (status, body) = moto.raw(
+            "DELETE",
+            &format!("/locked/{key}?versionId={}", versions[0]),
+            "",
+        );
+        assert_eq!(status, 403, "deleting {key}'s locked version: {body}");
+        assert!(body.contains("AccessDenied"), "{body}");
+    }
+
+    // A snapshot dated a month ahead reuses the packs written today: their locks end too soon.
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let third = ok(
+        &repo,
+        &["backup", "--json", src.to_str().unwrap(), "--time", &ahead],
+    )["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, v) = locks(&repo, &[]);
+    assert_eq!((code, &v["ok"]), (1, &Value::Bool(false)), "{v}");
+    let short = v["short"].as_array().unwrap();
+    assert_eq!(
+        short.len(),
+        1,
+        "only the snapshot dated ahead is short: {v}"
+    );
+    assert_eq!(short[0]["id"], third.as_str());
+    let short_keys: Vec<&str> = short[0]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        short_keys.iter().any(|k| k.starts_with("data/")),
+        "its shared packs are listed: {short_keys:?}"
+    );
+    assert!(v["least_slack_s"].as_i64().unwrap() < 0, "{v}");
+    let text = run(&repo, &["check", "--locks"]);
+    assert_eq!(text.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains(&format!("short: snapshot {}", &third[..8])),
+        "{stdout}"
+    );
+
+    // The maintenance step extends exactly what was short, and coverage holds again.
+    let (code, v) = locks(&repo, &["--extend-locks"]);
+    assert_eq!((code, &v["ok"]), (0, &Value::Bool(true)), "{v}");
+    assert_eq!(
+        v["extended"].as_u64().unwrap() as usize,
+        short_keys.len(),
+        "{v}"
+    );
+    let (code, v) = locks(&repo, &[]);
+    assert_eq!((code, v["extended"].as_u64()), (0, Some(0)), "{v}");
+
+    // Forget the first snapshot and prune its data: prune's deletes of locked objects succeed
+    // (S3 keeps the locked version behind a delete marker), and coverage still holds.
+    let forgot = ok(
+        &repo,
+        &[
+            "forget",
+            "--json",
+            "--keep-last",
+            "1",
+            "--clock-tolerance",
+            "off",
+            "--prune",
+            "--max-unused",
+            "0%",
+        ],
+    );
+    let removed: Vec<&str> = forgot["forget"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(removed.len(), 2, "{forgot}");
+    assert!(removed.contains(&first.as_str()) && removed.contains(&second.as_str()));
+    assert!(
+        forgot["prune"]["packs_deleted"].as_u64().unwrap() > 0,
+        "{forgot}"
+    );
+    assert_eq!(
+        moto.versions("locked", &format!("prod/snapshots/{first}"))
+            .len(),
+        1,
+        "the forgotten snapshot's locked version is still there"
+    );
+    // Repacking wrote a pack the snapshot dated ahead needs past its default lock: the
+    // maintenance step after prune extends it, and coverage holds.
+    let (code, v) = locks(&repo, &[]);
+    assert_eq!((code, v["short"].as_array().unwrap().len()), (1, 1), "{v}");
+    let (code, v) = locks(&repo, &["--extend-locks"]);
+    assert_eq!((code, &v["ok"]), (0, &Value::Bool(true)), "{v}");
+    assert!(v["extended"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["snapshots"], 1, "{v}");
+    let check = run(&repo, &["check", "--read-data", "--json"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // An off-site replica in a bucket of its own, locked in compliance mode: copies are locked
+    // as they arrive, and cover what the snapshot dated ahead needs once extended.
+    moto.create_bucket("offsite", true);
+    let offsite = moto.url("offsite", "prod");
+    ok(
+        &offsite,
+        &[
+            "init",
+            "--json",
+            "--replica-of",
+            &repo,
+            "--object-lock",
+            "compliance",
+            "--lock-days",
+            "10",
+        ],
+    );
+    let copied = ok(&repo, &["copy", "--json", "--to", &offsite]);
+    assert_eq!(copied["snapshots_copied"].as_array().map(Vec::len), Some(1));
+    let (code, v) = locks(&offsite, &["--extend-locks"]);
+    assert_eq!(
+        (code, &v["ok"], &v["mode"]),
+        (0, &Value::Bool(true), &Value::from("compliance")),
+        "{v}"
+    );
+    let key = format!("prod/snapshots/{third}");
+    let versions = moto.versions("offsite", &key);
+    let (status, body) = moto.raw(
+        "DELETE",
+        &format!("/offsite/{key}?versionId={}", versions[0]),
+        "x-amz-bypass-governance-retention: true\r\n",
+    );
+    assert_eq!(status, 403, "a compliance lock admits no bypass: {body}");
+}
+
+#[test]
+fn object_lock_where_there_is_none_is_one_clear_line() {
+    let moto = Moto::start();
+    moto.create_bucket("plain", false);
+    let repo = moto.url("plain", "x");
+    let out = run(&repo, &["init", "--object-lock", "compliance"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("Object Lock"), "{stderr}");
+    // Nothing was written: the bucket can still become a repository.
+    ok(&repo, &["init", "--json"]);
+    let out = run(&repo, &["check", "--locks"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no object lock"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("repo");
+    let out = run(
+        local.to_str().unwrap(),
+        &["init", "--object-lock", "governance"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Object Lock needs an s3://"), "{stderr}");
+    let out = run(&repo, &["init", "--object-lock", "sometimes"]);
+    assert_eq!(out.status.code(), Some(2));
+}
