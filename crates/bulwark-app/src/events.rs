@@ -333,3 +333,23 @@ pub struct ReplicationAuditDetails {
 impl Details for ReplicationAuditDetails {
     const KIND: EventKind = EventKind::ReplicationAudit;
 }
+
+/// `check --locks --extend-locks` after a prune of an Object Lock repository: what retained
+/// snapshots need stays locked until each one's earliest forget date.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(default)]
+pub struct LockCheckDetails {
+    pub snapshots: usize,
+    pub objects: usize,
+    /// Objects whose locks were lengthened.
+    pub extended: usize,
+    pub least_slack_s: Option<i64>,
+    /// Short ids of snapshots still short after extending.
+    pub short: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Details for LockCheckDetails {
+    const KIND: EventKind = EventKind::Check;
+}

@@ -34,7 +34,7 @@ use crate::dataset::{backup_dataset, restore_test_options};
 use crate::error::{Error, FailureKind, Result};
 use crate::events::{
     BackupDetails, ConfigChangeDetails, CopyDetails, Details, DueWork, ForgetDetails,
-    LedgerCopyDetails, PruneDetails, RestoreTestDetails, RunDetails,
+    LedgerCopyDetails, LockCheckDetails, PruneDetails, RestoreTestDetails, RunDetails,
 };
 use crate::ledger_copy;
 use crate::notify::{self, Notice};
@@ -257,6 +257,10 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
     }
     for name in runner.repositories_to_prune(&used, &forgot)? {
         if let Some(step) = runner.prune(&name.0, &name.1)? {
+            report.maintenance.push(step);
+        }
+        // After forget and prune, the locks that retained snapshots need are lengthened.
+        if let Some(step) = runner.extend_locks(&name.0)? {
             report.maintenance.push(step);
         }
         used.insert(name.0);
@@ -1195,6 +1199,61 @@ impl<'a> Runner<'a> {
             t,
             outcome,
             Some(NotifyEvent::PruneFailed),
+        )?))
+    }
+
+    /// On an Object Lock repository, lengthen every lock a retained snapshot needs and prove the
+    /// coverage (`check --locks --extend-locks`); nothing on other repositories.
+    fn extend_locks(&self, name: &str) -> Result<Option<Step>> {
+        let Ok(repo) = self.ws.repository(name) else {
+            return Ok(None);
+        };
+        if repo.settings().object_lock.is_none() {
+            return Ok(None);
+        }
+        let t = self.start();
+        let outcome = match bulwark_ops::object_lock::check_locks(&repo, self.clock(), true) {
+            Ok(r) => {
+                let details = LockCheckDetails {
+                    snapshots: r.snapshots,
+                    objects: r.objects,
+                    extended: r.extended,
+                    least_slack_s: r.least_slack_s,
+                    short: r.short.iter().map(|s| s.short_id.clone()).collect(),
+                    error: None,
+                };
+                if r.ok {
+                    Outcome::ok(
+                        format!(
+                            "{} objects of {} snapshots locked long enough ({} extended)",
+                            r.objects, r.snapshots, r.extended
+                        ),
+                        &details,
+                    )
+                } else {
+                    Outcome {
+                        summary: format!(
+                            "{} snapshots not locked long enough: {}",
+                            r.short.len(),
+                            details.short.join(", ")
+                        ),
+                        details: serde_json::to_value(&details).expect("details serialise"),
+                        failure: Some(FailureKind::Check),
+                    }
+                }
+            }
+            Err(e) => Outcome::failed::<LockCheckDetails>(&Error::repository(name, e), |d, m| {
+                d.error = Some(m)
+            }),
+        };
+        Ok(Some(self.record(
+            EventKind::Check,
+            "lock extension",
+            None,
+            name,
+            t,
+            outcome,
+            None,
         )?))
     }
 

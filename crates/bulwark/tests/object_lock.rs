@@ -412,3 +412,72 @@ fn object_lock_where_there_is_none_is_one_clear_line() {
     let out = run(&repo, &["init", "--object-lock", "sometimes"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_policy_run_extends_the_locks_after_its_prune_and_records_the_proof() {
+    let moto = Moto::start();
+    moto.create_bucket("vault", true);
+    let repo = moto.url("vault", "prod");
+    ok(
+        &repo,
+        &[
+            "init",
+            "--object-lock",
+            "governance",
+            "--lock-days",
+            "3",
+            "--json",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_files(&dir.path().join("src"), 1);
+    std::fs::write(dir.path().join("pass"), format!("{PASSWORD}\n")).unwrap();
+    let config = dir.path().join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repositories.vault]\nurl = \"{repo}\"\npassword_file = \"pass\"\n\n\
+             [datasets.docs]\nkind = \"files\"\npaths = [\"src\"]\ntier = \"standard\"\nschedule = \"every 6h\"\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["run", "--json", "--no-cache", "-c"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("BULWARK_PASSWORD")
+        .env_remove("BULWARK_REPO")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "run gave no JSON ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let steps: Vec<&Value> = report["maintenance"].as_array().unwrap().iter().collect();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    let prune = names.iter().position(|n| *n == "prune");
+    let lock = names.iter().position(|n| *n == "lock extension");
+    assert!(
+        prune.is_some() && lock > prune,
+        "the locks are extended after the prune: {report}"
+    );
+    let step = steps[lock.unwrap()];
+    assert_eq!(step["ok"], true, "{report}");
+    assert!(
+        step["summary"]
+            .as_str()
+            .unwrap()
+            .contains("of 1 snapshots locked long enough"),
+        "{report}"
+    );
+    // The proof holds afterwards too, for the ledger's copy (a snapshot written after it) as well.
+    let (code, v) = locks(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["snapshots"], 2, "{v}");
+    assert_eq!(v["short"], serde_json::json!([]), "{v}");
+}
