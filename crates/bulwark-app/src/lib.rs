@@ -23,6 +23,7 @@ pub mod export;
 pub mod failover;
 pub mod incident;
 pub mod ledger_copy;
+pub mod lock_coverage;
 pub mod notify;
 pub mod postmortem;
 pub mod recover;

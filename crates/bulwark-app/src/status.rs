@@ -84,6 +84,9 @@ pub struct StatusReport {
     /// Repositories marked `append_only`, each judged on this host's credential.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub append_only: Vec<crate::append_only::AppendOnlyCheck>,
+    /// Repositories with S3 Object Lock, each judged on its newest proof of lock coverage.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lock_coverage: Vec<crate::lock_coverage::LockCoverage>,
 }
 
 /// One bucket and its replica: the verdict, and the audit it was judged on.
@@ -291,6 +294,10 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
     for c in &append_only {
         verdict = verdict.max(c.verdict);
     }
+    let lock_coverage = crate::lock_coverage::check(ws, now)?;
+    for c in &lock_coverage {
+        verdict = verdict.max(c.verdict);
+    }
     Ok(StatusReport {
         verdict,
         at: now,
@@ -301,6 +308,7 @@ pub fn status(ws: &Workspace, now: DateTime<Utc>) -> Result<StatusReport> {
         ledger,
         unreachable,
         append_only,
+        lock_coverage,
     })
 }
 

@@ -20,6 +20,7 @@ pub mod duration;
 pub mod evidence;
 pub mod group;
 pub mod incident;
+pub mod object_lock;
 pub mod replication;
 pub mod retention;
 pub mod review;

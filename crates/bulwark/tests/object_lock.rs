@@ -475,6 +475,27 @@ fn a_policy_run_extends_the_locks_after_its_prune_and_records_the_proof() {
             .contains("of 1 snapshots locked long enough"),
         "{report}"
     );
+    // `status` judges the commitment on that proof.
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["status", "--json", "--no-cache", "-c"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("BULWARK_PASSWORD")
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let coverage = &status["lock_coverage"][0];
+    assert_eq!(coverage["repository"], "vault", "{status}");
+    assert_eq!(coverage["verdict"], "met", "{status}");
+    assert!(
+        coverage["reason"]
+            .as_str()
+            .unwrap()
+            .contains("least margin"),
+        "{status}"
+    );
     // The proof holds afterwards too, for the ledger's copy (a snapshot written after it) as well.
     let (code, v) = locks(&repo, &[]);
     assert_eq!(code, 0, "{v}");

@@ -73,6 +73,14 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
                 c.reason
             );
         }
+        for c in &report.lock_coverage {
+            t += &format!(
+                "{:<20} {:<9} {}\n",
+                format!("object lock {}", c.repository),
+                word(c.verdict),
+                c.reason
+            );
+        }
         t += &format!("overall: {}", word(report.verdict));
         t
     });
