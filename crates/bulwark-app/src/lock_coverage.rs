@@ -43,7 +43,7 @@ pub fn check(ws: &Workspace, now: DateTime<Utc>) -> Result<Vec<LockCoverage>> {
             .find_map(|e| {
                 let d = LockCheckDetails::of(&e).ok()?;
                 // Other checks of the repository carry no lock figures.
-                (d.objects > 0 || d.error.is_some() || !e.ok).then(|| LockProof {
+                (d.objects > 0 || d.error.is_some() || !e.ok).then_some(LockProof {
                     at: e.finished,
                     ok: e.ok,
                     short: d.short,
