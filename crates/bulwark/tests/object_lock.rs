@@ -4,42 +4,33 @@
 //! --locks` proves coverage after backups, forget, prune and lock extension, and lists a
 //! snapshot whose packs' locks run short (one dated a month ahead, sharing older packs).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::moto::MotoServer;
 use serde_json::Value;
 
 const PASSWORD: &str = "object lock test passphrase";
 
 struct Moto {
-    child: Child,
-    port: u16,
+    server: MotoServer,
+}
+
+impl std::ops::Deref for Moto {
+    type Target = MotoServer;
+    fn deref(&self) -> &MotoServer {
+        &self.server
+    }
 }
 
 impl Moto {
     fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
-            );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, port }
+        let server = MotoServer::start(None);
+        Moto { server }
     }
 
     /// One raw request, as any holder of the bucket's credentials could send it (moto checks
@@ -98,13 +89,6 @@ impl Moto {
             "s3://{bucket}/{prefix}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow_http=true",
             self.port
         )
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

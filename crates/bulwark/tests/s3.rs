@@ -3,24 +3,33 @@
 //! deleted and corrupted, found by `check --read-data`, healed by `repair packs`; and a faulty
 //! network between Bulwark and the server.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::moto::MotoServer;
 use serde_json::Value;
 
 const PASSWORD: &str = "s3 test passphrase";
 
 struct Moto {
-    child: Child,
-    port: u16,
+    server: MotoServer,
     /// Where the server logs each request, when started with `start_logged`.
     log: Option<PathBuf>,
+}
+
+impl std::ops::Deref for Moto {
+    type Target = MotoServer;
+    fn deref(&self) -> &MotoServer {
+        &self.server
+    }
 }
 
 impl Moto {
@@ -40,30 +49,9 @@ impl Moto {
     }
 
     fn spawn(log: Option<&Path>) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
-                None => Stdio::null(),
-            })
-            .spawn()
-            .expect(
-                "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
-            );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            thread::sleep(Duration::from_millis(100));
-        }
+        let server = MotoServer::start(log);
         Moto {
-            child,
-            port,
+            server,
             log: log.map(Path::to_path_buf),
         }
     }
@@ -88,13 +76,6 @@ fn url_at(port: u16, bucket: &str, prefix: &str) -> String {
     format!(
         "s3://{bucket}/{prefix}?region=us-east-1&endpoint=http://127.0.0.1:{port}&allow_http=true"
     )
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn bulwark(args: &[&str]) -> Command {

@@ -11,15 +11,14 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::moto::MotoServer;
 use common::{Out, run};
 use serde_json::Value;
 
 struct Moto {
-    child: Child,
-    port: u16,
+    server: MotoServer,
     log: PathBuf,
 }
 
@@ -30,29 +29,18 @@ struct Response {
     body: Vec<u8>,
 }
 
+impl std::ops::Deref for Moto {
+    type Target = MotoServer;
+    fn deref(&self) -> &MotoServer {
+        &self.server
+    }
+}
+
 impl Moto {
     fn start(log: &Path) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-            .spawn()
-            .expect(
-                "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
-            );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let server = MotoServer::start(Some(log));
         Moto {
-            child,
-            port,
+            server,
             log: log.to_path_buf(),
         }
     }
@@ -213,13 +201,6 @@ impl Moto {
             .collect();
         out.sort();
         out
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

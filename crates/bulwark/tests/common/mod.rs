@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
