@@ -4,6 +4,10 @@
 //! the pack verified by Bulwark and by `sha256sum` and `openssl` alone; any edit of the pack
 //! named by verify; a ledger whose tail was rewritten after the pack failing the live check.
 
+#[path = "support/site.rs"]
+mod site;
+
+use site::{open, site};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,46 +19,6 @@ use bulwark_app::{Create, Credentials, OpenOptions, Workspace};
 use bulwark_ledger::{EventKind, NewEvent};
 use bulwark_ops::Silent;
 use chrono::{DateTime, Duration, DurationRound, Utc};
-
-/// The embedded default on a twice-weekly schedule (every 84 hours) with an RPO of 8 days, so
-/// the runs keep every promise unless some are skipped.
-fn site() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(examples.join("sample"))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::copy(
-        examples.join("demo.passphrase"),
-        dir.path().join("demo.passphrase"),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
-        .unwrap()
-        .replace("../target/demo/", "state/")
-        .replace("rpo = \"24h\"", "rpo = \"8d\"")
-        .replace("\"daily at 02:00\"", "\"0 1 * * 1,4\"")
-        .replace("\"every 6h\"", "\"0 1 * * 1,4\"");
-    let config = dir.path().join("bulwark.toml");
-    std::fs::write(&config, text).unwrap();
-    (dir, config)
-}
-
-fn open(config: &Path) -> Workspace {
-    Workspace::open(
-        config,
-        OpenOptions {
-            credentials: Credentials::default(),
-            create: Create::Everything,
-            cache: false,
-        },
-    )
-    .unwrap()
-}
 
 struct Year {
     dir: tempfile::TempDir,
@@ -442,6 +406,7 @@ fn the_daemon_files_last_months_pack_once() {
     let filed = bulwark_app::evidence::monthly::file_last_month(&ws, now)
         .unwrap()
         .expect("last month filed");
+    let filed = std::path::PathBuf::from(filed);
     assert_eq!(
         filed,
         dir.path()

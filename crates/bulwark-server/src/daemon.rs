@@ -301,7 +301,7 @@ impl Daemon {
         let now = self.clock.now();
         // Once a month is over, its evidence pack is filed (idempotent; see evidence::monthly).
         match bulwark_app::evidence::monthly::file_last_month(&ws, now) {
-            Ok(Some(path)) => tracing::info!(path = %path.display(), "evidence pack filed"),
+            Ok(Some(filed)) => tracing::info!(filed = %filed, "evidence pack filed"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "the monthly evidence pack could not be filed"),
         }

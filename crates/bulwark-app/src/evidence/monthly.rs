@@ -1,10 +1,14 @@
-//! The daemon's monthly pack (`[evidence] monthly_to = DIR`): once a calendar month (UTC) is
-//! over, its pack is filed as `DIR/bulwark-evidence-YYYY-MM.tar`, signed with `[evidence]
-//! signing_key`. Driven by the caller's clock; idempotent (a month already filed is left alone,
-//! so any node of a cluster may call it, and a node that was down files the month when it
-//! returns). The tar is written under a temporary name and renamed, so a reader never sees half.
+//! The daemon's monthly pack (`[evidence] monthly_to = DIR` or `s3://bucket/prefix`): once a
+//! calendar month (UTC) is over, its pack is filed as `bulwark-evidence-YYYY-MM.tar` there,
+//! signed with `[evidence] signing_key`. Driven by the caller's clock; idempotent (a month already
+//! filed is left alone, so any node of a cluster may call it, and a node that was down files the
+//! month when it returns). A reader never sees half a pack: in a folder the tar is written under
+//! a temporary name and renamed; in a bucket it is built in a private temporary folder and then
+//! uploaded as one object, which appears only once complete.
 
 use std::path::PathBuf;
+
+use bulwark_repo::StoreBackend;
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 
@@ -27,22 +31,52 @@ pub fn file_name(start: DateTime<Utc>) -> String {
     format!("bulwark-evidence-{}.tar", start.format("%Y-%m"))
 }
 
+/// Where monthly packs are filed.
+enum Filing {
+    Dir(PathBuf),
+    Bucket { url: String, store: StoreBackend },
+}
+
+fn bucket_error(url: &str, e: bulwark_repo::Error) -> EvidenceError {
+    EvidenceError::Io {
+        path: PathBuf::from(url),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
 /// Files last month's pack if `[evidence] monthly_to` is set and it is not filed yet. Returns
-/// the file written, if any.
+/// where it was filed (a path, or the object's URL), if it was.
 pub fn file_last_month(
     ws: &Workspace,
     now: DateTime<Utc>,
-) -> Result<Option<PathBuf>, EvidenceError> {
+) -> Result<Option<String>, EvidenceError> {
     let e = &ws.policy().config.evidence;
-    let Some(dir) = e.monthly_to.as_deref() else {
+    let Some(to) = e.monthly_to.as_deref() else {
         return Ok(None);
     };
-    let dir = ws.resolve(dir);
-    let (from, to) = previous_month(now);
-    let out = dir.join(file_name(from));
-    if out.exists() {
-        return Ok(None);
-    }
+    let (from, until) = previous_month(now);
+    let name = file_name(from);
+    let filing = if to.starts_with("s3://") {
+        let store = StoreBackend::bucket(to).map_err(|e| bucket_error(to, e))?;
+        let filed = store
+            .list_objects()
+            .map_err(|e| bucket_error(to, e))?
+            .iter()
+            .any(|o| o.key == name);
+        if filed {
+            return Ok(None);
+        }
+        Filing::Bucket {
+            url: to.to_string(),
+            store,
+        }
+    } else {
+        let dir = ws.resolve(to);
+        if dir.join(&name).exists() {
+            return Ok(None);
+        }
+        Filing::Dir(dir)
+    };
     let key_path = e
         .signing_key
         .as_deref()
@@ -56,29 +90,42 @@ pub fn file_last_month(
         ws,
         &Request {
             from,
-            to,
+            to: until,
             now,
             key: &key,
             pdf: None,
         },
     )?;
-    std::fs::create_dir_all(&dir).map_err(|source| EvidenceError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    // Still a `.tar` name: `pack::write` picks the format by it.
-    let partial = dir.join(format!(
-        ".partial-{}-{}",
-        std::process::id(),
-        file_name(from)
-    ));
-    let _ = std::fs::remove_file(&partial);
-    pack::write(&made.files, &made.name, &partial)?;
-    std::fs::rename(&partial, &out).map_err(|source| EvidenceError::Io {
-        path: out.clone(),
-        source,
-    })?;
-    Ok(Some(out))
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| EvidenceError::Io { path, source }
+    };
+    match filing {
+        Filing::Dir(dir) => {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            // Still a `.tar` name: `pack::write` picks the format by it.
+            let partial = dir.join(format!(".partial-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_file(&partial);
+            pack::write(&made.files, &made.name, &partial)?;
+            let out = dir.join(&name);
+            std::fs::rename(&partial, &out).map_err(io(&out))?;
+            Ok(Some(out.display().to_string()))
+        }
+        Filing::Bucket { url, store } => {
+            let scratch = tempfile::tempdir().map_err(io(&std::env::temp_dir()))?;
+            let tar = scratch.path().join(&name);
+            pack::write(&made.files, &made.name, &tar)?;
+            let mut file = std::fs::File::open(&tar).map_err(io(&tar))?;
+            store
+                .put_object(
+                    &name,
+                    &mut file,
+                    &[("content-type".to_string(), "application/x-tar".to_string())],
+                )
+                .map_err(|e| bucket_error(&url, e))?;
+            Ok(Some(format!("{}/{name}", url.trim_end_matches('/'))))
+        }
+    }
 }
 
 #[cfg(test)]

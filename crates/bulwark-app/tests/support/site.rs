@@ -1,0 +1,50 @@
+//! The embedded default in a temporary directory for the evidence tests: its sample data, its
+//! passphrase, and a policy file whose schedules run twice a week (so a year of history is a
+//! hundred runs, not a thousand) with an RPO to match.
+
+#![allow(dead_code)] // Each test binary uses a part of this module.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bulwark_app::{Create, Credentials, OpenOptions, Workspace};
+
+/// The embedded default on a twice-weekly schedule (every 84 hours) with an RPO of 8 days, so
+/// the runs keep every promise unless some are skipped.
+pub fn site() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(examples.join("sample"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(
+        examples.join("demo.passphrase"),
+        dir.path().join("demo.passphrase"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
+        .unwrap()
+        .replace("../target/demo/", "state/")
+        .replace("rpo = \"24h\"", "rpo = \"8d\"")
+        .replace("\"daily at 02:00\"", "\"0 1 * * 1,4\"")
+        .replace("\"every 6h\"", "\"0 1 * * 1,4\"");
+    let config = dir.path().join("bulwark.toml");
+    std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
+pub fn open(config: &Path) -> Workspace {
+    Workspace::open(
+        config,
+        OpenOptions {
+            credentials: Credentials::default(),
+            create: Create::Everything,
+            cache: false,
+        },
+    )
+    .unwrap()
+}
