@@ -34,7 +34,10 @@ pub fn file_name(start: DateTime<Utc>) -> String {
 /// Where monthly packs are filed.
 enum Filing {
     Dir(PathBuf),
-    Bucket { url: String, store: StoreBackend },
+    Bucket {
+        url: String,
+        store: Box<StoreBackend>,
+    },
 }
 
 fn bucket_error(url: &str, e: bulwark_repo::Error) -> EvidenceError {
@@ -68,7 +71,7 @@ pub fn file_last_month(
         }
         Filing::Bucket {
             url: to.to_string(),
-            store,
+            store: Box::new(store),
         }
     } else {
         let dir = ws.resolve(to);
