@@ -11,11 +11,11 @@ use site::{open, site};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bulwark_app::Workspace;
 use bulwark_app::drill::{DrillRequest, Scope, Source, drill};
 use bulwark_app::evidence::model::{Finding, Report};
 use bulwark_app::evidence::{Request, build, pack, sign, verify};
 use bulwark_app::run::{RunRequest, Selection, run};
-use bulwark_app::Workspace;
 use bulwark_ledger::{EventKind, NewEvent};
 use bulwark_ops::Silent;
 use chrono::{DateTime, Duration, DurationRound, Utc};

@@ -480,6 +480,59 @@ fn a_policy_run_extends_the_locks_after_its_prune_and_records_the_proof() {
             .contains("least margin"),
         "{status}"
     );
+    // The evidence pack carries the proof as a section of its own.
+    let bulwark_in_site = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("BULWARK_PASSWORD")
+            .output()
+            .unwrap()
+    };
+    let keygen = bulwark_in_site(&["evidence", "keygen", "--out", "evidence.key"]);
+    assert!(keygen.status.success(), "{keygen:?}");
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (
+        (today - chrono::Duration::days(1)).to_string(),
+        (today + chrono::Duration::days(1)).to_string(),
+    );
+    let pack = bulwark_in_site(&[
+        "evidence",
+        "--no-cache",
+        "-c",
+        "bulwark.toml",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--out",
+        "pack",
+        "--signing-key",
+        "evidence.key",
+    ]);
+    assert!(
+        pack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pack.stderr)
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("pack/report.json")).unwrap())
+            .unwrap();
+    let section = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "object_lock")
+        .unwrap_or_else(|| panic!("no object_lock section: {report}"));
+    assert_eq!(section["verdict"], "met", "{section}");
+    assert_eq!(section["subjects"][0]["name"], "vault", "{section}");
+    assert_eq!(
+        section["tables"][0]["rows"].as_array().unwrap().len(),
+        1,
+        "{section}"
+    );
     // The proof holds afterwards too, for the ledger's copy (a snapshot written after it) as well.
     let (code, v) = locks(&repo, &[]);
     assert_eq!(code, 0, "{v}");

@@ -7,6 +7,7 @@ mod encryption;
 mod failovers;
 mod integrity;
 mod ledger_kinds;
+mod object_lock;
 mod offsite;
 mod remediation;
 mod restore_tests;
@@ -29,6 +30,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(retention::Retention),
         Box::new(encryption::Encryption),
         Box::new(offsite::Offsite),
+        Box::new(object_lock::ObjectLock),
         Box::new(drills::Drills),
         Box::new(failovers::Failovers),
         Box::new(remediation::Remediation),
