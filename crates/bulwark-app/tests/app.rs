@@ -2,7 +2,10 @@
 //! embedded default, status judged against a clock we choose, a failing restore test opening a
 //! remediation item that a passing one closes, and typed events read back from the ledger.
 
-use std::path::{Path, PathBuf};
+#[path = "support/site.rs"]
+mod site;
+
+use std::path::Path;
 
 use bulwark_app::events::{BackupDetails, Details, RestoreTestDetails, RunDetails};
 use bulwark_app::run::{RunRequest, Selection, run};
@@ -12,30 +15,6 @@ use bulwark_ledger::{EventFilter, EventKind};
 use bulwark_ops::Silent;
 use bulwark_policy::compliance::Verdict;
 use chrono::{Duration, Utc};
-
-/// The embedded default, copied with its sample data into a fresh directory.
-fn site() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(examples.join("sample"))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::copy(
-        examples.join("demo.passphrase"),
-        dir.path().join("demo.passphrase"),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
-        .unwrap()
-        .replace("../target/demo/", "state/");
-    let config = dir.path().join("bulwark.toml");
-    std::fs::write(&config, text).unwrap();
-    (dir, config)
-}
 
 fn open(config: &Path, create: Create) -> Workspace {
     Workspace::open(
@@ -60,7 +39,7 @@ fn request(selection: Selection) -> RunRequest<'static> {
 
 #[test]
 fn the_embedded_default_runs_and_every_commitment_is_met() {
-    let (_dir, config) = site();
+    let (_dir, config) = site::embedded_default();
     let ws = open(&config, Create::Everything);
     let created = ws.init_missing().unwrap();
     assert_eq!(created.len(), 2);
@@ -126,7 +105,7 @@ fn the_embedded_default_runs_and_every_commitment_is_met() {
 
 #[test]
 fn status_follows_the_clock_it_is_given() {
-    let (_dir, config) = site();
+    let (_dir, config) = site::embedded_default();
     let ws = open(&config, Create::Everything);
     ws.init_missing().unwrap();
     assert!(run(&ws, &request(Selection::All)).unwrap().ok);
@@ -156,7 +135,7 @@ fn status_follows_the_clock_it_is_given() {
 
 #[test]
 fn a_failing_restore_test_opens_a_remediation_item_that_a_pass_closes() {
-    let (dir, config) = site();
+    let (dir, config) = site::embedded_default();
     let ws = open(&config, Create::Everything);
     ws.init_missing().unwrap();
     assert!(
@@ -226,7 +205,7 @@ fn a_failing_restore_test_opens_a_remediation_item_that_a_pass_closes() {
 
 #[test]
 fn reading_opens_nothing_that_is_not_there() {
-    let (dir, config) = site();
+    let (dir, config) = site::embedded_default();
     // No ledger yet: reading refuses, and creates nothing.
     assert!(
         Workspace::open(

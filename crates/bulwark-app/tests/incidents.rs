@@ -6,6 +6,9 @@
 #[path = "support/http.rs"]
 mod http;
 
+#[path = "support/site.rs"]
+mod site;
+
 use std::path::Path;
 
 use bulwark_app::incident::{
@@ -590,36 +593,12 @@ fn a_review_records_the_topology_and_falls_due_after_a_change() {
     assert_eq!(review::reviews(&ws).unwrap().len(), 2);
 }
 
-/// The embedded default, copied with its sample data into a fresh directory.
-fn embedded_default() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(examples.join("sample"))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::copy(
-        examples.join("demo.passphrase"),
-        dir.path().join("demo.passphrase"),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(examples.join("bulwark.toml"))
-        .unwrap()
-        .replace("../target/demo/", "state/");
-    let config = dir.path().join("bulwark.toml");
-    std::fs::write(&config, text).unwrap();
-    (dir, config)
-}
-
 #[test]
 fn a_run_opens_an_incident_when_backups_stop_and_closes_it_when_they_resume() {
     use bulwark_app::events::RunDetails;
     use bulwark_app::run::{RunRequest, Selection, run};
 
-    let (dir, config) = embedded_default();
+    let (dir, config) = site::embedded_default();
     let ws = Workspace::open(
         &config,
         OpenOptions {
