@@ -1089,6 +1089,7 @@ pub fn replay<T>(
         restore_command,
         target: opts.target.clone(),
         throwaway: opts.throwaway,
+        data_bytes: b.facts.bytes,
         superuser: b.facts.superuser.clone(),
     };
     std::thread::scope(|s| {

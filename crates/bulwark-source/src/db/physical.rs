@@ -561,6 +561,36 @@ pub fn heartbeats(
 // ---------------------------------------------------------------------------------------------
 // Replay servers.
 
+/// Shared buffers for a replay: the whole restored cluster and an eighth more when memory
+/// allows, a quarter of this machine's (or its control group's) memory at most, PostgreSQL's
+/// default 128 MB at least.
+fn replay_shared_buffers(data_bytes: u64) -> u64 {
+    const DEFAULT: u64 = 128 << 20;
+    let limit = memory_limit().map_or(DEFAULT, |m| m / 4);
+    data_bytes
+        .saturating_add(data_bytes / 8)
+        .min(limit)
+        .max(DEFAULT)
+}
+
+/// The memory this process may use: the machine's, or less if its control group says so.
+fn memory_limit() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let total = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        * 1024;
+    let group = fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    Some(group.map_or(total, |g| g.min(total)))
+}
+
 /// Where and how to replay: the restored data directory and the recovery settings.
 pub struct ReplayOptions {
     pub data: PathBuf,
@@ -569,8 +599,10 @@ pub struct ReplayOptions {
     /// The shell command PostgreSQL runs to fetch each WAL file (`%f`, `%p`).
     pub restore_command: String,
     pub target: RecoveryTarget,
-    /// Throwaway replays: no fsync, small shared buffers.
+    /// Throwaway replays: no fsync, no autovacuum.
     pub throwaway: bool,
+    /// Size of the restored data directory, which sizes the replay's shared buffers.
+    pub data_bytes: u64,
     pub superuser: String,
 }
 
@@ -682,12 +714,18 @@ impl ReplayServer {
                 settings.push(("recovery_target_action".into(), "promote".into()));
             }
         }
+        // Redo is one process: every page it evicts is a write it waits for, and every
+        // restartpoint on the way flushes what the end-of-recovery checkpoint flushes anyway.
+        settings.extend([
+            (
+                "shared_buffers".into(),
+                format!("{}MB", replay_shared_buffers(opts.data_bytes) >> 20),
+            ),
+            ("max_wal_size".into(), "64GB".into()),
+            ("checkpoint_timeout".into(), "1d".into()),
+        ]);
         if opts.throwaway {
-            for (k, v) in [
-                ("fsync", "off"),
-                ("shared_buffers", "128MB"),
-                ("autovacuum", "off"),
-            ] {
+            for (k, v) in [("fsync", "off"), ("autovacuum", "off")] {
                 settings.push((k.into(), v.into()));
             }
         }
