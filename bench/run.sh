@@ -9,6 +9,8 @@
 #   --no-install  do not apt-get / cargo install missing tools; leave missing ones out
 #   --keep        keep the last run's repositories under bench/work/<mode>/repos
 #   --no-build    use the existing target/release/bulwark as it is (its build time and hash are recorded)
+#   --restore-dir DIR  restore into DIR (say a journaled ext4 or XFS made for the purpose) instead of
+#                 bench/work/<mode>/restore
 #
 # Installs what is missing (restic, borgbackup and time from Debian; rustic with
 # `cargo install rustic-rs --locked`, which compiles for 10+ minutes), builds Bulwark in release
@@ -19,7 +21,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-mode=full runs=3 tools=bulwark,restic,borg,rustic install=1 build=1 keep=()
+mode=full runs=3 tools=bulwark,restic,borg,rustic install=1 build=1 keep=() restore_dir=()
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) mode=quick ;;
@@ -30,7 +32,8 @@ while [ $# -gt 0 ]; do
         --no-install) install=0 ;;
         --keep) keep=(--keep) ;;
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --restore-dir) restore_dir=(--restore-dir "$2"); shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -80,6 +83,6 @@ mkdir -p "$work"
 say "runner: $runs run(s) of $tools"
 rc=0
 python3 "$here/runner.py" --corpus "$here/work/corpus-$mode" --work "$work" --runs "$runs" \
-    --tools "$tools" --bulwark "$root/target/release/bulwark" --mode "$mode" "${keep[@]}" || rc=$?
+    --tools "$tools" --bulwark "$root/target/release/bulwark" --mode "$mode" "${keep[@]}" "${restore_dir[@]}" || rc=$?
 [ -f "$work/results.json" ] && cp "$work/results.json" "$here/work/results.json"
 exit $rc

@@ -37,6 +37,7 @@ SCENARIOS = {
     "a_nochange": ("(a) files: no-change backup", "files"),
     "a_changed": ("(a) files: backup after 1% of files changed", "files"),
     "a_restore": ("(a) files: full restore to an empty dir", "files"),
+    "a_restore_deleted": ("(a) files: full restore right after a tree as large was deleted", "files"),
     "a_check": ("(a) files: check --read-data (MB/s of repository)", "repo_a"),
     "b_day1": ("(b) pg dump: backup day1.sql", "day1"),
     "b_day2": ("(b) pg dump: backup day2.sql", "day2"),
@@ -361,10 +362,13 @@ def main():
     ap.add_argument("--mode", default="full", help="recorded in the results only")
     ap.add_argument("--keep", action="store_true", help="keep the last run's repositories")
     ap.add_argument("--results", default=None, help="default WORK/results.json")
+    ap.add_argument("--restore-dir", default=None,
+                    help="restore into this directory (say on another filesystem); default WORK/restore")
     args = ap.parse_args()
 
     corpus = os.path.abspath(args.corpus)
     work = os.path.abspath(args.work)
+    restore_root = os.path.abspath(args.restore_dir or os.path.join(work, "restore"))
     files_dir = os.path.join(corpus, "files")
     day1 = os.path.join(corpus, "pgdump", "day1.sql")
     day2 = os.path.join(corpus, "pgdump", "day2.sql")
@@ -409,6 +413,7 @@ def main():
         "bulwark_git": git_describe(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "restore_fs": restore_filesystem(restore_root),
         "cache": "warm: every corpus read once before the first run; the page cache is never dropped",
         "corpus": {"dir": corpus, "files_count": files_count, "files_bytes": files_bytes,
                    "day1_bytes": basis["day1"], "day2_bytes": basis["day2"],
@@ -479,23 +484,31 @@ def main():
             for t in tools:
                 size(run, t, "a_final", repo[t.name]["a"])
 
-            for pos, t in enumerate(order):
-                # Nothing is deleted between restores: on ext4 without a journal, creating files
-                # within 30 s of deleting many others scans the freed inodes, and whoever restores
-                # next would pay for the previous tool's cleanup (seen here: 7 s became 30 s).
-                target = os.path.join(work, "restore", f"run{run}-{t.name}")
+            def restore_a(pos, t, scenario, target):
                 os.makedirs(target)
                 argv, cwd = t.restore(repo[t.name]["a"], target, "a-3")
-                log = os.path.join(logs, f"run{run}-{t.name}-a_restore.log")
+                log = os.path.join(logs, f"run{run}-{t.name}-{scenario}.log")
                 m = measure(argv, t.env(), cwd, log)
                 got = tree_bytes(target)
                 m["restored_files"], m["restored_bytes"] = got
                 m["restore_matches_corpus"] = got == (files_count, files_bytes)
                 if m["rc"] == 0 and not m["restore_matches_corpus"]:
-                    failures.append(f"run {run} {t.name} a_restore: restored {got[0]} files / {got[1]} bytes, "
+                    failures.append(f"run {run} {t.name} {scenario}: restored {got[0]} files / {got[1]} bytes, "
                                     f"corpus has {files_count} / {files_bytes}")
-                record(run, t, "a_restore", pos, m)
-            shutil.rmtree(os.path.join(work, "restore"), ignore_errors=True)
+                record(run, t, scenario, pos, m)
+
+            # Two protocols. Fresh: nothing is deleted between restores (on ext4, creating files
+            # within ~35 s of deleting many others scans the freed inodes, and whoever restores
+            # next would pay for the previous tool's cleanup). Deleted: what a restore after a
+            # disaster meets; each tool restores right after one of the fresh trees, as large
+            # as its own, is deleted from the same filesystem.
+            restore_dir = restore_root
+            for pos, t in enumerate(order):
+                restore_a(pos, t, "a_restore", os.path.join(restore_dir, f"run{run}-{t.name}"))
+            for pos, t in enumerate(order):
+                shutil.rmtree(os.path.join(restore_dir, f"run{run}-{t.name}"))
+                restore_a(pos, t, "a_restore_deleted", os.path.join(restore_dir, f"run{run}-{t.name}-deleted"))
+            shutil.rmtree(restore_dir, ignore_errors=True)
             settle_after_deleting()
 
             step("a_check", lambda t: t.check(repo[t.name]["a"]))
@@ -524,7 +537,7 @@ def main():
         change.revert()
         if not args.keep:
             shutil.rmtree(runs_dir, ignore_errors=True)
-        shutil.rmtree(os.path.join(work, "restore"), ignore_errors=True)
+        shutil.rmtree(restore_root, ignore_errors=True)
 
     # ------------------------------------------------------------ medians and ratios
     basis["repo_a"] = None
@@ -588,6 +601,24 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+def restore_filesystem(path):
+    """The filesystem restores go to, with its mount options (a journal or not matters)."""
+    os.makedirs(path, exist_ok=True)
+    try:
+        out = subprocess.run(["findmnt", "-n", "-o", "TARGET,FSTYPE,OPTIONS", "-T", path],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+        journal = ""
+        if len(out) >= 2 and out[1] == "ext4":
+            dev = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "-T", path],
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+            feats = subprocess.run(["dumpe2fs", "-h", dev], capture_output=True, text=True,
+                                   timeout=30).stdout
+            journal = ", journal" if "has_journal" in feats else ", no journal"
+        return f"{out[1]}{journal} at {out[0]} ({out[2]})" if len(out) >= 3 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def git_describe():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
@@ -612,6 +643,7 @@ def report(meta, med, names, peers, failures, out):
         + (f" (bulwark binary built {meta['tools']['bulwark']['mtime']}, tree at {meta['bulwark_git']})."
            if "bulwark" in meta["tools"] else "."),
         f"Machine: {meta['machine']['cpus']} CPUs, {meta['machine']['mem_gib']} GiB. Warm cache for all tools. "
+        f"Restores go to {meta.get('restore_fs', 'unknown')}. "
         "CPU busy before each run: " + ", ".join(f"{l['cpu_busy_percent_before']}%" for l in meta["load"])
         + f"; 1-minute loadavg before the measurements: {meta.get('loadavg_range', '?')}.",
         "Ratios are Bulwark ÷ peer: below 1.00× Bulwark is faster / uses less memory / stores less.",
