@@ -649,6 +649,7 @@ fn write_contents(
                 return Err(crate::Error::Interrupted);
             }
             let blobs: Vec<_> = blobs.into_values().collect();
+            let (mut scratch, mut plain) = (Vec::new(), Vec::new());
             for group in read_groups(&blobs) {
                 let start = blobs[group.start].0.blob.offset as u64;
                 // The last blob by offset need not end last: index entries may overlap.
@@ -663,10 +664,12 @@ fn write_contents(
                 let mut open: BTreeMap<usize, File> = BTreeMap::new();
                 for (loc, targets) in &blobs[group] {
                     let at = (loc.blob.offset as u64 - start) as usize;
-                    let plain = loc.blob.open(
+                    loc.blob.open_into(
                         repo.key(),
                         &loc.pack.salt,
                         &data[at..at + loc.blob.stored_len as usize],
+                        &mut scratch,
+                        &mut plain,
                     )?;
                     let zeros = plain.iter().all(|&b| b == 0);
                     for t in targets {

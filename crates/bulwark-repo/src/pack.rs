@@ -76,6 +76,22 @@ impl PackedBlob {
     /// raw length is checked against what the stored bytes can hold before anything is allocated
     /// for it: directories and index files may come from a host that holds the key.
     pub fn open(&self, key: &MasterKey, salt: &[u8; SALT_LEN], stored: &[u8]) -> Result<Vec<u8>> {
+        let mut plain = Vec::new();
+        self.open_into(key, salt, stored, &mut Vec::new(), &mut plain)?;
+        Ok(plain)
+    }
+
+    /// [`PackedBlob::open`] into `plain` (whatever it held is replaced), decrypting in
+    /// `scratch`: buffers reused from blob to blob are not fresh pages the kernel must fault
+    /// in and zero for every blob.
+    pub fn open_into(
+        &self,
+        key: &MasterKey,
+        salt: &[u8; SALT_LEN],
+        stored: &[u8],
+        scratch: &mut Vec<u8>,
+        plain: &mut Vec<u8>,
+    ) -> Result<()> {
         let what = || format!("blob {}", self.id);
         let payload_len = stored.len().saturating_sub(TAG_LEN) as u64;
         let raw_len = self.raw_len as u64;
@@ -90,22 +106,25 @@ impl PackedBlob {
                 format!("claims {raw_len} bytes, which its {payload_len} stored bytes cannot hold"),
             ));
         }
-        let mut buf = stored.to_vec();
+        scratch.clear();
+        scratch.extend_from_slice(stored);
         let len = key
             .object_cipher(salt)
-            .open_in_place(&mut buf, self.offset as u64, &self.id.0)
+            .open_in_place(scratch, self.offset as u64, &self.id.0)
             .map_err(|_| Error::corrupt(what(), "authentication failed"))?;
-        buf.truncate(len);
-        let plain = if self.compressed {
-            decompress(&buf, self.raw_len as usize)
-                .map_err(|e| Error::corrupt(what(), format!("decompression: {e}")))?
+        scratch.truncate(len);
+        if self.compressed {
+            plain.clear();
+            plain.reserve(self.raw_len as usize);
+            decompress_into(scratch, plain)
+                .map_err(|e| Error::corrupt(what(), format!("decompression: {e}")))?;
         } else {
-            buf
-        };
-        if plain.len() != self.raw_len as usize || key.blob_id(&plain) != self.id {
+            std::mem::swap(scratch, plain);
+        }
+        if plain.len() != self.raw_len as usize || key.blob_id(plain) != self.id {
             return Err(Error::corrupt(what(), "content does not match its id"));
         }
-        Ok(plain)
+        Ok(())
     }
 }
 
@@ -114,14 +133,18 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Decompress with a per-thread context: creating one per blob costs more than small blobs do.
-fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+/// Decompress into `out`'s capacity (no more) with a per-thread context: creating one per blob
+/// costs more than small blobs do.
+fn decompress_into(data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
         }
-        slot.as_mut().expect("just set").decompress(data, capacity)
+        slot.as_mut()
+            .expect("just set")
+            .decompress_to_buffer(data, out)
+            .map(|_| ())
     })
 }
 
