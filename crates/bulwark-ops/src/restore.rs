@@ -81,7 +81,9 @@ pub struct RestoreReport {
 
 #[derive(Default)]
 struct Plan {
-    files: Vec<(PathBuf, Node)>,
+    /// Regular files with content to write, by their place in `metadata` (a node is held once:
+    /// a restore of millions of files holds millions of them).
+    files: Vec<usize>,
     /// Everything whose metadata is applied once the data is written.
     metadata: Vec<(PathBuf, Node)>,
     /// (link, existing name): made once the content of the existing name is written.
@@ -95,7 +97,8 @@ struct Plan {
 
 impl Plan {
     fn absorb(&mut self, other: Plan) {
-        self.files.extend(other.files);
+        let base = self.metadata.len();
+        self.files.extend(other.files.into_iter().map(|i| base + i));
         self.metadata.extend(other.metadata);
         self.hardlinks.extend(other.hardlinks);
         self.dirs += other.dirs;
@@ -108,6 +111,8 @@ impl Plan {
 
 /// Blobs never span more than this gap when fetched together from one pack.
 const MAX_READ_GAP: u64 = 1 << 20;
+/// Nor span more than this (unless one blob does): what each restoring thread holds of a pack.
+const MAX_READ_SPAN: u64 = 8 << 20;
 
 pub fn restore(
     repo: &Repository,
@@ -153,20 +158,13 @@ pub fn restore_selection(
     report.skipped = plan.skipped;
     report.deleted = plan.deleted;
     report.warnings.extend(plan.warnings);
+    let files: Vec<&(PathBuf, Node)> = plan.files.iter().map(|&i| &plan.metadata[i]).collect();
     // Sizes are as the snapshot claims them (checked against the content when writing).
-    let total: u64 = plan
-        .files
+    let total: u64 = files
         .iter()
         .fold(0, |sum: u64, (_, n)| sum.saturating_add(n.size));
     let counter = progress.start("restore", Unit::Bytes, Some(total));
-    write_contents(
-        repo,
-        index,
-        &plan.files,
-        counter.as_ref(),
-        progress,
-        &mut report,
-    )?;
+    write_contents(repo, index, &files, counter.as_ref(), progress, &mut report)?;
     drop(counter);
     tracing::debug!(elapsed = ?started.elapsed(), "restore: contents written");
     report.warnings.extend(make_hard_links(&plan.hardlinks));
@@ -174,14 +172,13 @@ pub fn restore_selection(
     report.warnings.extend(apply_all_metadata(&plan.metadata));
     tracing::debug!(elapsed = ?started.elapsed(), "restore: metadata applied");
     // Every name of a regular file, hard links included (`hardlinks` says how many are links).
-    report.files = (plan.files.len() + plan.hardlinks.len()) as u64;
+    report.files = (files.len() + plan.hardlinks.len()) as u64;
     report.bytes = total;
     report.dirs = plan.dirs;
     report.links = plan.links;
     if opts.verify {
         let counter = progress.start("verify", Unit::Bytes, Some(total));
-        let mut failures: Vec<String> = plan
-            .files
+        let mut failures: Vec<String> = files
             .par_iter()
             .filter_map(|(path, node)| {
                 if progress.should_stop() {
@@ -457,7 +454,8 @@ impl LayOut<'_> {
                             Error::io(format!("cannot create {}", path.display()), e)
                         })?;
                     }
-                    plan.files.push((path.clone(), node.clone()));
+                    // Its metadata entry is pushed next, below.
+                    plan.files.push(plan.metadata.len());
                     Ok(())
                 }
                 NodeKind::Symlink => {
@@ -596,7 +594,7 @@ struct Target {
 fn write_contents(
     repo: &Repository,
     index: &MasterIndex,
-    files: &[(PathBuf, Node)],
+    files: &[&(PathBuf, Node)],
     progress: &dyn Counter,
     stop: &dyn Progress,
     report: &mut RestoreReport,
@@ -733,10 +731,13 @@ fn read_groups(blobs: &[(BlobLocation, Vec<Target>)]) -> Vec<std::ops::Range<usi
     let mut start = 0;
     for i in 1..=blobs.len() {
         let split = i == blobs.len() || {
-            let prev = &blobs[i - 1].0.blob;
-            let gap = (blobs[i].0.blob.offset as u64)
-                .saturating_sub(prev.offset as u64 + prev.stored_len as u64);
-            gap > MAX_READ_GAP
+            let (first, prev, next) =
+                (&blobs[start].0.blob, &blobs[i - 1].0.blob, &blobs[i].0.blob);
+            let gap =
+                (next.offset as u64).saturating_sub(prev.offset as u64 + prev.stored_len as u64);
+            let span =
+                (next.offset as u64 + next.stored_len as u64).saturating_sub(first.offset as u64);
+            gap > MAX_READ_GAP || span > MAX_READ_SPAN
         };
         if split {
             groups.push(start..i);
@@ -782,5 +783,50 @@ pub fn verify_content(
             "longer than in the snapshot",
         )),
         Err(e) => Err(Error::io("cannot reread", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulwark_repo::BlobKind;
+    use bulwark_repo::index::PackInfo;
+    use bulwark_repo::pack::PackedBlob;
+
+    fn blobs(spans: &[(u32, u32)]) -> Vec<(BlobLocation, Vec<Target>)> {
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, &(offset, stored_len))| {
+                let blob = PackedBlob {
+                    id: Id([i as u8; 32]),
+                    kind: BlobKind::Data,
+                    compressed: false,
+                    offset,
+                    stored_len,
+                    raw_len: stored_len,
+                };
+                let pack = PackInfo {
+                    id: Id([0; 32]),
+                    salt: Default::default(),
+                    size: 1 << 30,
+                };
+                (BlobLocation { pack, blob }, Vec::new())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn read_groups_join_near_blobs_and_bound_what_one_read_holds() {
+        const MIB: u32 = 1 << 20;
+        // Six touching 3 MiB blobs: no read spans more than 8 MiB.
+        let touching: Vec<_> = (0..6).map(|i| (i * 3 * MIB, 3 * MIB)).collect();
+        assert_eq!(read_groups(&blobs(&touching)), vec![0..2, 2..4, 4..6]);
+        // A gap under 1 MiB is read through; a wider one splits.
+        let gaps = [(0, MIB), (MIB + MIB / 2, MIB), (4 * MIB, MIB)];
+        assert_eq!(read_groups(&blobs(&gaps)), vec![0..2, 2..3]);
+        // A blob larger than the span is read alone, whole.
+        let large = [(0, MIB), (MIB, 12 * MIB), (13 * MIB, MIB)];
+        assert_eq!(read_groups(&blobs(&large)), vec![0..1, 1..2, 2..3]);
     }
 }
