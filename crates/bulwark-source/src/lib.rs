@@ -6,6 +6,7 @@ pub mod child;
 pub mod db;
 pub mod files;
 pub mod patterns;
+pub mod read_ahead;
 pub mod stream;
 
 pub use patterns::Patterns;

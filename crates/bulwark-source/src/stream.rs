@@ -1,13 +1,16 @@
 //! Byte streams to back up as one file: standard input, or the output of a command.
 
 use std::io::{self, Read};
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::read_ahead::ReadAhead;
 
 /// Reads a command's standard output; the command's failure is an error at the end of the stream,
-/// so a dump that dies half-way can never be stored as if it were complete.
+/// so a dump that dies half-way can never be stored as if it were complete. The output is read
+/// ahead ([`ReadAhead`]): the command goes on writing while the backup compresses.
 pub struct CommandStream {
     child: Child,
-    stdout: ChildStdout,
+    stdout: ReadAhead,
     program: String,
     finished: bool,
 }
@@ -23,7 +26,7 @@ impl CommandStream {
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot run '{program}': {e}")))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdout = ReadAhead::spawn("command-output", child.stdout.take().expect("piped"))?;
         Ok(CommandStream {
             child,
             stdout,

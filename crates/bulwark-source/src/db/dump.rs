@@ -38,7 +38,8 @@ impl DumpReader {
         name: &str,
         produce: impl FnOnce(&mut ChunkSender) -> Result<(), String> + Send + 'static,
     ) -> DumpReader {
-        let (tx, rx) = sync_channel::<Msg>(8);
+        // 16 MiB in flight: the producer goes on while the backup compresses a window.
+        let (tx, rx) = sync_channel::<Msg>(64);
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {

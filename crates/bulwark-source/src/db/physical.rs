@@ -23,7 +23,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use super::dump::collect;
 use super::postgres::{PgTools, client_command, connect, describe_error, quote_literal, redact};
 use super::scratch::{RunAs, scratch_user};
 use super::{DbError, DbResult, tail_lines};
+use crate::read_ahead::ReadAhead;
 
 /// The key of [`PhysicalFacts`] in a snapshot's `meta`.
 pub const META_KEY: &str = "postgres_physical";
@@ -276,10 +277,11 @@ pub struct BaseBackup {
     dsn: String,
 }
 
-/// `pg_basebackup`'s standard output.
+/// `pg_basebackup`'s standard output, read ahead (see [`ReadAhead`]): the server and
+/// `pg_basebackup` go on streaming while the backup compresses what they sent before.
 pub struct BaseBackupStream {
     child: Child,
-    stdout: ChildStdout,
+    stdout: ReadAhead,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -416,7 +418,8 @@ pub fn start_base_backup(opts: &BaseBackupOptions) -> DbResult<BaseBackup> {
         .spawn()
         .map_err(|e| DbError(format!("cannot run {}: {e}", prog.display())))?;
     let stderr = Some(collect(child.stderr.take().expect("piped")));
-    let stdout = child.stdout.take().expect("piped");
+    let stdout = ReadAhead::spawn("pg_basebackup", child.stdout.take().expect("piped"))
+        .map_err(|e| DbError(format!("cannot start reading pg_basebackup: {e}")))?;
     Ok(BaseBackup {
         cluster,
         stream: BaseBackupStream {
