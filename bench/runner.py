@@ -5,8 +5,8 @@ Every command runs as a whole process under `/usr/bin/time -v`: wall time is tak
 peak RSS (and user/system CPU) come from time's report. Each run starts from fresh, empty
 repositories; within a run each scenario is done by every tool before the next scenario starts,
 and the tool order rotates from run to run so that drift (thermal, page cache, neighbours)
-falls on all tools alike. Runs are warm-cache for every tool: each corpus is read once before
-the first run, and nothing drops the page cache (that needs privileges this harness avoids).
+falls on all tools alike. Runs are warm-cache for every tool: each corpus is read before
+every run (and the wait for freed inodes is sat out first), and nothing drops the page cache (that needs privileges this harness avoids).
 
 Usage: runner.py --corpus DIR --work DIR [--runs N] [--tools a,b,...] [--bulwark PATH] [--keep]
 Prints a Markdown report and writes WORK/results.json with every raw measurement.
@@ -414,7 +414,7 @@ def main():
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
         "restore_fs": restore_filesystem(restore_root),
-        "cache": "warm: every corpus read once before the first run; the page cache is never dropped",
+        "cache": "warm: every corpus read before each run; the page cache is never dropped",
         "corpus": {"dir": corpus, "files_count": files_count, "files_bytes": files_bytes,
                    "day1_bytes": basis["day1"], "day2_bytes": basis["day2"],
                    "random_bytes": basis["random"]},
@@ -455,6 +455,11 @@ def main():
                   file=sys.stderr)
             shutil.rmtree(runs_dir, ignore_errors=True)
             shutil.rmtree(os.path.join(work, "home"), ignore_errors=True)
+            if run > 1:
+                # The last run's repositories were just deleted, and its restores may have pushed
+                # the corpus out of the page cache: whoever backs up first would pay for both.
+                settle_after_deleting()
+                warm_up([files_dir, random_dir])
             repo = {}
             for t in tools:
                 os.makedirs(t.home)
