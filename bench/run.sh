@@ -9,6 +9,8 @@
 #   --no-install  do not apt-get / cargo install missing tools; leave missing ones out
 #   --keep        keep the last run's repositories under bench/work/<mode>/repos
 #   --no-build    use the existing target/release/bulwark as it is (its build time and hash are recorded)
+#   --s3          also back up (a) to an S3 server on loopback (s3s-fs, installed with
+#                 `cargo install s3s-fs@0.14.1 --features binary` if missing) and restore from it
 #   --restore-dir DIR  restore into DIR (say a journaled ext4 or XFS made for the purpose) instead of
 #                 bench/work/<mode>/restore
 #
@@ -21,7 +23,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-mode=full runs=3 tools=bulwark,restic,borg,rustic install=1 build=1 keep=() restore_dir=()
+mode=full runs=3 tools=bulwark,restic,borg,rustic install=1 build=1 keep=() restore_dir=() s3=0
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) mode=quick ;;
@@ -33,7 +35,8 @@ while [ $# -gt 0 ]; do
         --keep) keep=(--keep) ;;
         --no-build) build=0 ;;
         --restore-dir) restore_dir=(--restore-dir "$2"); shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --s3) s3=1 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -59,6 +62,15 @@ if [ $install = 1 ]; then
         cargo install rustic-rs --locked >&2
     fi
 fi
+s3_args=()
+if [ $s3 = 1 ]; then
+    if ! command -v s3s-fs >/dev/null && [ $install = 1 ]; then
+        say "cargo install s3s-fs@0.14.1 --features binary --locked"
+        cargo install s3s-fs@0.14.1 --features binary --locked >&2
+    fi
+    command -v s3s-fs >/dev/null || { echo "run.sh: --s3 needs s3s-fs (cargo install s3s-fs@0.14.1 --features binary)" >&2; exit 1; }
+    s3_args=(--s3 "$(command -v s3s-fs)")
+fi
 [ -x /usr/bin/time ] || { echo "run.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 
 # ---- Bulwark
@@ -83,6 +95,6 @@ mkdir -p "$work"
 say "runner: $runs run(s) of $tools"
 rc=0
 python3 "$here/runner.py" --corpus "$here/work/corpus-$mode" --work "$work" --runs "$runs" \
-    --tools "$tools" --bulwark "$root/target/release/bulwark" --mode "$mode" "${keep[@]}" "${restore_dir[@]}" || rc=$?
+    --tools "$tools" --bulwark "$root/target/release/bulwark" --mode "$mode" "${keep[@]}" "${restore_dir[@]}" "${s3_args[@]}" || rc=$?
 [ -f "$work/results.json" ] && cp "$work/results.json" "$here/work/results.json"
 exit $rc

@@ -42,7 +42,13 @@ SCENARIOS = {
     "b_day1": ("(b) pg dump: backup day1.sql", "day1"),
     "b_day2": ("(b) pg dump: backup day2.sql", "day2"),
     "c_backup": ("(c) random 1 file: backup", "random"),
+    "s3_initial": ("(a) files on S3 (s3s-fs on loopback): initial backup", "files"),
+    "s3_nochange": ("(a) files on S3: no-change backup", "files"),
+    "s3_restore": ("(a) files on S3: full restore to an empty dir", "files"),
 }
+# Tools that speak S3 themselves (borg does not).
+S3_TOOLS = {"bulwark", "restic"}
+S3_KEY, S3_SECRET, S3_BUCKET = "bench-access-key", "bench-secret-key-not-secret", "bench"
 SIZES = {
     "a_initial": "(a) files: after initial backup",
     "a_final": "(a) files: after all three backups",
@@ -53,6 +59,9 @@ SIZES = {
 
 
 # ---------------------------------------------------------------- the tools
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+          "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 class Tool:
@@ -85,7 +94,10 @@ class Bulwark(Tool):
     name = exe_name = "bulwark"
 
     def env(self):
-        return {**super().env(), "BULWARK_PASSWORD": PASSWORD}
+        return {**super().env(), "BULWARK_PASSWORD": PASSWORD, **S3_ENV}
+
+    def s3_repo(self, endpoint, name):
+        return f"s3://{S3_BUCKET}/{name}?region=us-east-1&endpoint={endpoint}&allow_http=true"
 
     def init(self, repo):
         return [self.exe, "init", "-r", repo], None
@@ -104,7 +116,10 @@ class Restic(Tool):
     name = exe_name = "restic"
 
     def env(self):
-        return {**super().env(), "RESTIC_PASSWORD": PASSWORD}
+        return {**super().env(), "RESTIC_PASSWORD": PASSWORD, **S3_ENV}
+
+    def s3_repo(self, endpoint, name):
+        return f"s3:{endpoint}/{S3_BUCKET}/{name}"
 
     def version(self):
         out = subprocess.run([self.exe, "version"], capture_output=True, text=True)
@@ -227,6 +242,43 @@ def warm_up(paths):
                     with open(p, "rb", buffering=0) as f:
                         while f.readinto(buf):
                             pass
+
+
+class S3Server:
+    """s3s-fs on a free loopback port, serving a directory of its own (each bucket a folder)."""
+
+    def __init__(self, exe, root, log_path):
+        import socket
+        os.makedirs(os.path.join(root, S3_BUCKET), exist_ok=True)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [exe, "--host", "127.0.0.1", "--port", str(self.port), "--access-key", S3_KEY,
+             "--secret-key", S3_SECRET, root],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit(f"runner: s3s-fs did not start (see {log_path})")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
 
 
 def settle_after_deleting():
@@ -362,6 +414,8 @@ def main():
     ap.add_argument("--mode", default="full", help="recorded in the results only")
     ap.add_argument("--keep", action="store_true", help="keep the last run's repositories")
     ap.add_argument("--results", default=None, help="default WORK/results.json")
+    ap.add_argument("--s3", default=None, metavar="S3S_FS",
+                    help="also back up to and restore from an S3 server: the s3s-fs binary to run")
     ap.add_argument("--restore-dir", default=None,
                     help="restore into this directory (say on another filesystem); default WORK/restore")
     args = ap.parse_args()
@@ -443,6 +497,11 @@ def main():
 
     runs_dir = os.path.join(work, "repos")
     live_pg = os.path.join(work, "live", "pgdump")
+    s3_root = os.path.join(work, "s3")
+    shutil.rmtree(s3_root, ignore_errors=True)
+    s3 = S3Server(args.s3, s3_root, os.path.join(logs, "s3s-fs.log")) if args.s3 else None
+    if s3:
+        meta["s3"] = f"s3s-fs ({args.s3}) at {s3.endpoint}, objects under {s3_root}"
     try:
         for run in range(1, args.runs + 1):
             k = (run - 1) % len(tools)
@@ -466,8 +525,8 @@ def main():
                 repo[t.name] = {c: os.path.join(runs_dir, t.name, f"repo-{c}") for c in "abc"}
                 os.makedirs(os.path.join(runs_dir, t.name))
 
-            def step(scenario, build):
-                for pos, t in enumerate(order):
+            def step(scenario, build, among=None):
+                for pos, t in enumerate(among or order):
                     argv, cwd = build(t)
                     log = os.path.join(logs, f"run{run}-{t.name}-{scenario}.log")
                     record(run, t, scenario, pos, measure(argv, t.env(), cwd, log))
@@ -537,9 +596,34 @@ def main():
             step("c_backup", lambda t: t.backup(repo[t.name]["c"], random_dir, "c-1"))
             for t in tools:
                 size(run, t, "c", repo[t.name]["c"])
+
+            # (d) the files of (a) to an S3 server on loopback: where off-site copies live.
+            s3_order = [t for t in order if t.name in S3_TOOLS] if s3 else []
+            if s3_order:
+                s3_repo = {t.name: t.s3_repo(s3.endpoint, f"run{run}-{t.name}") for t in s3_order}
+                step("init_s3", lambda t: t.init(s3_repo[t.name]), s3_order)
+                step("s3_initial", lambda t: t.backup(s3_repo[t.name], files_dir, "s3-1"), s3_order)
+                step("s3_nochange", lambda t: t.backup(s3_repo[t.name], files_dir, "s3-2"), s3_order)
+                for pos, t in enumerate(s3_order):
+                    target = os.path.join(restore_root, f"run{run}-{t.name}-s3")
+                    os.makedirs(target)
+                    argv, cwd = t.restore(s3_repo[t.name], target, "s3-2")
+                    m = measure(argv, t.env(), cwd, os.path.join(logs, f"run{run}-{t.name}-s3_restore.log"))
+                    got = tree_bytes(target)
+                    m["restored_files"], m["restored_bytes"] = got
+                    if m["rc"] == 0 and got != (files_count, files_bytes):
+                        failures.append(f"run {run} {t.name} s3_restore: restored {got[0]} files / "
+                                        f"{got[1]} bytes, corpus has {files_count} / {files_bytes}")
+                    record(run, t, "s3_restore", pos, m)
+                shutil.rmtree(restore_root, ignore_errors=True)
+                settle_after_deleting()
             load["loadavg_after"] = loadavg()
     finally:
         change.revert()
+        if s3:
+            s3.stop()
+            if not args.keep:
+                shutil.rmtree(s3_root, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(runs_dir, ignore_errors=True)
         shutil.rmtree(restore_root, ignore_errors=True)
@@ -649,6 +733,8 @@ def report(meta, med, names, peers, failures, out):
            if "bulwark" in meta["tools"] else "."),
         f"Machine: {meta['machine']['cpus']} CPUs, {meta['machine']['mem_gib']} GiB. Warm cache for all tools. "
         f"Restores go to {meta.get('restore_fs', 'unknown')}. "
+        + (f"S3: {meta['s3']}. " if "s3" in meta else "")
+        + 
         "CPU busy before each run: " + ", ".join(f"{l['cpu_busy_percent_before']}%" for l in meta["load"])
         + f"; 1-minute loadavg before the measurements: {meta.get('loadavg_range', '?')}.",
         "Ratios are Bulwark ÷ peer: below 1.00× Bulwark is faster / uses less memory / stores less.",
@@ -672,15 +758,23 @@ def report(meta, med, names, peers, failures, out):
 
     def time_cell(s, n):
         sec, rate = med["seconds"][s][n], med["mb_per_s"][s][n]
+        if not_run(s, n):
+            return "–"
         if sec is None:
             return "FAILED"
         return f"{sec:.2f} s ({rate:.0f} MB/s)" if rate else f"{sec:.2f} s"
 
-    labels = {k: v[0] for k, v in SCENARIOS.items()}
+    def not_run(s, n):
+        """S3 scenarios for a tool without S3, or in a run without --s3."""
+        return s.startswith("s3_") and (n not in S3_TOOLS or "s3" not in meta)
+
+    labels = {k: v[0] for k, v in SCENARIOS.items() if not k.startswith("s3_") or "s3" in meta}
     table("Wall time, seconds (throughput MB/s = 10^6 bytes of the scenario's input per second)",
           labels, time_cell, med["seconds"])
     def spread_cell(s, n):
         lo, hi = med["seconds_min"][s][n], med["seconds_max"][s][n]
+        if not_run(s, n):
+            return "–"
         return "FAILED" if lo is None else f"{lo:.2f}–{hi:.2f}"
 
     lines.append("Spread of the runs (min–max seconds): wide ranges mean other load or I/O writeback "
@@ -688,7 +782,8 @@ def report(meta, med, names, peers, failures, out):
     lines.append("")
     table("Wall time spread, min–max seconds", labels, spread_cell, {}, with_ratios=False)
     table("Peak RSS, MiB", labels,
-          lambda s, n: "FAILED" if med["max_rss_mib"][s][n] is None else f"{med['max_rss_mib'][s][n]:.0f}",
+          lambda s, n: "–" if not_run(s, n) else "FAILED" if med["max_rss_mib"][s][n] is None
+          else f"{med['max_rss_mib'][s][n]:.0f}",
           med["max_rss_mib"])
     table("Repository size, MiB", SIZES,
           lambda k, n: "–" if med["repo_mib"][k][n] is None else f"{med['repo_mib'][k][n]:.1f}",
