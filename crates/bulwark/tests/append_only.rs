@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -15,29 +13,13 @@ use serde_json::Value;
 
 const PASSWORD: &str = "append-only test passphrase";
 
-struct Moto {
-    server: MotoServer,
-}
-
 /// An access key moto's IAM made.
 struct Key {
     id: String,
     secret: String,
 }
 
-impl std::ops::Deref for Moto {
-    type Target = MotoServer;
-    fn deref(&self) -> &MotoServer {
-        &self.server
-    }
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let server = MotoServer::start(None);
-        Moto { server }
-    }
-
+impl MotoServer {
     /// A request before IAM is enforced (moto routes by the credential scope's service).
     fn raw(&self, method: &str, path: &str, service: &str, body: &str) -> String {
         // moto reads a form body as a form, and its own API wants the bytes.
@@ -46,19 +28,9 @@ impl Moto {
         } else {
             "text/plain"
         };
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
-             Content-Type: {content_type}\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
-             Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "{method} {path}: {resp}");
+        let headers = format!("Content-Type: {content_type}\r\n");
+        let (status, resp) = self.request(method, path, service, &headers, body.as_bytes());
+        assert_eq!(status, 200, "{method} {path}: {resp}");
         resp
     }
 
@@ -98,13 +70,6 @@ impl Moto {
     /// From now on every request must be signed by a known key and allowed by its policy.
     fn enforce_iam(&self) {
         self.raw("POST", "/moto-api/reset-auth", "s3", "0");
-    }
-
-    fn url(&self, bucket: &str, prefix: &str) -> String {
-        format!(
-            "s3://{bucket}/{prefix}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow_http=true",
-            self.port
-        )
     }
 }
 
@@ -158,7 +123,7 @@ fn ok(key: &Key, args: &[&str]) -> Value {
 
 #[test]
 fn check_credentials_tells_a_backup_credential_from_a_maintenance_one() {
-    let moto = Moto::start();
+    let moto = MotoServer::start(None);
     moto.raw("PUT", "/vault", "s3", "");
     let backup = moto.user(
         "backup-host",
@@ -169,7 +134,7 @@ fn check_credentials_tells_a_backup_credential_from_a_maintenance_one() {
     moto.enforce_iam();
     // moto checks the signature of a listing whose prefix holds a '/' wrongly (boto3's fail
     // too), so the repository's own commands cannot run under IAM here; the probe needs none.
-    let repo = moto.url("vault", "prod");
+    let repo = moto.url("vault/prod");
 
     let m = ok(&maint, &["check", "--credentials", "--json", "-r", &repo]);
     assert_eq!(m["probe"]["can_create"], true, "{m}");
@@ -243,7 +208,7 @@ fn vault_check(key: &Key, config: &Path) -> (Option<i32>, Value, String) {
 
 #[test]
 fn status_flags_an_append_only_repository_whose_credential_can_delete() {
-    let moto = Moto::start();
+    let moto = MotoServer::start(None);
     moto.raw("PUT", "/vault", "s3", "");
     let backup = moto.user(
         "backup-host",
@@ -252,7 +217,7 @@ fn status_flags_an_append_only_repository_whose_credential_can_delete() {
     let maint = moto.user("maintenance", r#""s3:*""#);
     moto.enforce_iam();
     let dir = tempfile::tempdir().unwrap();
-    let config = policy_with_vault(dir.path(), &moto.url("vault", "prod"));
+    let config = policy_with_vault(dir.path(), &moto.url("vault/prod"));
     ok(&maint, &["init", "-c", config.to_str().unwrap()]);
 
     let (code, vault, text) = vault_check(&maint, &config);

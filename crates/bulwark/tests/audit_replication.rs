@@ -5,65 +5,22 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::moto::MotoServer;
 use common::{Out, run};
 use serde_json::Value;
 
-struct Moto {
-    server: MotoServer,
-}
-
-impl std::ops::Deref for Moto {
-    type Target = MotoServer;
-    fn deref(&self) -> &MotoServer {
-        &self.server
-    }
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let server = MotoServer::start(None);
-        Moto { server }
-    }
-
-    /// One plain HTTP request; the status line's code. moto checks no signature, but refuses a
-    /// delete without any Authorization header.
-    fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
-             Connection: close\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        resp.split(' ').nth(1).unwrap().parse().unwrap()
-    }
-
+impl MotoServer {
     fn put(&self, bucket: &str, key: &str, body: &[u8]) {
-        assert_eq!(self.request("PUT", &format!("/{bucket}/{key}"), body), 200);
+        let (status, resp) = self.request("PUT", &format!("/{bucket}/{key}"), "s3", "", body);
+        assert_eq!(status, 200, "{resp}");
     }
 
     fn delete(&self, bucket: &str, key: &str) {
-        assert_eq!(
-            self.request("DELETE", &format!("/{bucket}/{key}"), b""),
-            204
-        );
-    }
-
-    fn url(&self, bucket: &str) -> String {
-        format!(
-            "s3://{bucket}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow_http=true",
-            self.port
-        )
+        // moto checks no signature, but refuses a delete without any Authorization header.
+        let (status, resp) = self.request("DELETE", &format!("/{bucket}/{key}"), "s3", "", b"");
+        assert_eq!(status, 204, "{resp}");
     }
 }
 
@@ -91,9 +48,9 @@ fn keys(v: &Value) -> Vec<(String, bool)> {
 
 #[test]
 fn what_the_replica_lacks_or_holds_differently_is_named_recorded_and_judged() {
-    let moto = Moto::start();
+    let moto = MotoServer::start(None);
     for b in ["media-eu", "media-us"] {
-        assert_eq!(moto.request("PUT", &format!("/{b}"), b""), 200);
+        assert_eq!(moto.request("PUT", &format!("/{b}"), "s3", "", b"").0, 200);
     }
     let objects: [(&str, &[u8]); 5] = [
         ("photos/a.jpg", b"aaaa"),

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -16,23 +14,7 @@ use serde_json::Value;
 
 const PASSWORD: &str = "object lock test passphrase";
 
-struct Moto {
-    server: MotoServer,
-}
-
-impl std::ops::Deref for Moto {
-    type Target = MotoServer;
-    fn deref(&self) -> &MotoServer {
-        &self.server
-    }
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let server = MotoServer::start(None);
-        Moto { server }
-    }
-
+impl MotoServer {
     /// One raw request, as any holder of the bucket's credentials could send it (moto checks
     /// that a request is authenticated, not its signature): the status code and the whole
     /// answer, headers and body.
@@ -41,22 +23,7 @@ impl Moto {
     }
 
     fn raw_with_body(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
-             {headers}Connection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status = resp
-            .get(9..12)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("no status line: {resp}"));
-        (status, resp)
+        self.request(method, path, "s3", headers, body.as_bytes())
     }
 
     fn create_bucket(&self, bucket: &str, object_lock: bool) {
@@ -82,13 +49,6 @@ impl Moto {
                 v[start..end].to_string()
             })
             .collect()
-    }
-
-    fn url(&self, bucket: &str, prefix: &str) -> String {
-        format!(
-            "s3://{bucket}/{prefix}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow_http=true",
-            self.port
-        )
     }
 }
 
@@ -153,9 +113,9 @@ fn write_files(dir: &Path, round: u32) {
 
 #[test]
 fn locks_cover_every_retained_snapshot_through_backup_forget_prune_and_extension() {
-    let moto = Moto::start();
+    let moto = MotoServer::start(None);
     moto.create_bucket("locked", true);
-    let repo = moto.url("locked", "prod");
+    let repo = moto.url("locked/prod");
     ok(
         &repo,
         &[
@@ -332,7 +292,7 @@ fn locks_cover_every_retained_snapshot_through_backup_forget_prune_and_extension
     // An off-site replica in a bucket of its own, locked in compliance mode: copies are locked
     // as they arrive, and cover what the snapshot dated ahead needs once extended.
     moto.create_bucket("offsite", true);
-    let offsite = moto.url("offsite", "prod");
+    let offsite = moto.url("offsite/prod");
     ok(
         &offsite,
         &[
@@ -366,9 +326,9 @@ fn locks_cover_every_retained_snapshot_through_backup_forget_prune_and_extension
 
 #[test]
 fn object_lock_where_there_is_none_is_one_clear_line() {
-    let moto = Moto::start();
+    let moto = MotoServer::start(None);
     moto.create_bucket("plain", false);
-    let repo = moto.url("plain", "x");
+    let repo = moto.url("plain/x");
     let out = run(&repo, &["init", "--object-lock", "compliance"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -399,9 +359,9 @@ fn object_lock_where_there_is_none_is_one_clear_line() {
 
 #[test]
 fn a_policy_run_extends_the_locks_after_its_prune_and_records_the_proof() {
-    let moto = Moto::start();
+    let moto = MotoServer::start(None);
     moto.create_bucket("vault", true);
-    let repo = moto.url("vault", "prod");
+    let repo = moto.url("vault/prod");
     ok(
         &repo,
         &[

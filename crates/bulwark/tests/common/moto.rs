@@ -1,6 +1,7 @@
 //! moto, the S3-compatible server the object-storage tests run against, on a free loopback port;
 //! stopped when dropped.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -37,6 +38,47 @@ impl MotoServer {
             std::thread::sleep(Duration::from_millis(100));
         }
         MotoServer { child, port }
+    }
+}
+
+impl MotoServer {
+    /// A repository or bucket location on this server: `path` is `bucket` or `bucket/prefix`.
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "s3://{path}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow_http=true",
+            self.port
+        )
+    }
+
+    /// One raw HTTP request as any holder of credentials could send it: moto checks that a
+    /// request is authenticated (and routes it by the credential scope's `service`), not its
+    /// signature. `headers` are whole lines, each ending in CRLF. Returns the status code and
+    /// the whole answer, headers and body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        service: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
+             {headers}Connection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("{method} {path}: no status line: {resp}"));
+        (status, resp)
     }
 }
 
