@@ -45,6 +45,23 @@ pub struct SnapshotDecision {
     pub reasons: Vec<String>,
 }
 
+impl SnapshotDecision {
+    fn new(id: &Id, s: &Snapshot, group: &GroupKey, keep: bool, reasons: Vec<String>) -> Self {
+        SnapshotDecision {
+            id: id.to_hex(),
+            short_id: id.short(),
+            time: s.time,
+            host: s.hostname.clone(),
+            paths: s.paths.clone(),
+            tags: s.tags.clone(),
+            dataset: s.dataset.clone(),
+            group: group.clone(),
+            keep,
+            reasons,
+        }
+    }
+}
+
 #[derive(Serialize, Debug, Default)]
 pub struct ForgetReport {
     pub dry_run: bool,
@@ -127,18 +144,13 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
             for (id, s, warning) in suspicious {
                 let warning = warning.expect("partitioned on it");
                 report.kept += 1;
-                report.snapshots.push(SnapshotDecision {
-                    id: id.to_hex(),
-                    short_id: id.short(),
-                    time: s.time,
-                    host: s.hostname.clone(),
-                    paths: s.paths.clone(),
-                    tags: s.tags.clone(),
-                    dataset: s.dataset.clone(),
-                    group: group.key.clone(),
-                    keep: true,
-                    reasons: vec![warning.reason()],
-                });
+                report.snapshots.push(SnapshotDecision::new(
+                    id,
+                    s,
+                    &group.key,
+                    true,
+                    vec![warning.reason()],
+                ));
                 report.clock_warnings.push(warning);
             }
             if trusted.is_empty() {
@@ -161,18 +173,9 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
                 } else {
                     report.removed.push(id.to_hex());
                 }
-                report.snapshots.push(SnapshotDecision {
-                    id: id.to_hex(),
-                    short_id: id.short(),
-                    time: s.time,
-                    host: s.hostname.clone(),
-                    paths: s.paths.clone(),
-                    tags: s.tags.clone(),
-                    dataset: s.dataset.clone(),
-                    group: group.key.clone(),
-                    keep: d.keep,
-                    reasons: d.reasons,
-                });
+                report
+                    .snapshots
+                    .push(SnapshotDecision::new(id, s, &group.key, d.keep, d.reasons));
             }
         }
     }

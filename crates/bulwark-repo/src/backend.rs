@@ -16,8 +16,8 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig,
+    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig,
 };
 
 use crate::error::{Error, Result};
@@ -371,6 +371,15 @@ impl StoreBackend {
         }
     }
 
+    /// Every object of one kind, in one listing.
+    fn list_kind(&self, kind: FileKind) -> Result<Vec<ObjectMeta>> {
+        let prefix = self.path(kind, "");
+        let prefix = StorePath::from(prefix.as_ref().trim_end_matches('/'));
+        runtime()
+            .block_on(self.store.list(Some(&prefix)).try_collect::<Vec<_>>())
+            .map_err(|e| self.map_err(format!("listing {}", kind.dir()), e))
+    }
+
     async fn put_parts(&self, path: &StorePath, data: Bytes) -> object_store::Result<()> {
         let mut upload = self.store.put_multipart(path).await?;
         let parts: Vec<_> = (0..data.len())
@@ -630,12 +639,8 @@ impl Backend for StoreBackend {
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
-        let prefix = self.path(kind, "");
-        let prefix = StorePath::from(prefix.as_ref().trim_end_matches('/'));
-        let metas: Vec<_> = runtime()
-            .block_on(self.store.list(Some(&prefix)).try_collect::<Vec<_>>())
-            .map_err(|e| self.map_err(format!("listing {}", kind.dir()), e))?;
-        Ok(metas
+        Ok(self
+            .list_kind(kind)?
             .into_iter()
             .filter_map(|m| Some((m.location.filename()?.to_string(), m.size)))
             .collect())
@@ -645,12 +650,8 @@ impl Backend for StoreBackend {
         &self,
         kind: FileKind,
     ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
-        let prefix = self.path(kind, "");
-        let prefix = StorePath::from(prefix.as_ref().trim_end_matches('/'));
-        let metas: Vec<_> = runtime()
-            .block_on(self.store.list(Some(&prefix)).try_collect::<Vec<_>>())
-            .map_err(|e| self.map_err(format!("listing {}", kind.dir()), e))?;
-        Ok(metas
+        Ok(self
+            .list_kind(kind)?
             .into_iter()
             .filter_map(|m| Some((m.location.filename()?.to_string(), m.last_modified)))
             .collect())
