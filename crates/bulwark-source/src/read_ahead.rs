@@ -4,7 +4,7 @@
 //! A backup reads a window of data, then chunks, hashes, compresses and encrypts it on every
 //! core; read directly from a pipe, the producer stalls the whole time (the pipe holds 64 KiB)
 //! and the cores idle while the next window trickles in. Here a thread keeps up to
-//! [`BLOCKS`] blocks of [`BLOCK`] bytes in flight. Blocks are handed back once read, so a
+//! `BLOCKS` blocks of `BLOCK` bytes in flight. Blocks are handed back once read, so a
 //! long stream reuses the same memory instead of faulting in fresh pages for every block.
 //!
 //! The stream's end and its errors arrive in order after the data before them: a read error is
@@ -15,9 +15,9 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Bytes per block handed from the reading thread.
-pub const BLOCK: usize = 1 << 20;
+const BLOCK: usize = 1 << 20;
 /// Blocks in flight at most: the memory the read-ahead may hold.
-pub const BLOCKS: usize = 16;
+const BLOCKS: usize = 16;
 
 /// The consuming end; reads what the thread read, in order.
 pub struct ReadAhead {
