@@ -81,7 +81,13 @@ pub struct BackupOptions {
     pub parent: Option<String>,
     pub dataset: Option<String>,
     pub meta: BTreeMap<String, serde_json::Value>,
+    /// Metadata only the end of the sources knows (a dump's fingerprint, taken as its rows went
+    /// by): called once every source was read whole, before the snapshot is written, and added
+    /// to `meta`. An error fails the backup.
+    pub late_meta: Option<LateMeta>,
 }
+
+pub type LateMeta = Box<dyn FnOnce() -> Result<BTreeMap<String, serde_json::Value>> + Send>;
 
 pub struct BackupReport {
     /// All zeros in a dry run, which saves no snapshot.
@@ -270,6 +276,10 @@ pub fn backup(
         duration_s: started.elapsed().as_secs_f64(),
         files_changed_while_read: changed_while_read.len() as u64,
     };
+    let mut meta = opts.meta;
+    if let Some(late) = opts.late_meta {
+        meta.extend(late()?);
+    }
     let snapshot = Snapshot {
         time: opts.time.unwrap_or_else(|| Local::now().fixed_offset()),
         tree: root,
@@ -286,7 +296,7 @@ pub fn backup(
         summary: Some(summary.clone()),
         original: None,
         xattrs: true,
-        meta: opts.meta,
+        meta,
     };
     // Written last: until this object exists, nothing of this backup is visible.
     lock.ensure_fresh()?;

@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bulwark_repo::lock::LockKind;
@@ -25,7 +26,7 @@ use chrono::{DateTime, FixedOffset};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::backup::{BackupOptions, BackupReport, BackupSource, backup};
+use crate::backup::{BackupOptions, BackupReport, BackupSource, LateMeta, backup};
 use crate::error::{Error, RepoError, Result};
 use crate::progress::Progress;
 
@@ -67,6 +68,10 @@ pub fn backup_database(
     let mut streams: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
     // Held until the backup has read it: the SQLite copy lives in a temporary directory.
     let mut _copy = None;
+    // A PostgreSQL dump's facts are complete once its stream has been read: the snapshot gets
+    // them then, and the report the same facts.
+    let completed = Arc::new(Mutex::new(None));
+    let mut late_meta: Option<LateMeta> = None;
     let meta = match opts.source {
         DbSource::Postgres(o) => {
             let dump = pg::start_dump(&o).map_err(source_failed)?;
@@ -74,6 +79,15 @@ pub fn backup_database(
                 streams.push(("globals.sql".into(), Box::new(io::Cursor::new(g))));
             }
             streams.push((dump.facts.dump_file.clone(), Box::new(dump.dump)));
+            let (mut facts, fingerprint) = (dump.facts.clone(), dump.fingerprint);
+            let completed = completed.clone();
+            late_meta = Some(Box::new(move || {
+                fingerprint.complete(&mut facts).map_err(source_failed)?;
+                let meta = DbMeta::Postgres(facts);
+                let value = meta.to_value();
+                *completed.lock().expect("facts lock") = Some(meta);
+                Ok(BTreeMap::from([(META_KEY.to_string(), value)]))
+            }));
             DbMeta::Postgres(dump.facts)
         }
         DbSource::Mariadb(o) => {
@@ -102,10 +116,12 @@ pub fn backup_database(
             parent: None,
             dataset: opts.dataset,
             meta: BTreeMap::from([(META_KEY.to_string(), meta.to_value())]),
+            late_meta,
             ..Default::default()
         },
         progress,
     )?;
+    let meta = completed.lock().expect("facts lock").take().unwrap_or(meta);
     Ok(DbBackupReport {
         backup: report,
         meta,

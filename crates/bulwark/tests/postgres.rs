@@ -16,13 +16,14 @@ mod common;
 
 use std::io::Cursor;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bulwark_source::db::postgres::driver as pgd;
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A database worth restoring: several schemas, many types, large objects, roles, a view, a
 /// function and a trigger; `rows` narrow rows in public.orders.
@@ -163,18 +164,35 @@ fn snapshot(repo: &Repo, id: &str) -> Value {
 
 /// Our own fingerprint of one table, computed independently of bulwark with the documented
 /// formula, in a session with bulwark's text settings.
+/// A table's row count and content checksum, computed here apart from Bulwark's code: every row's
+/// `COPY` text under the dump's session settings, XXH3-128 each, summed modulo 2^128.
 fn independent_fingerprint(server: &PgServer, db: &str, table: &str) -> (u64, String) {
-    let out = server.psql(
-        db,
-        &format!(
-            "SET bytea_output = 'hex'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
-             SET extra_float_digits = 1; SET search_path = pg_catalog;
-             SELECT count(*) || '|' || coalesce(sum(('x' || substr(md5(ROW(t.*)::text), 1, 16))::bit(64)::int8::numeric), 0)
-             FROM ONLY {table} t"
-        ),
+    let out = Command::new(server.bindir.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(server.dsn(db))
+        .args([
+            "-c",
+            "SET bytea_output = 'hex'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+             SET TimeZone = 'UTC'; SET extra_float_digits = 1; SET lc_monetary = 'C'; \
+             SET search_path = pg_catalog; SET client_encoding = 'UTF8'",
+            "-c",
+        ])
+        .arg(format!("COPY {table} TO STDOUT"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let (n, sum) = out.lines().last().unwrap().split_once('|').unwrap();
-    (n.parse().unwrap(), sum.to_string())
+    let rows: Vec<&[u8]> = out.stdout.split(|b| *b == b'\n').collect();
+    let (last, rows) = rows.split_last().unwrap();
+    assert!(last.is_empty(), "COPY text ends with a newline");
+    let sum = rows.iter().fold(0u128, |sum, row| {
+        sum.wrapping_add(xxhash_rust::xxh3::xxh3_128(row))
+    });
+    (rows.len() as u64, format!("xxh3-128-sum:{sum:032x}"))
 }
 
 #[test]
@@ -900,4 +918,87 @@ fn a_restore_into_a_server_that_is_down_says_the_target_failed() {
         "{}",
         out.describe()
     );
+}
+
+/// The checksum snapshots recorded before rows were hashed in the dump's stream: the sum of the
+/// first 64 bits of each row text's md5, computed in SQL.
+fn md5_sum_fingerprint(server: &PgServer, db: &str, table: &str) -> (u64, String) {
+    let out = server.psql(
+        db,
+        &format!(
+            "SET bytea_output = 'hex'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';
+             SET extra_float_digits = 1; SET search_path = pg_catalog;
+             SELECT count(*) || '|' || coalesce(sum(('x' || substr(md5(ROW(t.*)::text), 1, 16))::bit(64)::int8::numeric), 0)
+             FROM ONLY {table} t"
+        ),
+    );
+    let (n, sum) = out.lines().last().unwrap().split_once('|').unwrap();
+    (n.parse().unwrap(), sum.to_string())
+}
+
+#[test]
+fn verification_checks_row_checksums_older_md5_checksums_and_counts_and_names_what_differs() {
+    let server = PgServer::start();
+    server.psql("postgres", "CREATE DATABASE v");
+    server.psql(
+        "v",
+        "CREATE TABLE keyed (id int PRIMARY KEY, t text, b bytea, at timestamptz);
+         INSERT INTO keyed SELECT g, 'row ' || g, decode(md5(g::text), 'hex'), '2026-01-01'::timestamptz + g * interval '1 minute'
+           FROM generate_series(1, 3000) g;
+         CREATE TABLE heap (v text);
+         INSERT INTO heap VALUES ('same'), ('same'), (NULL), (E'tab\there'), (E'line\nbreak'), ('');
+         CREATE TABLE old (id int, n numeric);
+         INSERT INTO old SELECT g, g / 7.0 FROM generate_series(1, 500) g;
+         CREATE TABLE big (id int);
+         INSERT INTO big SELECT generate_series(1, 100)",
+    );
+    let fp = |(rows, checksum): (u64, String)| json!({ "rows": rows, "checksum": checksum });
+    let facts = json!({
+        "database": "v", "server_version": "15", "server_version_num": 150000, "major": 15,
+        "database_size": 0, "encoding": "UTF8", "collate": "C", "ctype": "C",
+        "extensions": {}, "roles": [],
+        "tables": {
+            "public.keyed": fp(independent_fingerprint(&server, "v", "public.keyed")),
+            "public.heap": fp(independent_fingerprint(&server, "v", "public.heap")),
+            "public.old": fp(md5_sum_fingerprint(&server, "v", "public.old")),
+            "public.big": { "rows": 100 },
+        },
+        "large_objects": { "rows": 0 },
+        "checksum_max_bytes": 1 << 20, "dump_file": "v.sql", "dump_format": "plain SQL",
+        "ordered_tables": 1, "pg_dump_version": "15",
+    });
+    let facts: bulwark_source::db::postgres::PgFacts = serde_json::from_value(facts).unwrap();
+    let differences = || {
+        let mut c = pgd::Client::connect(&server.dsn("v"), pgd::NoTls).unwrap();
+        bulwark_source::db::postgres::verify(&mut c, &facts).unwrap()
+    };
+    assert_eq!(
+        differences(),
+        Vec::<String>::new(),
+        "the untouched database verifies"
+    );
+
+    // One change in each table, each kind of fingerprint: every one is found, by name.
+    server.psql(
+        "v",
+        "UPDATE keyed SET b = decode('00', 'hex') WHERE id = 1234;
+         UPDATE heap SET v = 'other' WHERE v IS NULL;
+         UPDATE old SET n = n + 1 WHERE id = 77;
+         DELETE FROM big WHERE id = 1",
+    );
+    let found = differences();
+    assert_eq!(found.len(), 4, "{found:?}");
+    for (table, what) in [
+        ("public.keyed", "checksum"),
+        ("public.heap", "checksum"),
+        ("public.old", "checksum"),
+        ("public.big", "99"),
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|d| d.starts_with(table) && d.contains(what)),
+            "{table}: {found:?}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ pub mod libpq;
 pub mod mariadb;
 pub mod physical;
 pub mod postgres;
+pub mod rows;
 pub mod scratch;
 pub mod sqlite;
 

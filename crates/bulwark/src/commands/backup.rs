@@ -1,7 +1,6 @@
 //! `bulwark backup`: files and directories, standard input or a command's output as one file,
 //! or a database (`--postgres`, `--sqlite`) with its fingerprint.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -217,7 +216,7 @@ pub fn run(g: &Global, a: Args) -> CliResult<i32> {
             time,
             parent: a.parent,
             dataset: a.dataset,
-            meta: BTreeMap::new(),
+            ..Default::default()
         },
         progress(g),
     )?;
