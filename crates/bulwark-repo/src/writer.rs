@@ -17,7 +17,11 @@ use crate::index::{IndexFile, IndexPack, MAX_BLOB_LEN, MasterIndex};
 use crate::pack::{BlobKind, FinishedPack, PackBuilder};
 use crate::repository::Repository;
 
+/// An index file is written once this many packs, or this many blobs, await one: with small
+/// files a pack holds a hundred thousand blobs, and an index file is read whole when the index
+/// is loaded, so the bound keeps that read's memory to a few MiB.
 const INDEX_EVERY_PACKS: usize = 32;
+const INDEX_EVERY_BLOBS: usize = 65_536;
 
 #[derive(Default, Debug, Clone, Copy)]
 pub struct WriteStats {
@@ -221,7 +225,8 @@ impl<'r> BlobWriter<'r> {
                     size: pack.data.len() as u64,
                     blobs: pack.blobs,
                 });
-                if up.unindexed.len() >= INDEX_EVERY_PACKS {
+                let blobs: usize = up.unindexed.iter().map(|p| p.blobs.len()).sum();
+                if up.unindexed.len() >= INDEX_EVERY_PACKS || blobs >= INDEX_EVERY_BLOBS {
                     let file = IndexFile {
                         packs: std::mem::take(&mut up.unindexed),
                         supersedes: Vec::new(),
