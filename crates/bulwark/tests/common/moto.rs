@@ -14,31 +14,67 @@ pub struct MotoServer {
 
 impl MotoServer {
     /// Started and answering; its request log goes to `log` when given (tests that count
-    /// requests read it).
+    /// requests read it). The port is free when chosen, but another test's server may take it
+    /// first: then this one cannot bind it and exits, and a connection alone would reach the
+    /// other one. So it is ready only when its own process listens there, and it starts again
+    /// on another port if it exits.
     pub fn start(log: Option<&Path>) -> MotoServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
-                None => Stdio::null(),
-            })
-            .spawn()
-            .expect(
-                "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
-            );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(match log {
+                    Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                    None => Stdio::null(),
+                })
+                .spawn()
+                .expect(
+                    "moto_server must be installed (pip install 'moto[server]'); .ci/run installs it",
+                );
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if listens(child.id(), port) && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return MotoServer { child, port };
+                }
+                assert!(Instant::now() < deadline, "moto_server did not start");
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
-        MotoServer { child, port }
+        panic!("moto_server exited five times without listening (ports taken?)");
     }
+}
+
+/// Whether process `pid` holds a socket listening on loopback TCP `port` (Linux `/proc`).
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit(':').next()?;
+            let listening = u16::from_str_radix(local_port, 16).ok()? == port && *f.get(3)? == "0A";
+            let inode = f.get(9)?;
+            listening.then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
 
 impl MotoServer {
