@@ -10,7 +10,6 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bulwark_repo::lock::LockKind;
@@ -69,25 +68,25 @@ pub fn backup_database(
     // Held until the backup has read it: the SQLite copy lives in a temporary directory.
     let mut _copy = None;
     // A PostgreSQL dump's facts are complete once its stream has been read: the snapshot gets
-    // them then, and the report the same facts.
-    let completed = Arc::new(Mutex::new(None));
+    // them then, and the report the same facts after.
     let mut late_meta: Option<LateMeta> = None;
-    let meta = match opts.source {
+    let mut streamed = None;
+    let mut meta = match opts.source {
         DbSource::Postgres(o) => {
             let dump = pg::start_dump(&o).map_err(source_failed)?;
             if let Some(g) = dump.globals {
                 streams.push(("globals.sql".into(), Box::new(io::Cursor::new(g))));
             }
             streams.push((dump.facts.dump_file.clone(), Box::new(dump.dump)));
-            let (mut facts, fingerprint) = (dump.facts.clone(), dump.fingerprint);
-            let completed = completed.clone();
+            let (mut facts, fingerprint) = (dump.facts.clone(), dump.fingerprint.clone());
             late_meta = Some(Box::new(move || {
                 fingerprint.complete(&mut facts).map_err(source_failed)?;
-                let meta = DbMeta::Postgres(facts);
-                let value = meta.to_value();
-                *completed.lock().expect("facts lock") = Some(meta);
-                Ok(BTreeMap::from([(META_KEY.to_string(), value)]))
+                Ok(BTreeMap::from([(
+                    META_KEY.to_string(),
+                    DbMeta::Postgres(facts).to_value(),
+                )]))
             }));
+            streamed = Some(dump.fingerprint);
             DbMeta::Postgres(dump.facts)
         }
         DbSource::Mariadb(o) => {
@@ -121,7 +120,9 @@ pub fn backup_database(
         },
         progress,
     )?;
-    let meta = completed.lock().expect("facts lock").take().unwrap_or(meta);
+    if let (Some(fingerprint), DbMeta::Postgres(facts)) = (&streamed, &mut meta) {
+        fingerprint.complete(facts).map_err(source_failed)?;
+    }
     Ok(DbBackupReport {
         backup: report,
         meta,

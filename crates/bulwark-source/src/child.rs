@@ -26,11 +26,3 @@ pub fn scrub(c: &mut Command) -> &mut Command {
     }
     c
 }
-
-/// Widen the pipe a child streams its output through to 1 MiB (the default limit for any user)
-/// from 64 KiB: the child and Bulwark each wake a sixteenth as often. Where the kernel says no,
-/// the pipe stays as it was, slower but as correct.
-pub fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
-    // SAFETY: fcntl on a descriptor the caller owns; F_SETPIPE_SZ takes an int and touches no memory.
-    let _ = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-}

@@ -820,15 +820,13 @@ impl StreamedFingerprint {
 
     /// Add the streamed tables' fingerprints to `facts`: an error if the dump did not complete.
     pub fn complete(&self, facts: &mut PgFacts) -> DbResult<()> {
-        let fp = self
-            .0
-            .lock()
-            .expect("fingerprint lock")
-            .take()
-            .ok_or_else(|| {
-                DbError::new("the dump ended before every table's rows were fingerprinted")
-            })?;
-        facts.tables.extend(fp);
+        let fp = self.0.lock().expect("fingerprint lock");
+        let fp = fp.as_ref().ok_or_else(|| {
+            DbError::new("the dump ended before every table's rows were fingerprinted")
+        })?;
+        facts
+            .tables
+            .extend(fp.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(())
     }
 }
@@ -970,7 +968,7 @@ struct DumpJob {
     rows_config: Config,
     dsn: String,
     snapshot: String,
-    /// The tables whose rows the dump copies itself, by name.
+    /// The tables whose rows the dump copies itself (step 2).
     streamed: Vec<TableInfo>,
     checksum_max_bytes: u64,
     fingerprint: StreamedFingerprint,
@@ -999,8 +997,8 @@ fn produce(client: &mut Client, job: &DumpJob, out: &mut ChunkSender) -> Result<
 /// second connection in the dump's snapshot, each counted and hashed on the way.
 ///
 /// That connection is driven asynchronously, in one `block_on` for all tables: the synchronous
-/// driver enters its runtime once per `COPY` message, which is once per row, and that cost four
-/// times the CPU of the rest of the backup on a table of ten million rows.
+/// driver enters its runtime once per `COPY` message, which is once per row, and on a table of
+/// ten million rows that took about half of the backup's CPU (4.3 s of user time, 2.3 s without).
 fn copy_rows(job: &DumpJob, out: &mut ChunkSender) -> Result<Fingerprint, String> {
     let mut fingerprint = Fingerprint::new();
     if job.streamed.is_empty() {
@@ -1082,7 +1080,6 @@ fn run_pg_dump(
         .map_err(|e| format!("cannot run {}: {e}", job.pg_dump.display()))?;
     let stderr = collect(child.stderr.take().expect("piped"));
     let mut stdout = child.stdout.take().expect("piped");
-    crate::child::widen_pipe(&stdout);
     let copied = io::copy(&mut stdout, out);
     if copied.is_err() {
         let _ = child.kill();

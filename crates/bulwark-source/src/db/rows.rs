@@ -25,7 +25,7 @@ pub fn is_row_checksum(checksum: &str) -> bool {
 /// A table's row count and order-independent content digest; see the module docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RowDigest {
-    pub rows: u64,
+    rows: u64,
     sum: u128,
 }
 
