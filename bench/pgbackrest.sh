@@ -7,7 +7,9 @@
 #   --runs N      how many times to run every tool (default 2); the order rotates
 #   --backlog N   WAL segments queued before archiving is let through (default 64)
 #   --bulwark P   the Bulwark binary (default target/release/bulwark, built if missing)
-#   --tools LIST  of bulwark, pgbackrest-gz, pgbackrest-zst (default all three)
+#   --tools LIST  of bulwark, bulwark-stream, pgbackrest-gz, pgbackrest-zst (default all four);
+#                 bulwark reads the data directory itself (it runs on the database host),
+#                 bulwark-stream takes the same backups through pg_basebackup
 #   --keep        keep bench/work/pgbackrest afterwards
 #
 # Per tool and run, on a fresh copy of the same pgbench cluster (made once by `pgbench -i`,
@@ -32,7 +34,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-scale=100 runs=2 backlog=64 bulwark="" tools="bulwark,pgbackrest-gz,pgbackrest-zst" keep=0
+scale=100 runs=2 backlog=64 bulwark="" tools="bulwark,bulwark-stream,pgbackrest-gz,pgbackrest-zst" keep=0
 while [ $# -gt 0 ]; do
     case $1 in
         --scale) scale=$2; shift ;;
@@ -41,7 +43,7 @@ while [ $# -gt 0 ]; do
         --bulwark) bulwark=$2; shift ;;
         --tools) tools=$2; shift ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "pgbackrest.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -106,7 +108,7 @@ setup_tool() {
     rm -rf "$work/repo" "$work/spool" "$work/pgbr"
     mkdir -p "$work/pgbr" && chown postgres: "$work/pgbr"
     case $tool in
-        bulwark)
+        bulwark*)
             as_pg "$bulwark" init -r "$work/repo" --new-key-file "$work/pgbr/key" >>"$log"
             cat >"$work/pgbr/bulwark.toml" <<EOF
 [repositories.primary]
@@ -154,8 +156,11 @@ EOF
 backup() {
     local tool=$1 kind=$2
     case $tool in
-        bulwark) as_pg "$bulwark" -r "$work/repo" --key-file "$work/pgbr/key" backup --physical \
-            --postgres "host=$sock port=$port user=postgres dbname=postgres" --dataset db >>"$log" 2>&1 ;;
+        bulwark*)
+            local read=auto
+            [ "$tool" = bulwark-stream ] && read=pg_basebackup
+            as_pg "$bulwark" -r "$work/repo" --key-file "$work/pgbr/key" backup --physical --base-backup "$read" \
+                --postgres "host=$sock port=$port user=postgres dbname=postgres" --dataset db >>"$log" 2>&1 ;;
         pgbackrest-*) as_pg pgbackrest --config="$work/pgbr/pgbackrest.conf" --stanza=bench backup --type="$kind" >>"$log" 2>&1 ;;
     esac
 }
@@ -170,7 +175,7 @@ restore() {
     rm -rf "$restored"
     mkdir -p "$restored" && chown postgres: "$restored" && chmod 700 "$restored"
     case $tool in
-        bulwark)
+        bulwark*)
             as_pg "$bulwark" -r "$work/repo" --key-file "$work/pgbr/key" restore latest --dataset db \
                 --postgres-datadir "$restored/data" >>"$log" 2>&1 ;;
         pgbackrest-*)

@@ -9,11 +9,11 @@ use bulwark_ops::backup::{BackupOptions, BackupReport, BackupSource, backup};
 use bulwark_ops::bucket::{BucketBackupOptions, backup_bucket};
 use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
 use bulwark_ops::restore_test::RestoreTestOptions;
-use bulwark_policy::config::{Dataset, DatasetKind, Method};
+use bulwark_policy::config::{self, Dataset, DatasetKind, Method};
 use bulwark_repo::Repository;
 use bulwark_source::Patterns;
 use bulwark_source::db::mariadb::{self, MariadbBackupOptions, MariadbTools};
-use bulwark_source::db::physical::BaseBackupOptions;
+use bulwark_source::db::physical::{BaseBackupOptions, BaseBackupRead};
 use bulwark_source::db::postgres::{self as pg, PgBackupOptions, PgTools};
 use bulwark_source::stream::CommandStream;
 use chrono::{DateTime, Local, Utc};
@@ -97,6 +97,11 @@ pub fn backup_dataset(
                     source: BaseBackupOptions {
                         dsn,
                         tools: PgTools::locate(),
+                        read: match d.base_backup {
+                            config::BaseBackupRead::Auto => BaseBackupRead::Auto,
+                            config::BaseBackupRead::Direct => BaseBackupRead::Direct,
+                            config::BaseBackupRead::PgBasebackup => BaseBackupRead::PgBasebackup,
+                        },
                     },
                     dataset: d.name.clone(),
                     tags: Vec::new(),

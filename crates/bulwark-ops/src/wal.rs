@@ -2,11 +2,13 @@
 //! (`wal-fetch`), point-in-time restores, the WAL chain `check` verifies and the WAL `prune`
 //! removes.
 //!
-//! - A base backup streams `pg_basebackup`'s tar archive straight into the repository: each
-//!   member becomes a file or directory of the snapshot, so the snapshot is the data directory as
-//!   `pg_basebackup -Fp` would have written it (with `backup_manifest`), relation files are
-//!   chunked one by one (an unchanged file costs its hashing, nothing stored), and a restore
-//!   is an ordinary restore of the tree. The snapshot's `meta` holds [`PhysicalFacts`].
+//! - A base backup reads the data directory itself on the database host (several files at once,
+//!   see `bulwark_source::db::datadir`), or streams `pg_basebackup`'s tar archive, straight into
+//!   the repository: each file or directory becomes one of the snapshot, so the snapshot is the
+//!   data directory as `pg_basebackup -Fp` would have written it (with `backup_label` and
+//!   `backup_manifest`), relation files are chunked one by one (an unchanged file costs its
+//!   hashing, nothing stored), and a restore is an ordinary restore of the tree. The snapshot's
+//!   `meta` holds [`PhysicalFacts`].
 //! - WAL lives beside the snapshots (`bulwark_repo::wal`), in the stream of the dataset and the
 //!   cluster's system identifier.
 //! - A point-in-time restore picks the newest base backup that ended before the target, checks
@@ -27,6 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -37,9 +40,10 @@ use bulwark_repo::lock::{LockKind, live_locks};
 use bulwark_repo::wal::{self as repo_wal, WalArchive};
 use bulwark_repo::writer::{BlobWriter, adopt_unindexed_packs};
 use bulwark_repo::{BlobKind, Id, Node, NodeKind, Repository, Snapshot, Summary, Tree};
+use bulwark_source::db::datadir::{self, DataDirBackup};
 use bulwark_source::db::physical::{
-    self, BaseBackupOptions, Lineage, Lsn, PhysicalFacts, RecoveryTarget, ReplayOptions,
-    ReplayOutcome, ReplayServer, Segments,
+    self, BaseBackupOptions, BaseBackupSource, Lineage, Lsn, PhysicalFacts, RecoveryTarget,
+    ReplayOptions, ReplayOutcome, ReplayServer, Segments,
 };
 use bulwark_source::db::postgres::PgTools;
 use chrono::{DateTime, FixedOffset, Local, Utc};
@@ -79,34 +83,54 @@ pub fn backup_physical(
     let lock = repo.lock(LockKind::Shared)?;
     let (mut index, condemned) = repo.load_index_for_writing()?;
     adopt_unindexed_packs(repo, &mut index, &condemned)?;
-    let mut bb = physical::start_base_backup(&opts.source).map_err(source_failed)?;
+    let bb = physical::start_base_backup(&opts.source).map_err(source_failed)?;
+    let cluster = bb.cluster;
     let counter = progress.start(&opts.dataset, Unit::Bytes, None);
-    let ingest = BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| {
-        Ingest {
-            repo,
-            writer,
-            counter: counter.as_ref(),
-            stop: progress,
-        }
-        .tar(&mut bb.stream)
-    });
-    drop(counter);
-    let (got, stats) = match ingest {
-        Ok(v) => v,
-        Err(e) => {
-            // A dying pg_basebackup cuts its stream short: its own words say why.
-            return Err(match bb.failure() {
-                Some(why) => Error::Source(why),
-                None => e,
+    let direct = matches!(bb.source, BaseBackupSource::DataDir(_));
+    let (got, stats, range, stop_time) = match bb.source {
+        BaseBackupSource::Stream(mut stream) => {
+            let stored = BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| {
+                Ingest {
+                    repo,
+                    writer,
+                    counter: counter.as_ref(),
+                    stop: progress,
+                }
+                .tar(&mut stream)
             });
+            let (got, stats) = match stored {
+                Ok(v) => v,
+                // A dying pg_basebackup cuts its stream short: its own words say why.
+                Err(e) => return Err(stream.failure().map(Error::Source).unwrap_or(e)),
+            };
+            let stop_time = stream.finish().map_err(source_failed)?;
+            let manifest = got
+                .manifest
+                .as_deref()
+                .ok_or_else(|| Error::Source("pg_basebackup sent no backup_manifest".into()))?;
+            let range = physical::manifest_wal_range(manifest).map_err(source_failed)?;
+            (got, stats, range, stop_time)
+        }
+        BaseBackupSource::DataDir(backup) => {
+            let ((got, stopped), stats) =
+                BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| {
+                    Ingest {
+                        repo,
+                        writer,
+                        counter: counter.as_ref(),
+                        stop: progress,
+                    }
+                    .data_dir(backup)
+                })?;
+            let range = physical::WalRange {
+                timeline: stopped.timeline,
+                start: stopped.start_lsn,
+                end: stopped.end_lsn,
+            };
+            (got, stats, range, stopped.stop_time)
         }
     };
-    let cluster = bb.cluster.clone();
-    let stop_time = bb.finish().map_err(source_failed)?;
-    let manifest = got
-        .manifest
-        .ok_or_else(|| Error::Source("pg_basebackup sent no backup_manifest".into()))?;
-    let range = physical::manifest_wal_range(&manifest).map_err(source_failed)?;
+    drop(counter);
     let system_id = got
         .system_id
         .ok_or_else(|| Error::Source("the base backup holds no global/pg_control".into()))?;
@@ -128,6 +152,7 @@ pub fn backup_physical(
         files: got.files,
         bytes: got.bytes,
         pg_basebackup_version: cluster.pg_basebackup_version,
+        direct,
     };
     let summary = Summary {
         files_new: got.files,
@@ -164,7 +189,7 @@ pub fn backup_physical(
         uid: Some(bulwark_source::files::current_ids().0),
         gid: Some(bulwark_source::files::current_ids().1),
         original: None,
-        // pg_basebackup's tar carries no extended attributes.
+        // Neither pg_basebackup's tar nor the data directory's walk carries extended attributes.
         xattrs: false,
     };
     lock.ensure_fresh()?;
@@ -204,12 +229,11 @@ fn tar_error(e: io::Error) -> Error {
 }
 
 impl Ingest<'_, '_> {
-    /// Store every member of the tar stream and build the trees; returns the root tree.
+    /// Store every member of the tar stream and build the trees.
     fn tar(&self, reader: impl Read) -> Result<Ingested> {
         let mut archive = tar::Archive::new(reader);
         let mut out = Ingested::default();
-        let mut children: BTreeMap<PathBuf, Vec<Node>> = BTreeMap::new();
-        let mut dirs: BTreeMap<PathBuf, Node> = BTreeMap::new();
+        let mut members = Members::default();
         let mut buf = Vec::new();
         for entry in archive.entries().map_err(tar_error)? {
             if self.stop.should_stop() {
@@ -241,8 +265,7 @@ impl Ingest<'_, '_> {
             (node.mtime_ns, node.atime_ns, node.ctime_ns) = (mtime, Some(mtime), mtime);
             match kind {
                 NodeKind::Dir => {
-                    dirs.insert(path.clone(), node);
-                    children.entry(path).or_default();
+                    members.dir(path, node);
                     out.dirs += 1;
                     continue;
                 }
@@ -253,61 +276,150 @@ impl Ingest<'_, '_> {
                     node.set_link_target(target.as_os_str());
                 }
                 _ => {
-                    let small = path == Path::new("global/pg_control")
-                        || path == Path::new("backup_manifest");
-                    let (content, size) = if small {
+                    let (content, size) = if path == Path::new("global/pg_control") {
+                        let (data, id) = read_control(&mut entry).map_err(tar_error)?;
+                        out.system_id = Some(id);
+                        self.save_stream(io::Cursor::new(data), &mut buf)
+                    } else if path == Path::new("backup_manifest") {
                         let mut data = Vec::new();
                         entry.read_to_end(&mut data).map_err(tar_error)?;
-                        if path == Path::new("global/pg_control") {
-                            out.system_id = Some(
-                                physical::control_system_identifier(&data)
-                                    .map_err(source_failed)?,
-                            );
-                        } else {
-                            out.manifest = Some(data.clone());
-                        }
-                        self.save_stream(io::Cursor::new(data), &mut buf)?
+                        out.manifest = Some(data.clone());
+                        self.save_stream(io::Cursor::new(data), &mut buf)
                     } else {
-                        self.save_stream(&mut entry, &mut buf)?
-                    };
+                        self.save_stream(&mut entry, &mut buf)
+                    }
+                    .map_err(|e| e.into_error(tar_error))?;
                     node.content = content;
                     node.size = size;
                     out.files += 1;
                     out.bytes += size;
                 }
             }
-            let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            children.entry(parent).or_default().push(node);
+            members.add(&path, node);
         }
-        // Trees bottom-up: the deepest directories first, each into its parent.
-        let mut order: Vec<PathBuf> = children.keys().cloned().collect();
-        order.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for path in order {
-            if path.as_os_str().is_empty() {
-                continue;
-            }
-            let nodes = children.remove(&path).unwrap_or_default();
-            let mut tree = Tree { nodes };
-            tree.sort();
-            let id = self.writer.save(BlobKind::Tree, &tree.to_bytes())?;
-            let mut node = dirs.remove(&path).unwrap_or_else(|| {
-                let mut n = Node::new(path.file_name().unwrap_or_default(), NodeKind::Dir);
-                n.mode = 0o700;
-                n
-            });
-            node.subtree = Some(id);
-            let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            children.entry(parent).or_default().push(node);
-        }
-        let mut root = Tree {
-            nodes: children.remove(Path::new("")).unwrap_or_default(),
-        };
-        root.sort();
-        out.root = self.writer.save(BlobKind::Tree, &root.to_bytes())?;
+        out.root = members.save(self.writer)?;
         Ok(out)
     }
 
-    fn save_stream(&self, reader: impl Read, buf: &mut Vec<u8>) -> Result<(Vec<Id>, u64)> {
+    /// Store every member of the data directory, stop the backup, add the `backup_label` and
+    /// `backup_manifest` it returns, and build the trees. Files are stored side by side, the
+    /// largest first: a large table's 1 GiB segments would otherwise leave one core idle while
+    /// one stream is cut into chunks.
+    fn data_dir(&self, backup: DataDirBackup) -> Result<(Ingested, datadir::Stopped)> {
+        let mut out = Ingested::default();
+        let mut members = Members::default();
+        let dir = backup.dir().to_path_buf();
+        let root_meta = std::fs::metadata(&dir)
+            .map_err(|e| Error::Source(format!("cannot read {}: {e}", dir.display())))?;
+        let entries = backup.entries().map_err(source_failed)?;
+        let mut files = Vec::new();
+        for entry in &entries {
+            let Some(name) = entry.path.file_name() else {
+                continue;
+            };
+            let mut node = bulwark_source::files::node_from_metadata(name, &entry.meta);
+            // Members of a data directory are not hard links of each other; restore none as one.
+            (node.inode, node.device, node.links) = (0, 0, 1);
+            match node.kind {
+                NodeKind::Dir => {
+                    members.dir(entry.path.clone(), node);
+                    out.dirs += 1;
+                }
+                NodeKind::Symlink => {
+                    let full = dir.join(&entry.path);
+                    let target = std::fs::read_link(&full)
+                        .map_err(|e| Error::Source(format!("reading {}: {e}", full.display())))?;
+                    node.set_link_target(target.as_os_str());
+                    members.add(&entry.path, node);
+                }
+                NodeKind::File => files.push((entry, node)),
+                _ => tracing::warn!(
+                    "skipping {} in the base backup: not a file, directory or link",
+                    entry.path.display()
+                ),
+            }
+        }
+        files.sort_by_key(|(e, _)| std::cmp::Reverse(e.meta.len()));
+        let stored: Vec<Option<StoredFile>> = files
+            .into_par_iter()
+            .map_init(Vec::new, |buf, (entry, node)| {
+                self.data_dir_file(&dir, entry, node, buf)
+            })
+            .collect::<Result<_>>()?;
+        let mut read = Vec::new();
+        for f in stored.into_iter().flatten() {
+            out.files += 1;
+            out.bytes += f.node.size;
+            out.system_id = out.system_id.or(f.system_id);
+            members.add(&f.path, f.node);
+            read.push(f.read);
+        }
+        let stopped = backup.stop(read).map_err(source_failed)?;
+        let mut buf = Vec::new();
+        for (name, data) in [
+            ("backup_label", &stopped.backup_label),
+            ("backup_manifest", &stopped.backup_manifest),
+        ] {
+            let mut node = Node::new(OsStr::new(name), NodeKind::File);
+            node.mode = 0o600;
+            (node.uid, node.gid) = (root_meta.uid(), root_meta.gid());
+            let now = stopped.stop_time.timestamp_nanos_opt().unwrap_or_default();
+            (node.mtime_ns, node.atime_ns, node.ctime_ns) = (now, Some(now), now);
+            let (content, size) = self
+                .save_stream(io::Cursor::new(data), &mut buf)
+                .map_err(|e| e.into_error(tar_error))?;
+            node.content = content;
+            node.size = size;
+            out.files += 1;
+            out.bytes += size;
+            members.add(Path::new(name), node);
+        }
+        out.root = members.save(self.writer)?;
+        Ok((out, stopped))
+    }
+
+    /// Store one file of the data directory; `None` when it vanished since the walk (a dropped
+    /// table: replay removes it anyway).
+    fn data_dir_file(
+        &self,
+        dir: &Path,
+        entry: &datadir::Entry,
+        mut node: Node,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<StoredFile>> {
+        if self.stop.should_stop() {
+            return Err(Error::Interrupted);
+        }
+        let full = dir.join(&entry.path);
+        let read_error = |e: io::Error| Error::Source(format!("reading {}: {e}", full.display()));
+        let Some(mut reader) = datadir::open(dir, entry).map_err(read_error)? else {
+            return Ok(None);
+        };
+        let mut system_id = None;
+        let (content, _) = if entry.path == Path::new("global/pg_control") {
+            let (data, id) = read_control(&mut reader).map_err(read_error)?;
+            system_id = Some(id);
+            self.save_stream(io::Cursor::new(data), buf)
+        } else {
+            self.save_stream(&mut reader, buf)
+        }
+        .map_err(|e| e.into_error(read_error))?;
+        let read = reader.finish();
+        node.content = content;
+        node.size = read.size();
+        Ok(Some(StoredFile {
+            path: entry.path.clone(),
+            node,
+            read,
+            system_id,
+        }))
+    }
+
+    fn save_stream(
+        &self,
+        reader: impl Read,
+        buf: &mut Vec<u8>,
+    ) -> std::result::Result<(Vec<Id>, u64), StreamError> {
         let mut content = Vec::new();
         let chunker = self.repo.settings().chunker;
         let total = chunker.chunk_stream(
@@ -324,12 +436,72 @@ impl Ingest<'_, '_> {
                     .inc(cuts.iter().map(|r| r.len() as u64).sum::<u64>());
                 Ok(())
             },
-        );
-        match total {
-            Ok(n) => Ok((content, n)),
-            Err(StreamError::Read(e)) => Err(tar_error(e)),
-            Err(StreamError::Repo(e)) => Err(e),
+        )?;
+        Ok((content, total))
+    }
+}
+
+/// Read `global/pg_control` whole, and the cluster's system identifier in it.
+fn read_control(reader: &mut impl Read) -> io::Result<(Vec<u8>, u64)> {
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data)?;
+    let id = physical::control_system_identifier(&data)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+    Ok((data, id))
+}
+
+/// A file of the data directory, stored.
+struct StoredFile {
+    path: PathBuf,
+    node: Node,
+    read: datadir::ReadFile,
+    system_id: Option<u64>,
+}
+
+/// The directories and nodes of a base backup as they arrive, saved as trees at the end.
+#[derive(Default)]
+struct Members {
+    children: BTreeMap<PathBuf, Vec<Node>>,
+    dirs: BTreeMap<PathBuf, Node>,
+}
+
+impl Members {
+    fn dir(&mut self, path: PathBuf, node: Node) {
+        self.dirs.insert(path.clone(), node);
+        self.children.entry(path).or_default();
+    }
+
+    fn add(&mut self, path: &Path, node: Node) {
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.children.entry(parent).or_default().push(node);
+    }
+
+    /// Save the trees bottom-up, the deepest directories first, each into its parent; returns
+    /// the root tree.
+    fn save(mut self, writer: &BlobWriter) -> Result<Id> {
+        let mut order: Vec<PathBuf> = self.children.keys().cloned().collect();
+        order.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for path in order {
+            if path.as_os_str().is_empty() {
+                continue;
+            }
+            let nodes = self.children.remove(&path).unwrap_or_default();
+            let mut tree = Tree { nodes };
+            tree.sort();
+            let id = writer.save(BlobKind::Tree, &tree.to_bytes())?;
+            let mut node = self.dirs.remove(&path).unwrap_or_else(|| {
+                let mut n = Node::new(path.file_name().unwrap_or_default(), NodeKind::Dir);
+                n.mode = 0o700;
+                n
+            });
+            node.subtree = Some(id);
+            self.add(&path, node);
         }
+        let mut root = Tree {
+            nodes: self.children.remove(Path::new("")).unwrap_or_default(),
+        };
+        root.sort();
+        Ok(writer.save(BlobKind::Tree, &root.to_bytes())?)
     }
 }
 
@@ -342,6 +514,16 @@ enum StreamError {
 impl From<io::Error> for StreamError {
     fn from(e: io::Error) -> StreamError {
         StreamError::Read(e)
+    }
+}
+
+impl StreamError {
+    /// The error, a read failure described by `read`.
+    fn into_error(self, read: impl FnOnce(io::Error) -> Error) -> Error {
+        match self {
+            StreamError::Read(e) => read(e),
+            StreamError::Repo(e) => e,
+        }
     }
 }
 
@@ -1237,6 +1419,7 @@ mod tests {
                 files: 1,
                 bytes: 1,
                 pg_basebackup_version: "15".into(),
+                direct: false,
             },
         }
     }

@@ -183,6 +183,8 @@ struct RawDataset {
     wal_async: Option<bool>,
     /// Physical: the spool directory of asynchronous archiving.
     wal_spool: Option<String>,
+    /// Physical: `auto`, `direct` or `pg_basebackup` (see [`BaseBackupRead`]).
+    base_backup: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -562,6 +564,19 @@ pub enum Method {
     Physical,
 }
 
+/// How a physical dataset's base backups read the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BaseBackupRead {
+    /// The data directory itself when the server runs on this host and its files are readable,
+    /// otherwise `pg_basebackup`.
+    #[default]
+    Auto,
+    /// The data directory itself, or fail.
+    Direct,
+    /// `pg_basebackup`, wherever the server runs.
+    PgBasebackup,
+}
+
 /// Where `bulwark wal-push` keeps its acknowledgements when archiving asynchronously, unless
 /// the dataset names a `wal_spool`: `DEFAULT_WAL_SPOOL/<dataset>`.
 pub const DEFAULT_WAL_SPOOL: &str = "/var/spool/bulwark";
@@ -596,6 +611,7 @@ pub struct Dataset {
     pub heartbeat: Option<Duration>,
     pub wal_async: bool,
     pub wal_spool: Option<String>,
+    pub base_backup: BaseBackupRead,
     pub tier: Tier,
     pub schedule: Schedule,
     pub repository: String,
@@ -955,15 +971,31 @@ impl Config {
                 },
             };
             if method != Method::Physical
-                && (d.heartbeat.is_some() || d.wal_async.is_some() || d.wal_spool.is_some())
+                && (d.heartbeat.is_some()
+                    || d.wal_async.is_some()
+                    || d.wal_spool.is_some()
+                    || d.base_backup.is_some())
             {
                 return Err(fail(
                     at,
                     format!(
-                        "datasets.{name}: heartbeat, wal_async and wal_spool need method = \"physical\""
+                        "datasets.{name}: heartbeat, wal_async, wal_spool and base_backup need method = \"physical\""
                     ),
                 ));
             }
+            let base_backup = match d.base_backup.as_ref().map(|b| (b, b.get_ref().as_str())) {
+                None | Some((_, "auto")) => BaseBackupRead::Auto,
+                Some((_, "direct")) => BaseBackupRead::Direct,
+                Some((_, "pg_basebackup")) => BaseBackupRead::PgBasebackup,
+                Some((b, other)) => {
+                    return Err(fail(
+                        b.span().start,
+                        format!(
+                            "datasets.{name}.base_backup: '{other}' is not auto, direct or pg_basebackup"
+                        ),
+                    ));
+                }
+            };
             let heartbeat = match &d.heartbeat {
                 None => None,
                 Some(h) => Some(parse_short_duration(h.get_ref(), true).map_err(|e| {
@@ -1045,6 +1077,7 @@ impl Config {
                     heartbeat,
                     wal_async: d.wal_async.unwrap_or(false),
                     wal_spool: d.wal_spool.clone(),
+                    base_backup,
                     tier: d.tier.unwrap_or(Tier::Standard),
                     schedule,
                     repository,
@@ -1654,6 +1687,18 @@ mod tests {
             (d.method, d.heartbeat, d.wal_async),
             (Method::Physical, Some(Duration::from_secs(60)), true)
         );
+        assert_eq!(d.base_backup, BaseBackupRead::Auto);
+        for (text, read) in [
+            ("direct", BaseBackupRead::Direct),
+            ("pg_basebackup", BaseBackupRead::PgBasebackup),
+        ] {
+            let c = Config::parse(
+                "t",
+                &format!("{BASE}method = \"physical\"\nbase_backup = \"{text}\"\n"),
+            )
+            .unwrap();
+            assert_eq!(c.datasets["db"].base_backup, read);
+        }
         let c = Config::parse("t", BASE).unwrap();
         assert_eq!(
             (c.datasets["db"].method, c.datasets["db"].heartbeat),
@@ -1663,6 +1708,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("need method = \"physical\""), "{e}");
+        let e = Config::parse("t", &format!("{BASE}base_backup = \"direct\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need method = \"physical\""), "{e}");
+        let e = Config::parse(
+            "t",
+            &format!("{BASE}method = \"physical\"\nbase_backup = \"rsync\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("'rsync' is not auto, direct or pg_basebackup"),
+            "{e}"
+        );
         let e = Config::parse("t", &format!("{BASE}method = \"wal\"\n"))
             .unwrap_err()
             .to_string();

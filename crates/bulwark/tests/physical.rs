@@ -103,7 +103,8 @@ impl Setup {
         out.json()
     }
 
-    fn base_backup(&self) -> Value {
+    /// A base backup; `read` is `auto`, `direct` or `pg_basebackup`.
+    fn base_backup(&self, read: &str) -> Value {
         self.json(&[
             "backup",
             "--json",
@@ -112,6 +113,8 @@ impl Setup {
             "--physical",
             "--dataset",
             DATASET,
+            "--base-backup",
+            read,
         ])
     }
 
@@ -192,11 +195,49 @@ fn base_backup_under_pgbench_then_pitr_between_two_transactions() {
         "pgbench -i: {}",
         String::from_utf8_lossy(&init.stderr)
     );
-    // A writer runs through the base backup and the archiving.
+    // A writer runs through the base backups and the archiving.
     let mut writer = pgbench(&s.server, &["-n", "-c", "2", "-T", "600"]);
     std::thread::sleep(Duration::from_millis(500));
-    let b = s.base_backup();
+    let streamed = s.base_backup("pg_basebackup");
+    assert!(streamed["physical"]["direct"].is_null(), "{streamed}");
+    assert!(
+        !streamed["physical"]["pg_basebackup_version"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    // The second reads the data directory itself (the server runs here), while tables are also
+    // made and dropped: files appear and vanish under the walk.
+    let churning = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let churn = {
+        let (churning, dsn, bindir) = (
+            churning.clone(),
+            s.server.dsn("postgres"),
+            s.server.bindir.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while churning.load(std::sync::atomic::Ordering::Relaxed) {
+                let sql = format!(
+                    "CREATE TABLE churn_{i} AS SELECT generate_series(1, 2000) AS n; DROP TABLE IF EXISTS churn_{};",
+                    i.max(1) - 1
+                );
+                let _ = Command::new(bindir.join("psql"))
+                    .arg(&dsn)
+                    .args(["-qXc", &sql])
+                    .output();
+                i += 1;
+            }
+        })
+    };
+    let b = s.base_backup("auto");
+    churning.store(false, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
     let facts = &b["physical"];
+    assert_eq!(
+        facts["direct"], true,
+        "the server's directory is on this host: {b}"
+    );
     assert_eq!(facts["timeline"], 1, "{b}");
     assert!(facts["files"].as_u64().unwrap() > 500, "{b}");
     let start: String = facts["start_lsn"].as_str().unwrap().into();
@@ -205,6 +246,10 @@ fn base_backup_under_pgbench_then_pitr_between_two_transactions() {
     assert_eq!(
         facts["system_identifier"].as_str().unwrap(),
         s.sql("SELECT system_identifier FROM pg_control_system()")
+    );
+    assert_eq!(
+        streamed["physical"]["system_identifier"],
+        facts["system_identifier"]
     );
     s.switch_and_archive();
     // Two known transactions, a target time between them.
@@ -242,6 +287,10 @@ fn base_backup_under_pgbench_then_pitr_between_two_transactions() {
         "--postgres-datadir",
         data.to_str().unwrap(),
     ]);
+    assert_eq!(
+        r["snapshot_id"], b["snapshot_id"],
+        "the newest base backup before the target, read from the directory: {r}"
+    );
     assert_eq!(
         r["outcome"]["timeline"], 2,
         "promoted onto a new timeline: {r}"
@@ -287,28 +336,36 @@ fn base_backup_under_pgbench_then_pitr_between_two_transactions() {
     );
     drop(looked);
 
-    // Latest: everything archived, both marks.
-    let data2 = restored.path().join("latest");
-    let r = s.json(&[
-        "restore",
-        "latest",
-        "--json",
-        "--dataset",
-        DATASET,
-        "--postgres-datadir",
-        data2.to_str().unwrap(),
-    ]);
-    assert!(r["wal_files_fetched"].as_u64().unwrap() >= 2, "{r}");
-    let looked = start_restored(&data2);
-    assert_eq!(
-        looked.psql(
-            "postgres",
-            "SELECT string_agg(name, ',' ORDER BY name) FROM marks"
-        ),
-        "after,before"
-    );
-    drop(looked);
+    // Latest: everything archived, both marks; from the newest base backup, and from the one
+    // pg_basebackup streamed.
     let _ = last;
+    for (name, spec) in [
+        ("latest", "latest"),
+        ("streamed", streamed["snapshot_id"].as_str().unwrap()),
+    ] {
+        let data = restored.path().join(name);
+        let r = s.json(&[
+            "restore",
+            spec,
+            "--json",
+            "--dataset",
+            DATASET,
+            "--postgres-datadir",
+            data.to_str().unwrap(),
+        ]);
+        assert!(r["wal_files_fetched"].as_u64().unwrap() >= 2, "{r}");
+        let expected = if name == "latest" { &b } else { &streamed };
+        assert_eq!(r["snapshot_id"], expected["snapshot_id"], "{r}");
+        let looked = start_restored(&data);
+        assert_eq!(
+            looked.psql(
+                "postgres",
+                "SELECT string_agg(name, ',' ORDER BY name) FROM marks"
+            ),
+            "after,before",
+            "{name}"
+        );
+    }
 
     // A restore test: a random target inside the window, heartbeats written by `run`.
     for _ in 0..3 {
@@ -387,7 +444,7 @@ fn base_backup_under_pgbench_then_pitr_between_two_transactions() {
 fn a_missing_segment_is_a_gap_and_a_restore_past_it_fails() {
     let s = Setup::new(false, "");
     s.sql("CREATE TABLE t (i int)");
-    s.base_backup();
+    s.base_backup("auto");
     let mut segs = Vec::new();
     for i in 0..3 {
         s.sql(&format!("INSERT INTO t VALUES ({i})"));
@@ -533,4 +590,76 @@ fn async_archiving_keeps_up_with_a_backlog() {
     let v = out.json();
     assert!(v["wal_files"].as_u64().unwrap() >= n as u64, "{v}");
     let _ = out;
+}
+
+#[test]
+fn direct_reading_needs_the_servers_own_directory_and_auto_falls_back_to_pg_basebackup() {
+    use std::os::unix::process::CommandExt;
+    if pg_run_as().is_none() {
+        eprintln!("skipped: needs root, to back up as an account that cannot read the cluster");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let s = Setup::new(false, "");
+    s.sql("CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    // An account that cannot read the data directory, with a repository of its own.
+    let dir = tempdir("bulwark-direct-");
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let (repo, key) = (dir.path().join("repo"), dir.path().join("key"));
+    let as_nobody = |args: &[&str]| {
+        let mut c = bulwark();
+        c.uid(NOBODY)
+            .gid(NOBODY)
+            .current_dir("/")
+            .arg("-r")
+            .arg(&repo)
+            .args(args);
+        c
+    };
+    run(&mut as_nobody(&[
+        "init",
+        "--new-key-file",
+        key.to_str().unwrap(),
+    ]))
+    .assert_ok();
+    let backup = |read: &str| {
+        as_nobody(&[
+            "--key-file",
+            key.to_str().unwrap(),
+            "backup",
+            "--json",
+            "--postgres",
+            &s.server.dsn("postgres"),
+            "--physical",
+            "--dataset",
+            DATASET,
+            "--base-backup",
+            read,
+        ])
+    };
+    let out = run(&mut backup("direct"));
+    out.assert_code(1).assert_one_error_line();
+    assert!(
+        out.stderr
+            .contains("cannot read the cluster's data directory itself")
+            && out.stderr.contains("postmaster.pid")
+            && out.stderr.contains("Permission denied"),
+        "{}",
+        out.describe()
+    );
+    let snaps = run(&mut as_nobody(&[
+        "--key-file",
+        key.to_str().unwrap(),
+        "snapshots",
+        "--json",
+    ]));
+    snaps.assert_ok();
+    assert_eq!(snaps.json(), serde_json::json!([]), "nothing was saved");
+    // auto reads through pg_basebackup instead, and says so.
+    let out = run(&mut backup("auto"));
+    out.assert_ok();
+    let v = out.json();
+    assert!(v["physical"]["direct"].is_null(), "{v}");
+    assert!(v["physical"]["files"].as_u64().unwrap() > 500, "{v}");
 }

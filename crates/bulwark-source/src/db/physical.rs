@@ -1,11 +1,14 @@
 //! PostgreSQL physical backups: base backups streamed from `pg_basebackup`, the names and
 //! timelines of WAL, and private servers that replay archived WAL to a point in time.
 //!
-//! - A base backup is `pg_basebackup -D - -Ft -X none --checkpoint=fast`: one tar stream of the
-//!   data directory on standard output, with `backup_manifest` as its last member. With `-X none`
-//!   the server waits, before it ends the stream, until the WAL the backup needs is archived: a base
-//!   backup that finished is restorable from the archive. Its start and end LSN and timeline come
-//!   from the manifest's `WAL-Ranges`, the cluster's system identifier from `global/pg_control`.
+//! - A base backup reads the data directory itself when the server runs on this host and its
+//!   files are readable (see [`super::datadir`]), and otherwise streams
+//!   `pg_basebackup -D - -Ft -X none --checkpoint=fast`: one tar stream of the data directory on
+//!   standard output, with `backup_manifest` as its last member. Either way the server waits,
+//!   before the backup ends, until the WAL it needs is archived: a base backup that finished is
+//!   restorable from the archive. Its start and end LSN and timeline come from the server (the
+//!   manifest's `WAL-Ranges`, or `pg_backup_stop`), the cluster's system identifier from
+//!   `global/pg_control`.
 //! - WAL names: segment `TTTTTTTTXXXXXXXXYYYYYYYY` is number `X * (4 GiB / segment size) + Y` of
 //!   timeline `T`; `N.history` lists the timelines N branched from and where. Recovery along
 //!   timeline `T` reads each segment from the newest timeline of `T`'s history that had begun by
@@ -30,6 +33,7 @@ use std::time::{Duration, Instant};
 use ::postgres::Client;
 use serde::{Deserialize, Serialize};
 
+use super::datadir::{self, DataDirBackup};
 use super::dump::collect;
 use super::postgres::{PgTools, client_command, connect, describe_error, quote_literal, redact};
 use super::scratch::{RunAs, scratch_user};
@@ -227,7 +231,12 @@ pub struct PhysicalFacts {
     pub data_directory: Option<String>,
     pub files: u64,
     pub bytes: u64,
+    /// Empty when the backup read the data directory itself.
+    #[serde(default)]
     pub pg_basebackup_version: String,
+    /// Whether the backup read the data directory itself (not through `pg_basebackup`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 impl PhysicalFacts {
@@ -254,6 +263,20 @@ impl PhysicalFacts {
 pub struct BaseBackupOptions {
     pub dsn: String,
     pub tools: PgTools,
+    pub read: BaseBackupRead,
+}
+
+/// How a base backup reads the cluster's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BaseBackupRead {
+    /// The data directory itself when the server runs on this host and its files are readable,
+    /// otherwise `pg_basebackup`.
+    #[default]
+    Auto,
+    /// The data directory itself, or fail saying why not.
+    Direct,
+    /// `pg_basebackup`'s stream, wherever the server runs.
+    PgBasebackup,
 }
 
 /// What is known about the cluster before its base backup streams.
@@ -266,15 +289,21 @@ pub struct ClusterFacts {
     pub data_directory: Option<String>,
     pub wal_segment_size: u64,
     pub start_time: chrono::DateTime<chrono::Utc>,
+    /// Empty when the backup reads the data directory itself.
     pub pg_basebackup_version: String,
 }
 
-/// A base backup under way: read `stream` (a tar archive) to its end, then call
-/// [`BaseBackup::finish`].
+/// A base backup under way.
 pub struct BaseBackup {
     pub cluster: ClusterFacts,
-    pub stream: BaseBackupStream,
-    dsn: String,
+    pub source: BaseBackupSource,
+}
+
+pub enum BaseBackupSource {
+    /// Read the stream (a tar archive) to its end, then call [`BaseBackupStream::finish`].
+    Stream(BaseBackupStream),
+    /// Read the directory's files, then stop the backup.
+    DataDir(DataDirBackup),
 }
 
 /// `pg_basebackup`'s standard output, read ahead (see [`ReadAhead`]): the server and
@@ -283,6 +312,7 @@ pub struct BaseBackupStream {
     child: Child,
     stdout: ReadAhead,
     stderr: Option<std::thread::JoinHandle<String>>,
+    dsn: String,
 }
 
 impl Read for BaseBackupStream {
@@ -344,10 +374,8 @@ fn setting(client: &mut Client, name: &str) -> DbResult<Option<String>> {
         .map(|r| r.get(0)))
 }
 
-/// Check the cluster can be backed up physically, and start `pg_basebackup`.
+/// Check the cluster can be backed up physically, and start its base backup.
 pub fn start_base_backup(opts: &BaseBackupOptions) -> DbResult<BaseBackup> {
-    let prog = opts.tools.program("pg_basebackup")?;
-    let (pgb_version, pgb_major) = opts.tools.version("pg_basebackup")?;
     let mut client = connect(&opts.dsn)?;
     let row = client.query_one(
         "SELECT current_setting('server_version'), current_setting('server_version_num')::int4,
@@ -362,12 +390,6 @@ pub fn start_base_backup(opts: &BaseBackupOptions) -> DbResult<BaseBackup> {
     if major < 13 {
         return Err(DbError(format!(
             "PostgreSQL {server_version} is not supported for physical backups: they need 13 or newer (backup manifests)"
-        )));
-    }
-    if pgb_major < major {
-        return Err(DbError(format!(
-            "pg_basebackup {pgb_version} cannot back up a PostgreSQL {server_version} server: set BULWARK_PG_BINDIR \
-             to a PostgreSQL {major} bin directory"
         )));
     }
     if row.get::<_, i64>(6) > 0 {
@@ -388,19 +410,52 @@ pub fn start_base_backup(opts: &BaseBackupOptions) -> DbResult<BaseBackup> {
         )));
     }
     let data_directory = setting(&mut client, "data_directory")?;
-    let cluster = ClusterFacts {
+    let mut cluster = ClusterFacts {
         server_version,
         server_version_num: num,
         database: row.get(2),
         superuser: row
             .get::<_, Option<String>>(3)
             .unwrap_or_else(|| "postgres".into()),
-        data_directory,
+        data_directory: data_directory.clone(),
         wal_segment_size: row.get::<_, i64>(4) as u64,
         start_time: from_micros(row.get(5)),
-        pg_basebackup_version: pgb_version,
+        pg_basebackup_version: String::new(),
     };
+    if opts.read != BaseBackupRead::PgBasebackup {
+        let why_not = match &data_directory {
+            Some(dir) => datadir::not_the_servers(&mut client, Path::new(dir))?,
+            None => Some("the server names no data_directory".into()),
+        };
+        match (why_not, opts.read) {
+            (None, _) => {
+                let dir = data_directory.unwrap_or_default();
+                let backup = DataDirBackup::start(client, Path::new(&dir), major)?;
+                return Ok(BaseBackup {
+                    cluster,
+                    source: BaseBackupSource::DataDir(backup),
+                });
+            }
+            (Some(why), BaseBackupRead::Direct) => {
+                return Err(DbError(format!(
+                    "cannot read the cluster's data directory itself: {why} \
+                     (hint: run the backup on the database host as a user who can read it, or set base_backup = \"pg_basebackup\")"
+                )));
+            }
+            (Some(why), _) => tracing::info!("base backup through pg_basebackup: {why}"),
+        }
+    }
     drop(client);
+    let prog = opts.tools.program("pg_basebackup")?;
+    let (pgb_version, pgb_major) = opts.tools.version("pg_basebackup")?;
+    if pgb_major < major {
+        return Err(DbError(format!(
+            "pg_basebackup {pgb_version} cannot back up a PostgreSQL {} server: set BULWARK_PG_BINDIR \
+             to a PostgreSQL {major} bin directory",
+            cluster.server_version
+        )));
+    }
+    cluster.pg_basebackup_version = pgb_version;
     let (mut cmd, conninfo) = client_command(&prog, &opts.dsn);
     let mut child = cmd
         .arg(format!("--dbname={conninfo}"))
@@ -422,28 +477,26 @@ pub fn start_base_backup(opts: &BaseBackupOptions) -> DbResult<BaseBackup> {
         .map_err(|e| DbError(format!("cannot start reading pg_basebackup: {e}")))?;
     Ok(BaseBackup {
         cluster,
-        stream: BaseBackupStream {
+        source: BaseBackupSource::Stream(BaseBackupStream {
             child,
             stdout,
             stderr,
-        },
-        dsn: opts.dsn.clone(),
+            dsn: opts.dsn.clone(),
+        }),
     })
 }
 
-impl BaseBackup {
+impl BaseBackupStream {
     /// Once the stream was read to its end: whether `pg_basebackup` succeeded, and the server's
     /// clock now that the backup's WAL is archived.
     pub fn finish(mut self) -> DbResult<chrono::DateTime<chrono::Utc>> {
-        io::copy(&mut self.stream.stdout, &mut io::sink())
+        io::copy(&mut self.stdout, &mut io::sink())
             .map_err(|e| DbError(format!("reading pg_basebackup: {e}")))?;
         let status = self
-            .stream
             .child
             .wait()
             .map_err(|e| DbError(format!("waiting for pg_basebackup: {e}")))?;
         let errors = self
-            .stream
             .stderr
             .take()
             .and_then(|h| h.join().ok())
@@ -455,18 +508,14 @@ impl BaseBackup {
             )));
         }
         let mut client = connect(&self.dsn)?;
-        let now: i64 = client
-            .query_one("SELECT (extract(epoch FROM now()) * 1000000)::int8", &[])?
-            .get(0);
-        Ok(from_micros(now))
+        server_clock(&mut client)
     }
 
     /// The reason the stream failed, when `pg_basebackup` has exited unsuccessfully.
     pub fn failure(&mut self) -> Option<String> {
-        match self.stream.child.try_wait() {
+        match self.child.try_wait() {
             Ok(Some(s)) if !s.success() => {
                 let errors = self
-                    .stream
                     .stderr
                     .take()
                     .and_then(|h| h.join().ok())
@@ -479,6 +528,17 @@ impl BaseBackup {
             _ => None,
         }
     }
+}
+
+/// The server's clock.
+pub(super) fn server_clock(client: &mut Client) -> DbResult<chrono::DateTime<chrono::Utc>> {
+    let now: i64 = client
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
+            &[],
+        )?
+        .get(0);
+    Ok(from_micros(now))
 }
 
 /// A time the server gave as microseconds since the epoch (the driver is built without chrono).

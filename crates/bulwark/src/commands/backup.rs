@@ -102,10 +102,24 @@ pub struct DbArgs {
     /// With --postgres: leave out the roles and tablespaces (pg_dumpall --globals-only)
     #[arg(long, requires = "postgres")]
     pub no_globals: bool,
-    /// With --postgres and --dataset: a base backup of the whole cluster (pg_basebackup), for
-    /// point-in-time recovery with the WAL `wal-push` archives
+    /// With --postgres and --dataset: a base backup of the whole cluster, for point-in-time
+    /// recovery with the WAL `wal-push` archives
     #[arg(long, requires_all = ["postgres", "dataset"])]
     pub physical: bool,
+    /// With --physical: read the data directory itself (`direct`, on the database host), stream
+    /// it through `pg_basebackup`, or `auto`: direct when the server runs here and its files are
+    /// readable
+    #[arg(long, value_enum, requires = "physical", default_value_t = BaseBackupArg::Auto)]
+    pub base_backup: BaseBackupArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum BaseBackupArg {
+    #[default]
+    Auto,
+    Direct,
+    #[value(name = "pg_basebackup")]
+    PgBasebackup,
 }
 
 #[derive(Serialize)]

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use bulwark_ops::wal::{PhysicalBackupOptions, PitrOptions, backup_physical, restore_physical};
-use bulwark_source::db::physical::{BaseBackupOptions, RecoveryTarget};
+use bulwark_source::db::physical::{BaseBackupOptions, BaseBackupRead, RecoveryTarget};
 use bulwark_source::db::postgres::PgTools;
 use serde_json::json;
 
+use super::backup::BaseBackupArg;
 use super::{emit, human_bytes, open, parse_time, progress};
 use crate::CliResult;
 use crate::cli::Global;
@@ -35,6 +36,11 @@ pub fn backup(g: &Global, a: super::backup::Args) -> CliResult<i32> {
             source: BaseBackupOptions {
                 dsn,
                 tools: PgTools::locate(),
+                read: match a.db.base_backup {
+                    BaseBackupArg::Auto => BaseBackupRead::Auto,
+                    BaseBackupArg::Direct => BaseBackupRead::Direct,
+                    BaseBackupArg::PgBasebackup => BaseBackupRead::PgBasebackup,
+                },
             },
             dataset,
             tags: a.tag,
@@ -53,9 +59,14 @@ pub fn backup(g: &Global, a: super::backup::Args) -> CliResult<i32> {
     });
     emit(g, &doc, || {
         format!(
-            "snapshot {} saved: base backup of PostgreSQL {} (timeline {}, WAL {} to {})\n{} files, {} read, {} added ({} stored) in {:.1}s",
+            "snapshot {} saved: base backup of PostgreSQL {} ({}; timeline {}, WAL {} to {})\n{} files, {} read, {} added ({} stored) in {:.1}s",
             b.snapshot_id.short(),
             f.server_version,
+            if f.direct {
+                "read from its data directory"
+            } else {
+                "through pg_basebackup"
+            },
             f.timeline,
             f.start_lsn,
             f.end_lsn,

@@ -1,0 +1,472 @@
+//! Base backups read straight from a running cluster's data directory, on the database host,
+//! between `pg_backup_start` and `pg_backup_stop` (PostgreSQL's non-exclusive backup protocol).
+//! Nothing passes through the server's walsender or `pg_basebackup`: the files are read once.
+//!
+//! - Only the directory of the very server the connection reaches is read: the server's
+//!   backend for this session must be a child of the postmaster that `postmaster.pid` names, and
+//!   `global/pg_control` must carry the server's system identifier. The identifier alone is not
+//!   enough: a standby of the same cluster on this host has it too, and reading a standby's files
+//!   during the primary's backup would mix two servers' pages.
+//! - The session that started the backup stays open until it stops: if it closes first (a
+//!   failed or interrupted backup) the server abandons the backup, and nothing is left behind.
+//! - Files are read as they are while the server writes them. A page torn by a concurrent write
+//!   is rewritten by replay from the start location, because the server logs whole pages while a
+//!   backup runs. A file that vanishes during the walk (a dropped table) is left out, one that
+//!   shrinks is kept as far as it was read, and one that grows is read to its size at the walk;
+//!   replay recreates, truncates or extends each.
+//! - What `pg_basebackup` leaves out is left out (as `basebackup.c` lists it): the contents of the
+//!   WAL directory (the archive holds the WAL), runtime state that recovery rebuilds, temporary
+//!   files, and files a restored directory must not inherit (`postmaster.pid`, an earlier
+//!   `backup_label` or `backup_manifest`).
+//! - `pg_backup_stop` waits until the WAL the backup needs is archived, and returns the
+//!   `backup_label` the restored directory starts from: a stopped backup is restorable from the
+//!   archive. A `backup_manifest` in PostgreSQL's format (CRC-32C of every file as it was read)
+//!   is written beside it, so `pg_verifybackup` can check a restored directory on its own.
+
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use ::postgres::Client;
+use sha2::{Digest, Sha256};
+
+use super::physical::{Lsn, data_directory_system_identifier, server_clock};
+use super::{DbError, DbResult};
+
+/// Top-level directories whose contents a base backup leaves out (the directory itself is kept).
+const SKIP_CONTENTS: &[&str] = &[
+    "pg_wal",
+    "pg_stat_tmp",
+    "pg_replslot",
+    "pg_dynshmem",
+    "pg_notify",
+    "pg_serial",
+    "pg_snapshots",
+    "pg_subtrans",
+];
+
+/// Files left out wherever they are.
+const SKIP_FILES: &[&str] = &[
+    "postmaster.pid",
+    "postmaster.opts",
+    "backup_label",
+    "tablespace_map",
+    "backup_manifest",
+    "postgresql.auto.conf.tmp",
+];
+
+/// Why `dir` is not the data directory of the server `client` is connected to, or `None` when it is.
+pub fn not_the_servers(client: &mut Client, dir: &Path) -> DbResult<Option<String>> {
+    let row = client.query_one(
+        "SELECT pg_backend_pid(), system_identifier::text FROM pg_control_system()",
+        &[],
+    )?;
+    let backend = row.get::<_, i32>(0);
+    let system_id: String = row.get(1);
+    let pid_file = dir.join("postmaster.pid");
+    let postmaster = match fs::read_to_string(&pid_file) {
+        Ok(text) => text.lines().next().unwrap_or_default().trim().to_string(),
+        Err(e) => return Ok(Some(format!("cannot read {}: {e}", pid_file.display()))),
+    };
+    let parent = match fs::read_to_string(format!("/proc/{backend}/stat")) {
+        // The fields after the command name (which may hold spaces) are: state, parent.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string)),
+        Err(_) => None,
+    };
+    if parent.as_deref() != Some(postmaster.as_str()) {
+        return Ok(Some(format!(
+            "the server's process for this session (pid {backend}) is not a child of the postmaster \
+             {} names (pid {postmaster}): the server runs on another host or in another container",
+            pid_file.display()
+        )));
+    }
+    match data_directory_system_identifier(dir) {
+        Ok(id) if id.to_string() == system_id => Ok(None),
+        Ok(id) => Ok(Some(format!(
+            "{} belongs to cluster {id}, the server is cluster {system_id}",
+            dir.display()
+        ))),
+        Err(e) => Ok(Some(e.0)),
+    }
+}
+
+/// One member of the data directory, relative to it, with its `lstat` (for `pg_wal`, a symbolic
+/// link `initdb --waldir` made, its target's).
+pub struct Entry {
+    pub path: PathBuf,
+    pub meta: Metadata,
+}
+
+/// Every member of the data directory `dir` a base backup holds, each directory before what it
+/// holds, in name order.
+pub fn members(dir: &Path) -> DbResult<Vec<Entry>> {
+    let mut out = Vec::new();
+    walk(dir, Path::new(""), &mut out)?;
+    Ok(out)
+}
+
+fn walk(dir: &Path, rel: &Path, out: &mut Vec<Entry>) -> DbResult<()> {
+    let here = dir.join(rel);
+    let listing = match fs::read_dir(&here) {
+        Ok(l) => l,
+        // A database dropped while the walk goes: replay removes it anyway.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !rel.as_os_str().is_empty() => {
+            return Ok(());
+        }
+        Err(e) => return Err(DbError(format!("cannot list {}: {e}", here.display()))),
+    };
+    let mut names = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|e| DbError(format!("cannot list {}: {e}", here.display())))?;
+        names.push(entry.file_name());
+    }
+    names.sort();
+    let top = rel.as_os_str().is_empty();
+    for name in names {
+        let text = name.to_string_lossy();
+        if SKIP_FILES.contains(&text.as_ref())
+            || text.starts_with("pgsql_tmp")
+            || text.starts_with("pg_internal.init")
+        {
+            continue;
+        }
+        let path = rel.join(&name);
+        let full = dir.join(&path);
+        let waldir = top && name == "pg_wal";
+        let meta = match if waldir {
+            fs::metadata(&full)
+        } else {
+            fs::symlink_metadata(&full)
+        } {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(DbError(format!("cannot read {}: {e}", full.display()))),
+        };
+        let is_dir = meta.is_dir();
+        out.push(Entry {
+            path: path.clone(),
+            meta,
+        });
+        if !is_dir {
+            continue;
+        }
+        if top && SKIP_CONTENTS.contains(&text.as_ref()) {
+            // Archiving needs the status directory in place when the restored server starts.
+            let status = full.join("archive_status");
+            if waldir && let Ok(meta) = fs::symlink_metadata(&status) {
+                out.push(Entry {
+                    path: path.join("archive_status"),
+                    meta,
+                });
+            }
+            continue;
+        }
+        walk(dir, &path, out)?;
+    }
+    Ok(())
+}
+
+/// A file read to its end: its line in the manifest.
+pub struct ReadFile {
+    path: PathBuf,
+    size: u64,
+    mtime: i64,
+    crc: u32,
+}
+
+impl ReadFile {
+    /// The bytes read.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A file of [`members`] opened for reading its size at the walk; `None` when it vanished since.
+pub fn open(dir: &Path, entry: &Entry) -> io::Result<Option<MemberReader>> {
+    match File::open(dir.join(&entry.path)) {
+        Ok(f) => Ok(Some(MemberReader {
+            file: f.take(entry.meta.len()),
+            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi),
+            read: 0,
+            path: entry.path.clone(),
+            mtime: entry.meta.mtime(),
+        })),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`DataDirBackup::stop`] returns: the backup's end and the two files it adds.
+pub struct Stopped {
+    pub timeline: u32,
+    pub start_lsn: Lsn,
+    pub end_lsn: Lsn,
+    /// The server's clock once the backup's WAL was archived.
+    pub stop_time: chrono::DateTime<chrono::Utc>,
+    pub backup_label: Vec<u8>,
+    pub backup_manifest: Vec<u8>,
+}
+
+/// A backup under way on the server: walk [`DataDirBackup::entries`], read each file through
+/// [`open`] to its end, then [`DataDirBackup::stop`] with what was read.
+pub struct DataDirBackup {
+    client: Client,
+    dir: PathBuf,
+    major: u32,
+    start_lsn: Lsn,
+}
+
+impl DataDirBackup {
+    /// Start the backup (with an immediate checkpoint) on the session `client`, whose server's
+    /// data directory is `dir` (see [`not_the_servers`]).
+    pub fn start(mut client: Client, dir: &Path, major: u32) -> DbResult<DataDirBackup> {
+        let sql = if major >= 15 {
+            "SELECT pg_backup_start('bulwark', true)::text"
+        } else {
+            "SELECT pg_start_backup('bulwark', true, false)::text"
+        };
+        let lsn: String = client
+            .query_one(sql, &[])
+            .map_err(|e| DbError::from(e).context("starting the backup"))?
+            .get(0);
+        Ok(DataDirBackup {
+            client,
+            dir: dir.to_path_buf(),
+            major,
+            start_lsn: lsn.parse()?,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every member to back up (see [`members`]).
+    pub fn entries(&self) -> DbResult<Vec<Entry>> {
+        members(&self.dir)
+    }
+
+    /// Stop the backup: wait until its WAL is archived, and make its `backup_label` and the
+    /// `backup_manifest` of the `files` read.
+    pub fn stop(mut self, mut files: Vec<ReadFile>) -> DbResult<Stopped> {
+        let sql = if self.major >= 15 {
+            "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)"
+        } else {
+            "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, true)"
+        };
+        let row = self
+            .client
+            .query_one(sql, &[])
+            .map_err(|e| DbError::from(e).context("stopping the backup"))?;
+        let end_lsn: Lsn = row.get::<_, String>(0).parse()?;
+        let label: String = row.get(1);
+        let map: Option<String> = row.get(2);
+        if map.is_some_and(|m| !m.trim().is_empty()) {
+            return Err(DbError(
+                "the cluster gained a tablespace during the backup: physical backups of such clusters \
+                 are not supported yet (use method = \"logical\")"
+                    .into(),
+            ));
+        }
+        let timeline = label_timeline(&label)?;
+        let stop_time = server_clock(&mut self.client)?;
+        let now = chrono::Utc::now().timestamp();
+        let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        crc.update(label.as_bytes());
+        files.push(ReadFile {
+            path: PathBuf::from("backup_label"),
+            size: label.len() as u64,
+            mtime: now,
+            crc: crc.finalize() as u32,
+        });
+        let manifest = manifest(&files, timeline, self.start_lsn, end_lsn);
+        Ok(Stopped {
+            timeline,
+            start_lsn: self.start_lsn,
+            end_lsn,
+            stop_time,
+            backup_label: label.into_bytes(),
+            backup_manifest: manifest,
+        })
+    }
+}
+
+/// A file of the data directory being read: counts and checksums what passes.
+pub struct MemberReader {
+    file: io::Take<File>,
+    crc: crc_fast::Digest,
+    read: u64,
+    path: PathBuf,
+    mtime: i64,
+}
+
+impl MemberReader {
+    /// What was read, for the manifest.
+    pub fn finish(self) -> ReadFile {
+        ReadFile {
+            path: self.path,
+            size: self.read,
+            mtime: self.mtime,
+            crc: self.crc.finalize() as u32,
+        }
+    }
+}
+
+impl Read for MemberReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The timeline a `backup_label` starts on.
+fn label_timeline(label: &str) -> DbResult<u32> {
+    label
+        .lines()
+        .find_map(|l| l.strip_prefix("START TIMELINE:"))
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| DbError("the server's backup_label names no START TIMELINE".into()))
+}
+
+/// A `backup_manifest` as PostgreSQL writes it (version 1): one line per file, the WAL range, and
+/// the SHA-256 of every line before the last.
+fn manifest(files: &[ReadFile], timeline: u32, start: Lsn, end: Lsn) -> Vec<u8> {
+    let mut text = String::from("{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n");
+    for (i, f) in files.iter().enumerate() {
+        let path = match f.path.to_str() {
+            Some(p) => format!("\"Path\": {}", serde_json::Value::from(p)),
+            None => format!(
+                "\"Encoded-Path\": \"{}\"",
+                hex::encode(f.path.as_os_str().as_bytes())
+            ),
+        };
+        let modified = chrono::DateTime::from_timestamp(f.mtime, 0)
+            .unwrap_or_default()
+            .format("%Y-%m-%d %H:%M:%S GMT");
+        // PostgreSQL writes the checksum's bytes as they lie in memory.
+        let crc = hex::encode(f.crc.to_ne_bytes());
+        text += &format!(
+            "{}{{ {path}, \"Size\": {}, \"Last-Modified\": \"{modified}\", \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"{crc}\" }}\n",
+            if i == 0 { "" } else { "," },
+            f.size,
+        );
+    }
+    text += &format!(
+        "],\n\"WAL-Ranges\": [\n{{ \"Timeline\": {timeline}, \"Start-LSN\": \"{start}\", \"End-LSN\": \"{end}\" }}\n],\n"
+    );
+    let digest = Sha256::digest(text.as_bytes());
+    text += &format!("\"Manifest-Checksum\": \"{}\"}}\n", hex::encode(digest));
+    text.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_checksum_covers_every_line_before_the_last() {
+        let files = vec![ReadFile {
+            path: PathBuf::from("base/1/1259"),
+            size: 8192,
+            mtime: 0,
+            crc: 0xE306_9283,
+        }];
+        let m = manifest(&files, 1, Lsn(0x2000028), Lsn(0x2000100));
+        let text = String::from_utf8(m).unwrap();
+        assert!(text.ends_with("}\n"));
+        let body_end = text[..text.len() - 1].rfind('\n').unwrap() + 1;
+        let expected = hex::encode(Sha256::digest(&text.as_bytes()[..body_end]));
+        assert!(text[body_end..].contains(&expected), "{text}");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["Files"][0]["Path"], "base/1/1259");
+        assert_eq!(
+            doc["Files"][0]["Checksum"],
+            hex::encode(0xE306_9283u32.to_ne_bytes())
+        );
+        assert_eq!(doc["WAL-Ranges"][0]["Start-LSN"], "0/2000028");
+    }
+
+    #[test]
+    fn crc32c_is_castagnolis() {
+        // The check value of CRC-32C, the algorithm PostgreSQL names CRC32C.
+        let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        d.update(b"1234");
+        d.update(b"56789");
+        assert_eq!(d.finalize() as u32, 0xE306_9283);
+    }
+
+    #[test]
+    fn the_walk_leaves_out_what_pg_basebackup_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in [
+            "base/1",
+            "base/1/pgsql_tmp",
+            "global",
+            "pg_wal/archive_status",
+            "pg_stat_tmp",
+            "pg_subtrans",
+            "pg_tblspc",
+        ] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        for file in [
+            "PG_VERSION",
+            "postmaster.pid",
+            "postmaster.opts",
+            "backup_label",
+            "postgresql.auto.conf",
+            "postgresql.auto.conf.tmp",
+            "base/1/1259",
+            "base/1/1259_fsm",
+            "base/1/pg_internal.init",
+            "base/1/pgsql_tmp/pgsql_tmp123.0",
+            "base/pgsql_tmp42",
+            "global/pg_control",
+            "pg_wal/000000010000000000000001",
+            "pg_wal/archive_status/000000010000000000000001.done",
+            "pg_stat_tmp/global.stat",
+            "pg_subtrans/0000",
+        ] {
+            fs::write(d.join(file), b"x").unwrap();
+        }
+        let got: Vec<String> = members(d)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "PG_VERSION",
+                "base",
+                "base/1",
+                "base/1/1259",
+                "base/1/1259_fsm",
+                "global",
+                "global/pg_control",
+                "pg_stat_tmp",
+                "pg_subtrans",
+                "pg_tblspc",
+                "pg_wal",
+                "pg_wal/archive_status",
+                "postgresql.auto.conf",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_label_names_its_timeline() {
+        let label = "START WAL LOCATION: 0/2000028 (file 000000030000000000000002)\n\
+                     CHECKPOINT LOCATION: 0/2000060\nBACKUP METHOD: streamed\n\
+                     START TIMELINE: 3\nLABEL: bulwark\n";
+        assert_eq!(label_timeline(label).unwrap(), 3);
+        assert!(label_timeline("LABEL: x\n").is_err());
+    }
+}
