@@ -354,7 +354,15 @@ impl Ingest<'_, '_> {
             members.add(&f.path, f.node);
             read.push(f.read);
         }
-        let stopped = backup.stop(read).map_err(source_failed)?;
+        let stopped = backup
+            .stop(read, &|| self.stop.should_stop())
+            .map_err(|e| {
+                if self.stop.should_stop() {
+                    Error::Interrupted
+                } else {
+                    source_failed(e)
+                }
+            })?;
         let mut buf = Vec::new();
         for (name, data) in [
             ("backup_label", &stopped.backup_label),

@@ -663,3 +663,78 @@ fn direct_reading_needs_the_servers_own_directory_and_auto_falls_back_to_pg_base
     assert!(v["physical"]["direct"].is_null(), "{v}");
     assert!(v["physical"]["files"].as_u64().unwrap() > 500, "{v}");
 }
+
+#[test]
+fn a_direct_base_backup_ends_only_once_its_wal_is_archived_and_stops_cleanly_on_sigint() {
+    let s = Setup::new(false, "");
+    s.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS i");
+    s.switch_and_archive();
+    let command = s.sql("SHOW archive_command");
+    let set_archive = |c: &str| {
+        s.sql(&format!("ALTER SYSTEM SET archive_command = '{c}'"));
+        s.sql("SELECT pg_reload_conf()");
+    };
+    set_archive("/bin/false");
+    let dsn = s.server.dsn("postgres");
+    let spawn = || {
+        s.cmd(&[
+            "backup",
+            "--json",
+            "--postgres",
+            &dsn,
+            "--physical",
+            "--dataset",
+            DATASET,
+            "--base-backup",
+            "direct",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    // Archiving fails: the backup waits for its WAL, and stops cleanly when told to.
+    let mut child = spawn();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backup waits while its WAL is not archived"
+    );
+    // SAFETY: the child is ours and still running.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+    let snaps = s.json(&["snapshots", "--json"]);
+    assert_eq!(snaps, serde_json::json!([]), "nothing was saved");
+    // The server abandons the interrupted backup with its session: another one can start.
+    let t = Instant::now();
+    while s.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%pg_backup_%'",
+    ) != "0"
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "the backup's session lingers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Once archiving works again, the waiting backup ends, its last segment in the repository.
+    let child = spawn();
+    std::thread::sleep(Duration::from_secs(2));
+    set_archive(&command);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let end = v["physical"]["end_lsn"].as_str().unwrap();
+    let last = s.sql(&format!("SELECT pg_walfile_name('{end}')"));
+    assert!(
+        s.wal_objects()
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(&last)),
+        "{last} is archived when the backup returns: {:?}",
+        s.wal_objects()
+    );
+}

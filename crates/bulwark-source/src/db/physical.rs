@@ -430,7 +430,10 @@ pub fn start_base_backup(opts: &BaseBackupOptions) -> DbResult<BaseBackup> {
         match (why_not, opts.read) {
             (None, _) => {
                 let dir = data_directory.unwrap_or_default();
-                let backup = DataDirBackup::start(client, Path::new(&dir), major)?;
+                let segments = Segments {
+                    size: cluster.wal_segment_size,
+                };
+                let backup = DataDirBackup::start(client, Path::new(&dir), major, segments)?;
                 return Ok(BaseBackup {
                     cluster,
                     source: BaseBackupSource::DataDir(backup),
