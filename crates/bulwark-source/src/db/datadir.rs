@@ -21,10 +21,11 @@
 //! - The backup stops only once the WAL it needs is archived, and `pg_backup_stop` returns the
 //!   `backup_label` the restored directory starts from: a stopped backup is restorable from the
 //!   archive. The wait is the server's own test (`XLogArchiveIsBusy`: the stop segment's `.done`
-//!   status file, or the segment already recycled), polled every 10 ms here: the server's own
-//!   wait (`pg_backup_stop(true)`) sleeps a whole second between looks, a fifth of a 1.5 GB
-//!   cluster's backup. A `backup_manifest` in PostgreSQL's format (CRC-32C of every file as it was read)
-//!   is written beside it, so `pg_verifybackup` can check a restored directory on its own.
+//!   status file, or the segment already recycled), polled every 10 ms: the server's own wait
+//!   (`pg_backup_stop(true)`) sleeps a whole second between looks, which was a third of a 1.5 GB
+//!   cluster's backup here (3.2 s against 2.0 s).
+//! - A `backup_manifest` in PostgreSQL's format (CRC-32C of every file as it was read) goes
+//!   beside the `backup_label`, so `pg_verifybackup` can check a restored directory on its own.
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
@@ -306,14 +307,11 @@ impl DataDirBackup {
             self.wait_archived(&last, interrupted)?;
         }
         let stop_time = server_clock(&mut self.client)?;
-        let now = chrono::Utc::now().timestamp();
-        let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
-        crc.update(label.as_bytes());
         files.push(ReadFile {
             path: PathBuf::from("backup_label"),
             size: label.len() as u64,
-            mtime: now,
-            crc: crc.finalize() as u32,
+            mtime: stop_time.timestamp(),
+            crc: crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, label.as_bytes()) as u32,
         });
         let manifest = manifest(&files, timeline, self.start_lsn, end_lsn);
         Ok(Stopped {
@@ -325,9 +323,7 @@ impl DataDirBackup {
             backup_manifest: manifest,
         })
     }
-}
 
-impl DataDirBackup {
     /// Wait until the server has archived WAL segment `name`, saying every minute what it waits
     /// for and what the archiver last failed on.
     fn wait_archived(&mut self, name: &str, interrupted: &dyn Fn() -> bool) -> DbResult<()> {

@@ -1,12 +1,13 @@
-//! PostgreSQL physical backups: base backups streamed from `pg_basebackup`, the names and
-//! timelines of WAL, and private servers that replay archived WAL to a point in time.
+//! PostgreSQL physical backups: base backups (read from the data directory or streamed from
+//! `pg_basebackup`), the names and timelines of WAL, and private servers that replay archived WAL
+//! to a point in time.
 //!
 //! - A base backup reads the data directory itself when the server runs on this host and its
 //!   files are readable (see [`super::datadir`]), and otherwise streams
 //!   `pg_basebackup -D - -Ft -X none --checkpoint=fast`: one tar stream of the data directory on
-//!   standard output, with `backup_manifest` as its last member. Either way the server waits,
-//!   before the backup ends, until the WAL it needs is archived: a base backup that finished is
-//!   restorable from the archive. Its start and end LSN and timeline come from the server (the
+//!   standard output, with `backup_manifest` as its last member. Either way the backup ends only
+//!   once the WAL it needs is archived: a base backup that finished is restorable from the
+//!   archive. Its start and end LSN and timeline come from the server (the
 //!   manifest's `WAL-Ranges`, or `pg_backup_stop`), the cluster's system identifier from
 //!   `global/pg_control`.
 //! - WAL names: segment `TTTTTTTTXXXXXXXXYYYYYYYY` is number `X * (4 GiB / segment size) + Y` of
@@ -279,6 +280,20 @@ pub enum BaseBackupRead {
     PgBasebackup,
 }
 
+impl FromStr for BaseBackupRead {
+    type Err = DbError;
+    fn from_str(s: &str) -> DbResult<BaseBackupRead> {
+        match s {
+            "auto" => Ok(BaseBackupRead::Auto),
+            "direct" => Ok(BaseBackupRead::Direct),
+            "pg_basebackup" => Ok(BaseBackupRead::PgBasebackup),
+            other => Err(DbError(format!(
+                "'{other}' is not auto, direct or pg_basebackup"
+            ))),
+        }
+    }
+}
+
 /// What is known about the cluster before its base backup streams.
 #[derive(Clone, Debug)]
 pub struct ClusterFacts {
@@ -423,29 +438,31 @@ pub fn start_base_backup(opts: &BaseBackupOptions) -> DbResult<BaseBackup> {
         pg_basebackup_version: String::new(),
     };
     if opts.read != BaseBackupRead::PgBasebackup {
-        let why_not = match &data_directory {
-            Some(dir) => datadir::not_the_servers(&mut client, Path::new(dir))?,
-            None => Some("the server names no data_directory".into()),
+        let local = match &data_directory {
+            Some(dir) => match datadir::not_the_servers(&mut client, Path::new(dir))? {
+                None => Ok(dir),
+                Some(why) => Err(why),
+            },
+            None => Err("the server names no data_directory".to_string()),
         };
-        match (why_not, opts.read) {
-            (None, _) => {
-                let dir = data_directory.unwrap_or_default();
+        match (local, opts.read) {
+            (Ok(dir), _) => {
                 let segments = Segments {
                     size: cluster.wal_segment_size,
                 };
-                let backup = DataDirBackup::start(client, Path::new(&dir), major, segments)?;
+                let backup = DataDirBackup::start(client, Path::new(dir), major, segments)?;
                 return Ok(BaseBackup {
                     cluster,
                     source: BaseBackupSource::DataDir(backup),
                 });
             }
-            (Some(why), BaseBackupRead::Direct) => {
+            (Err(why), BaseBackupRead::Direct) => {
                 return Err(DbError(format!(
                     "cannot read the cluster's data directory itself: {why} \
                      (hint: run the backup on the database host as a user who can read it, or set base_backup = \"pg_basebackup\")"
                 )));
             }
-            (Some(why), _) => tracing::info!("base backup through pg_basebackup: {why}"),
+            (Err(why), _) => tracing::info!("base backup through pg_basebackup: {why}"),
         }
     }
     drop(client);

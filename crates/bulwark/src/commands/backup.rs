@@ -9,6 +9,7 @@ use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
 use bulwark_source::Patterns;
 use bulwark_source::db::DbMeta;
 use bulwark_source::db::mariadb::{MariadbBackupOptions, MariadbTools};
+use bulwark_source::db::physical::BaseBackupRead;
 use bulwark_source::db::postgres::{PgBackupOptions, PgTools};
 use bulwark_source::stream::CommandStream;
 use serde::Serialize;
@@ -106,20 +107,16 @@ pub struct DbArgs {
     /// recovery with the WAL `wal-push` archives
     #[arg(long, requires_all = ["postgres", "dataset"])]
     pub physical: bool,
-    /// With --physical: read the data directory itself (`direct`, on the database host), stream
-    /// it through `pg_basebackup`, or `auto`: direct when the server runs here and its files are
-    /// readable
-    #[arg(long, value_enum, requires = "physical", default_value_t = BaseBackupArg::Auto)]
-    pub base_backup: BaseBackupArg,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
-pub enum BaseBackupArg {
-    #[default]
-    Auto,
-    Direct,
-    #[value(name = "pg_basebackup")]
-    PgBasebackup,
+    /// With --physical: auto, direct or pg_basebackup. `direct` reads the data directory itself
+    /// (on the database host), `pg_basebackup` streams it, `auto` reads directly when the server
+    /// runs here and its files are readable
+    #[arg(
+        long,
+        value_name = "HOW",
+        requires = "physical",
+        default_value = "auto"
+    )]
+    pub base_backup: BaseBackupRead,
 }
 
 #[derive(Serialize)]

@@ -5,11 +5,10 @@
 use std::time::Duration;
 
 use bulwark_ops::wal::{PhysicalBackupOptions, PitrOptions, backup_physical, restore_physical};
-use bulwark_source::db::physical::{BaseBackupOptions, BaseBackupRead, RecoveryTarget};
+use bulwark_source::db::physical::{BaseBackupOptions, RecoveryTarget};
 use bulwark_source::db::postgres::PgTools;
 use serde_json::json;
 
-use super::backup::BaseBackupArg;
 use super::{emit, human_bytes, open, parse_time, progress};
 use crate::CliResult;
 use crate::cli::Global;
@@ -36,11 +35,7 @@ pub fn backup(g: &Global, a: super::backup::Args) -> CliResult<i32> {
             source: BaseBackupOptions {
                 dsn,
                 tools: PgTools::locate(),
-                read: match a.db.base_backup {
-                    BaseBackupArg::Auto => BaseBackupRead::Auto,
-                    BaseBackupArg::Direct => BaseBackupRead::Direct,
-                    BaseBackupArg::PgBasebackup => BaseBackupRead::PgBasebackup,
-                },
+                read: a.db.base_backup,
             },
             dataset,
             tags: a.tag,
