@@ -354,6 +354,14 @@ fn base_backup_under_pgbench_then_pitr_between_two_transactions() {
             data.to_str().unwrap(),
         ]);
         assert!(r["wal_files_fetched"].as_u64().unwrap() >= 2, "{r}");
+        assert!(
+            r["wal_files_ahead"].as_u64().unwrap() >= 1,
+            "segments are read ahead while the server replays: {r}"
+        );
+        assert!(
+            !data.join("pg_wal/.bulwark-ahead").exists(),
+            "nothing read ahead is left in the restored pg_wal"
+        );
         let expected = if name == "latest" { &b } else { &streamed };
         assert_eq!(r["snapshot_id"], expected["snapshot_id"], "{r}");
         let looked = start_restored(&data);

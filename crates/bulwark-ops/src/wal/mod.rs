@@ -26,14 +26,12 @@
 //!   under way). Prune removes WAL only when no other process holds a lock on the repository,
 //!   so no restore loses the WAL it is replaying.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bulwark_repo::lock::{LockKind, live_locks};
@@ -56,6 +54,9 @@ use crate::database::source_failed;
 use crate::error::{Error, RepoError, Result};
 use crate::progress::{Progress, Unit};
 use crate::restore::{RestoreOptions, restore_selection};
+
+mod serve;
+pub use serve::{AHEAD, FetchService, fetch_over_socket};
 
 // ---------------------------------------------------------------------------------------------
 // Base backups.
@@ -885,180 +886,6 @@ pub fn newest_archived(repo: &Repository, dataset: &str) -> Result<Option<DateTi
 }
 
 // ---------------------------------------------------------------------------------------------
-// Serving WAL to a replaying server.
-
-/// Answers a replay server's `restore_command` (`bulwark wal-fetch --socket`) over a Unix socket:
-/// one connection per file; the request is the file name and a newline; the answer is
-/// `OK <length>\n` and the bytes, `MISSING\n`, or `ERROR <message>\n`.
-pub struct FetchService<'a> {
-    archive: WalArchive<'a>,
-    listener: UnixListener,
-    stop: AtomicBool,
-    /// Files asked for and not in the archive, in order.
-    pub missing: Mutex<Vec<String>>,
-    pub fetched: AtomicU64,
-    pub bytes: AtomicU64,
-    prefetched: Mutex<HashMap<String, Vec<u8>>>,
-    segments: Segments,
-}
-
-impl<'a> FetchService<'a> {
-    pub fn bind(
-        archive: WalArchive<'a>,
-        socket: &Path,
-        segments: Segments,
-    ) -> Result<FetchService<'a>> {
-        let listener = UnixListener::bind(socket)
-            .map_err(|e| Error::io(format!("cannot listen on {}", socket.display()), e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("cannot set up the WAL socket", e))?;
-        Ok(FetchService {
-            archive,
-            listener,
-            stop: AtomicBool::new(false),
-            missing: Mutex::new(Vec::new()),
-            fetched: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            prefetched: Mutex::new(HashMap::new()),
-            segments,
-        })
-    }
-
-    /// Serve until [`FetchService::shut`].
-    pub fn serve(&self) {
-        while !self.stop.load(Ordering::Relaxed) {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if let Err(e) = self.answer(stream) {
-                        tracing::warn!("serving WAL to the replay: {e}");
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(e) => {
-                    tracing::warn!("the WAL socket failed: {e}");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
-    }
-
-    pub fn shut(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    fn answer(&self, stream: UnixStream) -> io::Result<()> {
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut name = String::new();
-        BufReader::new(&stream).read_line(&mut name)?;
-        let name = name.trim().to_string();
-        let mut out = io::BufWriter::new(&stream);
-        let mut found = false;
-        match self.get(&name) {
-            Ok(Some(data)) => {
-                found = true;
-                self.fetched.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                writeln!(out, "OK {}", data.len())?;
-                out.write_all(&data)?;
-            }
-            Ok(None) => {
-                self.missing.lock().expect("missing").push(name.clone());
-                out.write_all(b"MISSING\n")?;
-            }
-            Err(e) => {
-                let msg = e.to_string().replace('\n', " ");
-                writeln!(out, "ERROR {msg}")?;
-            }
-        }
-        out.flush()?;
-        drop(out);
-        drop(stream);
-        // The server replays this segment meanwhile: fetch the next one ahead.
-        if found {
-            self.ahead(&name);
-        }
-        Ok(())
-    }
-
-    /// A file, from what was fetched ahead or from the archive.
-    fn get(&self, name: &str) -> bulwark_repo::Result<Option<Vec<u8>>> {
-        if let Some(d) = self.prefetched.lock().expect("prefetch").remove(name) {
-            return Ok(Some(d));
-        }
-        self.archive.fetch(name)
-    }
-
-    fn ahead(&self, name: &str) {
-        let Some((tli, seg)) = self.segments.parse(name).filter(|_| !name.contains('.')) else {
-            return;
-        };
-        let next = self.segments.name(tli, seg + 1);
-        if let Ok(Some(d)) = self.archive.fetch(&next) {
-            let mut cache = self.prefetched.lock().expect("prefetch");
-            cache.clear();
-            cache.insert(next, d);
-        }
-    }
-}
-
-/// Fetch WAL file `name` from the service at `socket` into `dest` (through a temporary file and
-/// a rename, so a half-written file is never taken for a whole one). `Ok(false)`: not archived.
-pub fn fetch_over_socket(socket: &Path, name: &str, dest: &Path) -> Result<bool> {
-    let stream = UnixStream::connect(socket).map_err(|e| {
-        Error::io(
-            format!("cannot reach the restore's WAL socket {}", socket.display()),
-            e,
-        )
-    })?;
-    (&stream)
-        .write_all(format!("{name}\n").as_bytes())
-        .map_err(|e| Error::io("asking for WAL", e))?;
-    let mut reader = BufReader::new(&stream);
-    let mut status = String::new();
-    reader
-        .read_line(&mut status)
-        .map_err(|e| Error::io("reading the WAL socket", e))?;
-    let status = status.trim_end();
-    if status == "MISSING" {
-        return Ok(false);
-    }
-    if let Some(msg) = status.strip_prefix("ERROR ") {
-        return Err(Error::Invalid(format!(
-            "the restore could not fetch {name}: {msg}"
-        )));
-    }
-    let len: u64 = status
-        .strip_prefix("OK ")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::Invalid(format!("the WAL socket answered '{status}'")))?;
-    let tmp = dest.with_file_name(format!(
-        ".{}.bulwark-fetch",
-        dest.file_name().and_then(OsStr::to_str).unwrap_or("wal")
-    ));
-    let mut write = || -> io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        let n = io::copy(&mut (&mut reader).take(len), &mut f)?;
-        if n != len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{n} of {len} bytes"),
-            ));
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, dest)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("cannot write {}", dest.display()), e)
-    })?;
-    Ok(true)
-}
-
-// ---------------------------------------------------------------------------------------------
 // Point-in-time restores.
 
 pub struct PitrOptions {
@@ -1088,6 +915,8 @@ pub struct PitrReport {
     pub outcome: ReplayOutcome,
     pub wal_files_fetched: u64,
     pub wal_bytes_fetched: u64,
+    /// Of the files fetched, those read ahead while the server replayed the one before.
+    pub wal_files_ahead: u64,
     pub phases: BTreeMap<String, f64>,
     pub duration_s: f64,
     /// `pg_verifybackup` of the restored files: passed, and its word (absent: not run).
@@ -1261,6 +1090,8 @@ pub fn replay<T>(
         WalArchive::new(repo, b.facts.wal_stream.clone()),
         &socket,
         b.facts.segments(),
+        opts.data_dir.join("pg_wal").join(".bulwark-ahead"),
+        run_as.as_ref().map(|u| (u.uid, u.gid)),
     )?;
     if let Some(u) = &run_as {
         for p in [work.path(), socket.as_path()] {
@@ -1330,6 +1161,7 @@ pub fn replay<T>(
     .inspect(|_| {
         report.wal_files_fetched = service.fetched.load(Ordering::Relaxed);
         report.wal_bytes_fetched = service.bytes.load(Ordering::Relaxed);
+        report.wal_files_ahead = service.fetched_ahead.load(Ordering::Relaxed);
         report.duration_s = started.elapsed().as_secs_f64();
     })
 }
