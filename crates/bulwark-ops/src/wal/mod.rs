@@ -6,9 +6,10 @@
 //!   see `bulwark_source::db::datadir`), or streams `pg_basebackup`'s tar archive, straight into
 //!   the repository: each file or directory becomes one of the snapshot, so the snapshot is the
 //!   data directory as `pg_basebackup -Fp` would have written it (with `backup_label` and
-//!   `backup_manifest`), relation files are chunked one by one (an unchanged file costs its
-//!   hashing, nothing stored), and a restore is an ordinary restore of the tree. The snapshot's
-//!   `meta` holds [`PhysicalFacts`].
+//!   `backup_manifest`), files are cut into fixed 1 MiB blocks, since relation files change
+//!   in place (an unchanged block costs its hashing, nothing stored; base backups taken before
+//!   the blocks were fixed, with content-defined chunks, share none with later ones), and a
+//!   restore is an ordinary restore of the tree. The snapshot's `meta` holds [`PhysicalFacts`].
 //! - WAL lives beside the snapshots (`bulwark_repo::wal`), in the stream of the dataset and the
 //!   cluster's system identifier.
 //! - A point-in-time restore picks the newest base backup that ended before the target, checks
@@ -29,6 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -92,7 +94,6 @@ pub fn backup_physical(
         BaseBackupSource::Stream(mut stream) => {
             let stored = BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| {
                 Ingest {
-                    repo,
                     writer,
                     counter: counter.as_ref(),
                     stop: progress,
@@ -116,7 +117,6 @@ pub fn backup_physical(
             let ((got, stopped), stats) =
                 BlobWriter::run(repo, &index, repo.backend().concurrency(), |writer| {
                     Ingest {
-                        repo,
                         writer,
                         counter: counter.as_ref(),
                         stop: progress,
@@ -209,7 +209,6 @@ pub fn backup_physical(
 }
 
 struct Ingest<'a, 'w> {
-    repo: &'a Repository,
     writer: &'a BlobWriter<'w>,
     counter: &'a dyn crate::progress::Counter,
     stop: &'a dyn Progress,
@@ -430,22 +429,19 @@ impl Ingest<'_, '_> {
         buf: &mut Vec<u8>,
     ) -> std::result::Result<(Vec<Id>, u64), StreamError> {
         let mut content = Vec::new();
-        let chunker = self.repo.settings().chunker;
-        let total = chunker.chunk_stream(
-            reader,
-            buf,
-            |window, cuts| -> std::result::Result<(), StreamError> {
-                let ids: Vec<Id> = cuts
-                    .par_iter()
-                    .map(|r| self.writer.save(BlobKind::Data, &window[r.clone()]))
-                    .collect::<bulwark_repo::Result<_>>()
-                    .map_err(|e| StreamError::Repo(e.into()))?;
-                content.extend(ids);
-                self.counter
-                    .inc(cuts.iter().map(|r| r.len() as u64).sum::<u64>());
-                Ok(())
-            },
-        )?;
+        // A data directory's files change in place: fixed blocks (see `fixed_blocks`).
+        let each = |window: &[u8], cuts: &[Range<usize>]| -> std::result::Result<(), StreamError> {
+            let ids: Vec<Id> = cuts
+                .par_iter()
+                .map(|r| self.writer.save(BlobKind::Data, &window[r.clone()]))
+                .collect::<bulwark_repo::Result<_>>()
+                .map_err(|e| StreamError::Repo(e.into()))?;
+            content.extend(ids);
+            self.counter
+                .inc(cuts.iter().map(|r| r.len() as u64).sum::<u64>());
+            Ok(())
+        };
+        let total = bulwark_repo::chunker::fixed_blocks(reader, buf, each)?;
         Ok((content, total))
     }
 }
