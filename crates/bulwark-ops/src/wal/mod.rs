@@ -913,6 +913,8 @@ pub struct PitrReport {
     pub wal_bytes_fetched: u64,
     /// Of the files fetched, those read ahead while the server replayed the one before.
     pub wal_files_ahead: u64,
+    /// How long the server waited for this process's answers, in all (seconds).
+    pub wal_wait_s: f64,
     pub phases: BTreeMap<String, f64>,
     pub duration_s: f64,
     /// `pg_verifybackup` of the restored files: passed, and its word (absent: not run).
@@ -1158,6 +1160,7 @@ pub fn replay<T>(
         report.wal_files_fetched = service.fetched.load(Ordering::Relaxed);
         report.wal_bytes_fetched = service.bytes.load(Ordering::Relaxed);
         report.wal_files_ahead = service.fetched_ahead.load(Ordering::Relaxed);
+        report.wal_wait_s = service.waited_ns.load(Ordering::Relaxed) as f64 / 1e9;
         report.duration_s = started.elapsed().as_secs_f64();
     })
 }

@@ -34,7 +34,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bulwark_repo::wal::WalArchive;
 use bulwark_source::db::physical::Segments;
@@ -59,6 +59,8 @@ pub struct FetchService<'a> {
     pub bytes: AtomicU64,
     /// Files answered from the ahead directory.
     pub fetched_ahead: AtomicU64,
+    /// How long the server waited for answers, in all (nanoseconds).
+    pub waited_ns: AtomicU64,
 }
 
 struct Ahead {
@@ -141,6 +143,7 @@ impl<'a> FetchService<'a> {
             fetched: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             fetched_ahead: AtomicU64::new(0),
+            waited_ns: AtomicU64::new(0),
         })
     }
 
@@ -151,9 +154,12 @@ impl<'a> FetchService<'a> {
             while !self.stop.load(Ordering::Relaxed) {
                 match self.listener.accept() {
                     Ok((stream, _)) => {
+                        let started = Instant::now();
                         if let Err(e) = self.answer(stream) {
                             tracing::warn!("serving WAL to the replay: {e}");
                         }
+                        self.waited_ns
+                            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(1));
@@ -387,7 +393,6 @@ pub fn fetch_over_socket(socket: &Path, name: &str, dest: &Path) -> Result<bool>
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Instant;
 
     use bulwark_repo::Repository;
     use bulwark_repo::backend::StoreBackend;
@@ -490,6 +495,10 @@ mod tests {
             service.shut();
         });
         assert_eq!(service.fetched.load(Ordering::Relaxed), 9);
+        assert!(
+            service.waited_ns.load(Ordering::Relaxed) > 0,
+            "answers are timed"
+        );
         drop(service);
         assert!(!ahead.exists(), "the ahead directory goes with the service");
         assert!(pg_wal.exists());
