@@ -456,8 +456,17 @@ mod tests {
             names.sort();
             names
         };
+        /// Shuts the service down however the test body ends, so a failed assertion fails the
+        /// test instead of leaving the scope waiting for the server thread.
+        struct ShutOnDrop<'s, 'a>(&'s FetchService<'a>);
+        impl Drop for ShutOnDrop<'_, '_> {
+            fn drop(&mut self) {
+                self.0.shut();
+            }
+        }
         std::thread::scope(|s| {
             s.spawn(|| service.serve());
+            let _shut = ShutOnDrop(&service);
             let get = |name: &str| {
                 let dest = pg_wal.join("RECOVERYXLOG");
                 let _ = fs::remove_file(&dest);
@@ -492,7 +501,6 @@ mod tests {
                 service.missing.lock().unwrap().clone(),
                 vec![segs.name(2, 10)]
             );
-            service.shut();
         });
         assert_eq!(service.fetched.load(Ordering::Relaxed), 9);
         assert!(
