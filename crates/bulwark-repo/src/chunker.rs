@@ -168,16 +168,18 @@ mod tests {
             .collect()
     }
 
-    fn cut_all(p: &ChunkerParams, data: &[u8], read_size: usize) -> Vec<Vec<u8>> {
-        struct Trickle<'a>(&'a [u8], usize);
-        impl Read for Trickle<'_> {
-            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-                let n = self.1.min(out.len()).min(self.0.len());
-                out[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
+    /// A reader handing out at most `.1` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
         }
+    }
+
+    fn cut_all(p: &ChunkerParams, data: &[u8], read_size: usize) -> Vec<Vec<u8>> {
         let mut chunks = Vec::new();
         let mut buf = Vec::new();
         p.chunk_stream::<_, io::Error>(Trickle(data, read_size), &mut buf, |w, cuts| {
@@ -191,15 +193,6 @@ mod tests {
     #[test]
     fn fixed_blocks_start_at_the_file_start_and_a_changed_page_changes_one() {
         let blocks = |data: &[u8], read_size: usize| {
-            struct Trickle<'a>(&'a [u8], usize);
-            impl Read for Trickle<'_> {
-                fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-                    let n = self.1.min(out.len()).min(self.0.len());
-                    out[..n].copy_from_slice(&self.0[..n]);
-                    self.0 = &self.0[n..];
-                    Ok(n)
-                }
-            }
             let mut out: Vec<Vec<u8>> = Vec::new();
             let total = fixed_blocks::<_, io::Error>(
                 Trickle(data, read_size),
