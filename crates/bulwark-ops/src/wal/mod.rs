@@ -58,7 +58,7 @@ use crate::progress::{Progress, Unit};
 use crate::restore::{RestoreOptions, restore_selection};
 
 mod serve;
-pub use serve::{AHEAD, FetchService, fetch_over_socket};
+pub use serve::{FetchService, fetch_over_socket};
 
 // ---------------------------------------------------------------------------------------------
 // Base backups.
@@ -283,8 +283,9 @@ impl Ingest<'_, '_> {
                     } else if path == Path::new("backup_manifest") {
                         let mut data = Vec::new();
                         entry.read_to_end(&mut data).map_err(tar_error)?;
-                        out.manifest = Some(data.clone());
-                        self.save_stream(io::Cursor::new(data), &mut buf)
+                        let saved = self.save_stream(io::Cursor::new(&data), &mut buf);
+                        out.manifest = Some(data);
+                        saved
                     } else {
                         self.save_stream(&mut entry, &mut buf)
                     }

@@ -42,7 +42,7 @@ use bulwark_source::db::physical::Segments;
 use crate::error::{Error, Result};
 
 /// How many segments are read ahead of the one the server asked for last (16 MiB each, on disk).
-pub const AHEAD: u64 = 6;
+const AHEAD: u64 = 6;
 
 /// A segment: `(timeline, segment number)`.
 type Key = (u32, u64);
