@@ -66,6 +66,11 @@ pub struct BackupDetails {
     /// no repository there): what an automatic failover counts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unavailable: bool,
+    /// The snapshot was found in the repository with no event of the backup that made it (a
+    /// run stopped between saving the snapshot and recording it, or a backup made outside
+    /// `run`), and is recorded by the run that found it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub found: bool,
 }
 
 impl Details for BackupDetails {

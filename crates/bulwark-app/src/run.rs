@@ -26,6 +26,7 @@ use bulwark_policy::GroupBy;
 use bulwark_policy::config::{Dataset, NotifyEvent};
 use bulwark_policy::due::{self, Due, LastTest};
 use bulwark_repo::Repository;
+use bulwark_repo::repository::Snapshots;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -193,6 +194,8 @@ struct Plan<'a> {
     heartbeat: Option<String>,
     copies: Vec<(String, String)>,
     next: Option<DateTime<Utc>>,
+    /// The dataset's snapshots in its repository when the run planned.
+    snapshots: Snapshots,
 }
 
 struct Runner<'a> {
@@ -230,11 +233,20 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
     let mut forgot: BTreeSet<String> = BTreeSet::new();
     let mut next = plans.iter().filter_map(|p| p.next).min();
     for plan in plans {
+        let found = runner.record_found_snapshots(&plan)?;
         let working = plan.backup.is_some()
             || plan.test.is_some()
             || plan.heartbeat.is_some()
             || !plan.copies.is_empty();
         if !working && plan.primary.is_ok() {
+            if !found.is_empty() {
+                report.datasets.push(DatasetRun {
+                    dataset: plan.dataset.name.clone(),
+                    ok: true,
+                    due: vec!["snapshots found without their backup events".into()],
+                    steps: found,
+                });
+            }
             continue;
         }
         let mut run = DatasetRun {
@@ -247,6 +259,7 @@ pub fn run(ws: &Workspace, req: &RunRequest) -> Result<RunReport> {
                 .cloned()
                 .chain(plan.copies.iter().map(|(_, why)| why.clone()))
                 .collect(),
+            steps: found,
             ..Default::default()
         };
         if let Some(wrote) = runner.dataset(&plan, &mut run, &mut forgot)? {
@@ -457,20 +470,17 @@ fn last_prune(ledger: &dyn Ledger, repository: &str) -> Result<Option<DateTime<U
         .map(|e| e.finished))
 }
 
-/// The newest snapshot time of `dataset` in `repo`, and every snapshot id of it.
-fn newest_snapshot(
-    repo: &Repository,
-    dataset: &str,
-) -> bulwark_repo::Result<(Option<DateTime<Utc>>, Vec<String>)> {
+/// The snapshots of `dataset` in `repo`.
+fn dataset_snapshots(repo: &Repository, dataset: &str) -> bulwark_repo::Result<Snapshots> {
     let (snaps, _) = repo.load_snapshots()?;
-    let mine: Vec<_> = snaps
-        .iter()
+    Ok(snaps
+        .into_iter()
         .filter(|(_, s)| s.dataset.as_deref() == Some(dataset))
-        .collect();
-    Ok((
-        mine.iter().map(|(_, s)| s.time.to_utc()).max(),
-        mine.iter().map(|(id, _)| id.to_hex()).collect(),
-    ))
+        .collect())
+}
+
+fn hex_ids(snapshots: &Snapshots) -> Vec<String> {
+    snapshots.iter().map(|(id, _)| id.to_hex()).collect()
 }
 
 impl<'a> Runner<'a> {
@@ -489,11 +499,13 @@ impl<'a> Runner<'a> {
         let mut plans = Vec::new();
         for d in self.selected() {
             let primary = self.ws.repository(&d.repository);
-            let (newest, ids) = match &primary {
-                Ok(repo) => newest_snapshot(repo, &d.name)
+            let snapshots = match &primary {
+                Ok(repo) => dataset_snapshots(repo, &d.name)
                     .map_err(|e| Error::repository(&d.repository, e))?,
-                Err(_) => (None, Vec::new()),
+                Err(_) => Vec::new(),
             };
+            let newest = snapshots.iter().map(|(_, s)| s.time.to_utc()).max();
+            let ids = hex_ids(&snapshots);
             let last_test = self
                 .ws
                 .ledger()
@@ -587,9 +599,76 @@ impl<'a> Runner<'a> {
                 heartbeat,
                 copies,
                 next,
+                snapshots,
             });
         }
         Ok(plans)
+    }
+
+    /// Record the snapshots of the plan's dataset that no backup event names and that are newer
+    /// than the newest one that does: a node stopped between saving a snapshot and recording
+    /// it (the run that takes its work over finds the snapshot and has no backup to do), or a
+    /// backup was made outside `run`. Without this the ledger would lack evidence of a snapshot
+    /// the repository holds. Each becomes an ok backup event marked `found`, started at the
+    /// snapshot's time (or now, for one from the future).
+    fn record_found_snapshots(&self, plan: &Plan) -> Result<Vec<Step>> {
+        let d = plan.dataset;
+        let (newest_recorded, recorded) = {
+            let ledger = self.ws.ledger();
+            let newest = ledger
+                .last(&EventKind::Backup, Some(&d.name), true)?
+                .map(|e| e.started);
+            let mut recorded = BTreeSet::new();
+            if let Some(newest) = newest {
+                // A day's margin covers backups of the dataset that overlapped the newest.
+                let filter = EventFilter::all()
+                    .kind(EventKind::Backup)
+                    .dataset(&d.name)
+                    .ok(true)
+                    .since(newest - chrono::Duration::days(1));
+                for e in ledger.events(&filter)? {
+                    recorded.extend(BackupDetails::of(&e).ok().and_then(|b| b.snapshot_id));
+                }
+            }
+            (newest, recorded)
+        };
+        let mut found: Vec<_> = plan
+            .snapshots
+            .iter()
+            .filter(|(id, s)| {
+                newest_recorded.is_none_or(|t| s.time.to_utc() > t)
+                    && !recorded.contains(&id.to_hex())
+            })
+            .collect();
+        found.sort_by_key(|(_, s)| s.time);
+        let mut steps = Vec::new();
+        for (id, snap) in found {
+            let outcome = Outcome::ok(
+                format!(
+                    "snapshot {} found in the repository without its backup event; recorded now",
+                    id.short()
+                ),
+                &BackupDetails {
+                    snapshot_id: Some(id.to_hex()),
+                    parent: snap.parent.map(|p| p.to_hex()),
+                    summary: snap.summary.clone(),
+                    cipher: Some(bulwark_repo::crypto::CIPHER.to_string()),
+                    found: true,
+                    ..Default::default()
+                },
+            );
+            let started = (snap.time.to_utc().min(self.clock()), Instant::now());
+            steps.push(self.record(
+                EventKind::Backup,
+                "record found snapshot",
+                Some(&d.name),
+                &d.repository,
+                started,
+                outcome,
+                None,
+            )?);
+        }
+        Ok(steps)
     }
 
     /// Record a step as a ledger event and as a step of the report; tell who hears a failure.
@@ -753,9 +832,9 @@ impl<'a> Runner<'a> {
         // Off-site copies.
         let copy_all = backed_up || plan.test.is_some() || !self.req.selection.due_only();
         let ids = if copy_all || !plan.copies.is_empty() {
-            newest_snapshot(&primary, name)
+            dataset_snapshots(&primary, name)
+                .map(|s| hex_ids(&s))
                 .map_err(|e| Error::repository(&d.repository, e))?
-                .1
         } else {
             Vec::new()
         };
@@ -868,6 +947,7 @@ impl<'a> Runner<'a> {
                         cipher: Some(bulwark_repo::crypto::CIPHER.to_string()),
                         key_slot: Some(repo.key_slot().to_string()),
                         unavailable: false,
+                        found: false,
                     },
                 )
             }

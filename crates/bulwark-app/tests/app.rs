@@ -228,3 +228,73 @@ fn reading_opens_nothing_that_is_not_there() {
     assert_eq!(st.unreachable.len(), 2, "{st:?}");
     assert_eq!(st.verdict, Verdict::Breached);
 }
+
+#[test]
+fn a_snapshot_saved_without_its_event_is_recorded_by_the_next_run() {
+    let (_dir, config) = site::embedded_default();
+    let ws = open(&config, Create::Everything);
+    ws.init_missing().unwrap();
+    assert!(run(&ws, &request(Selection::All)).unwrap().ok);
+    // A node that saved a snapshot and stopped before it wrote the ledger event.
+    let primary = ws.repository("primary").unwrap();
+    let d = ws.dataset("app-db").unwrap();
+    let made = Utc::now() + Duration::minutes(1);
+    let orphan = bulwark_app::dataset::backup_dataset(&ws, d, &primary, &Silent, made).unwrap();
+    let backups = |found: bool| -> Vec<BackupDetails> {
+        ws.ledger()
+            .events(&EventFilter::all().kind(EventKind::Backup).dataset("app-db"))
+            .unwrap()
+            .iter()
+            .map(|e| BackupDetails::of(e).unwrap())
+            .filter(|b| b.found == found)
+            .collect()
+    };
+    assert_eq!(backups(false).len(), 1);
+    assert!(backups(true).is_empty());
+
+    // The next run has no backup due for app-db, yet records what it found (and copies it
+    // off-site, which the stopped node never did).
+    let mut later = request(Selection::Due);
+    later.now = made + Duration::minutes(1);
+    let report = run(&ws, &later).unwrap();
+    assert!(report.ok, "{report:?}");
+    let app = report
+        .datasets
+        .iter()
+        .find(|r| r.dataset == "app-db")
+        .expect("the found snapshot is reported");
+    let steps: Vec<&str> = app.steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(
+        steps,
+        ["record found snapshot", "copy to offsite"],
+        "{app:?}"
+    );
+    let found = backups(true);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].snapshot_id.as_deref(),
+        Some(orphan.snapshot_id.to_hex().as_str())
+    );
+    assert_eq!(
+        found[0].summary.as_ref().unwrap().total_files,
+        orphan.summary.total_files
+    );
+    let event = ws
+        .ledger()
+        .last(&EventKind::Backup, Some("app-db"), true)
+        .unwrap()
+        .unwrap();
+    assert!(
+        (event.started - made).num_seconds().abs() <= 1,
+        "the event starts when the snapshot was taken: {event:?}"
+    );
+
+    // Recorded once: the run after finds nothing new.
+    later.now += Duration::minutes(1);
+    let report = run(&ws, &later).unwrap();
+    assert!(
+        report.steps().all(|s| s.step != "record found snapshot"),
+        "{report:?}"
+    );
+    assert_eq!(backups(true).len(), 1);
+}
