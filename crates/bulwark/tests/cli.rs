@@ -830,6 +830,104 @@ fn usage_errors_exit_2_and_config_is_reported() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The WAL clients a replaying server runs.
+
+/// A restore's WAL socket that gives `answer` to one request, which it returns.
+fn one_answer(socket: &Path, answer: impl Into<Vec<u8>>) -> std::thread::JoinHandle<String> {
+    let answer = answer.into();
+    use std::io::{BufRead, Write};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = String::new();
+        std::io::BufReader::new(&stream)
+            .read_line(&mut request)
+            .unwrap();
+        stream.write_all(&answer).unwrap();
+        request
+    })
+}
+
+#[test]
+fn both_wal_clients_speak_the_socket_protocol_with_postgres_exit_codes() {
+    let dir = tempdir("bulwark-wal-client-");
+    let helper = PathBuf::from(env!("CARGO_BIN_EXE_bulwark-wal-fetch"));
+    let clients: [(&str, Box<dyn Fn() -> Command>); 2] = [
+        (
+            "bulwark wal-fetch",
+            Box::new(|| {
+                let mut c = bulwark();
+                c.arg("wal-fetch");
+                c
+            }),
+        ),
+        ("bulwark-wal-fetch", Box::new(|| Command::new(&helper))),
+    ];
+    for (who, client) in &clients {
+        let dest = dir.path().join("RECOVERYXLOG");
+        let _ = fs::remove_file(&dest);
+        let ask = |socket: &Path| {
+            let mut c = client();
+            c.arg("--socket")
+                .arg(socket)
+                .arg("000000010000000000000003")
+                .arg(&dest);
+            run(&mut c)
+        };
+        // The bytes, whole, at %p.
+        let socket = dir.path().join("ok.sock");
+        let server = one_answer(&socket, b"OK 5\nhello");
+        let out = ask(&socket);
+        assert_eq!(out.code, 0, "{who}: {}", out.describe());
+        assert_eq!(server.join().unwrap(), "000000010000000000000003\n");
+        assert_eq!(fs::read(&dest).unwrap(), b"hello", "{who}");
+        fs::remove_file(&socket).unwrap();
+        // A file read ahead is moved into place.
+        let waiting = dir.path().join("waiting");
+        fs::write(&waiting, b"read ahead").unwrap();
+        let server = one_answer(&socket, format!("AHEAD {}\n", waiting.display()));
+        assert_eq!(ask(&socket).code, 0, "{who}");
+        server.join().unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"read ahead", "{who}");
+        assert!(!waiting.exists(), "{who}: moved, not copied");
+        fs::remove_file(&socket).unwrap();
+        // Not archived: 1, which PostgreSQL takes for the archive's end.
+        let server = one_answer(&socket, b"MISSING\n");
+        assert_eq!(ask(&socket).code, 1, "{who}");
+        server.join().unwrap();
+        fs::remove_file(&socket).unwrap();
+        // The restore could not read it, a short answer, no socket: 250, so recovery stops,
+        // with one line that says why, and nothing half-written at %p.
+        fs::remove_file(&dest).unwrap();
+        for (answer, says) in [
+            (&b"ERROR pack 1f2e is damaged\n"[..], "pack 1f2e is damaged"),
+            (&b"OK 100\nshort"[..], "5 of 100 bytes"),
+        ] {
+            let server = one_answer(&socket, answer);
+            let out = ask(&socket);
+            server.join().unwrap();
+            assert_eq!(out.code, 250, "{who}: {}", out.describe());
+            let line = out.stderr.trim();
+            assert!(line.contains(says) && !line.contains('\n'), "{who}: {line}");
+            assert!(!dest.exists(), "{who}: nothing at %p");
+            fs::remove_file(&socket).unwrap();
+        }
+        let out = ask(&dir.path().join("gone.sock"));
+        assert_eq!(out.code, 250, "{who}: {}", out.describe());
+        assert!(out.stderr.contains("gone.sock"), "{who}: {}", out.stderr);
+        assert!(fs::read_dir(dir.path()).unwrap().all(|e| {
+            !e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("bulwark-fetch")
+        }));
+    }
+    // The helper's own usage error is an archive error too: never "not archived".
+    let out = run(Command::new(&helper).arg("000000010000000000000003"));
+    assert_eq!(out.code, 250, "{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output that cannot be written.
 
 #[test]

@@ -359,6 +359,13 @@ fn base_backup_under_pgbench_then_pitr_between_two_transactions() {
             "segments are read ahead while the server replays: {r}"
         );
         assert!(
+            r["wal_fetch_program"]
+                .as_str()
+                .unwrap()
+                .ends_with("/bulwark-wal-fetch"),
+            "the small client answers the server's restore_command: {r}"
+        );
+        assert!(
             !data.join("pg_wal/.bulwark-ahead").exists(),
             "nothing read ahead is left in the restored pg_wal"
         );

@@ -916,6 +916,8 @@ pub struct PitrReport {
     pub wal_files_ahead: u64,
     /// How long the server waited for this process's answers, in all (seconds).
     pub wal_wait_s: f64,
+    /// The program the server's `restore_command` ran.
+    pub wal_fetch_program: String,
     pub phases: BTreeMap<String, f64>,
     pub duration_s: f64,
     /// `pg_verifybackup` of the restored files: passed, and its word (absent: not run).
@@ -1098,11 +1100,8 @@ pub fn replay<T>(
                 .map_err(|e| Error::io(format!("cannot give {} to {}", p.display(), u.name), e))?;
         }
     }
-    let restore_command = format!(
-        "{} wal-fetch --socket {} %f %p",
-        shell_quote(&opts.program.display().to_string()),
-        shell_quote(&socket.display().to_string())
-    );
+    let (client, restore_command) = restore_command(&opts.program, &socket);
+    report.wal_fetch_program = client.display().to_string();
     let replay_opts = ReplayOptions {
         data: opts.data_dir.clone(),
         work: work.path().to_path_buf(),
@@ -1164,6 +1163,27 @@ pub fn replay<T>(
         report.wal_wait_s = service.waited_ns.load(Ordering::Relaxed) as f64 / 1e9;
         report.duration_s = started.elapsed().as_secs_f64();
     })
+}
+
+/// The program PostgreSQL's `restore_command` runs to ask the service at `socket` for a WAL
+/// file, and the command: `bulwark-wal-fetch` beside `program` when it is there (it starts in a
+/// millisecond, where the whole `bulwark` program takes several, and the server waits for it
+/// once per segment), else `program wal-fetch`.
+fn restore_command(program: &Path, socket: &Path) -> (PathBuf, String) {
+    let socket = shell_quote(&socket.display().to_string());
+    let helper = program.with_file_name("bulwark-wal-fetch");
+    if helper.is_file() {
+        let command = format!(
+            "{} --socket {socket} %f %p",
+            shell_quote(&helper.display().to_string())
+        );
+        return (helper, command);
+    }
+    let command = format!(
+        "{} wal-fetch --socket {socket} %f %p",
+        shell_quote(&program.display().to_string())
+    );
+    (program.to_path_buf(), command)
 }
 
 /// A point-in-time restore into a data directory, left stopped cleanly and promoted.
