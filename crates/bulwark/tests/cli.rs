@@ -852,22 +852,17 @@ fn one_answer(socket: &Path, answer: impl Into<Vec<u8>>) -> std::thread::JoinHan
 fn both_wal_clients_speak_the_socket_protocol_with_postgres_exit_codes() {
     let dir = tempdir("bulwark-wal-client-");
     let helper = PathBuf::from(env!("CARGO_BIN_EXE_bulwark-wal-fetch"));
-    let clients: [(&str, Box<dyn Fn() -> Command>); 2] = [
-        (
-            "bulwark wal-fetch",
-            Box::new(|| {
-                let mut c = bulwark();
-                c.arg("wal-fetch");
-                c
-            }),
-        ),
-        ("bulwark-wal-fetch", Box::new(|| Command::new(&helper))),
-    ];
-    for (who, client) in &clients {
+    for who in ["bulwark wal-fetch", "bulwark-wal-fetch"] {
         let dest = dir.path().join("RECOVERYXLOG");
         let _ = fs::remove_file(&dest);
         let ask = |socket: &Path| {
-            let mut c = client();
+            let mut c = if who == "bulwark wal-fetch" {
+                let mut c = bulwark();
+                c.arg("wal-fetch");
+                c
+            } else {
+                Command::new(&helper)
+            };
             c.arg("--socket")
                 .arg(socket)
                 .arg("000000010000000000000003")
