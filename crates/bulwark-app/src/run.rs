@@ -613,33 +613,38 @@ impl<'a> Runner<'a> {
     /// snapshot's time (or now, for one from the future).
     fn record_found_snapshots(&self, plan: &Plan) -> Result<Vec<Step>> {
         let d = plan.dataset;
-        let (newest_recorded, recorded) = {
-            let ledger = self.ws.ledger();
-            let newest = ledger
-                .last(&EventKind::Backup, Some(&d.name), true)?
-                .map(|e| e.started);
-            let mut recorded = BTreeSet::new();
-            if let Some(newest) = newest {
-                // A day's margin covers backups of the dataset that overlapped the newest.
-                let filter = EventFilter::all()
-                    .kind(EventKind::Backup)
-                    .dataset(&d.name)
-                    .ok(true)
-                    .since(newest - chrono::Duration::days(1));
-                for e in ledger.events(&filter)? {
-                    recorded.extend(BackupDetails::of(&e).ok().and_then(|b| b.snapshot_id));
-                }
-            }
-            (newest, recorded)
-        };
+        let newest = self
+            .ws
+            .ledger()
+            .last(&EventKind::Backup, Some(&d.name), true)?;
+        let newest_id = newest
+            .as_ref()
+            .and_then(|e| BackupDetails::of(e).ok()?.snapshot_id);
         let mut found: Vec<_> = plan
             .snapshots
             .iter()
             .filter(|(id, s)| {
-                newest_recorded.is_none_or(|t| s.time.to_utc() > t)
-                    && !recorded.contains(&id.to_hex())
+                newest.as_ref().is_none_or(|e| s.time.to_utc() > e.started)
+                    && newest_id.as_deref() != Some(id.to_hex().as_str())
             })
             .collect();
+        // Usually none is left: the newest event names the newest snapshot. Otherwise the
+        // events of a day before the newest are read too, for backups that overlapped it.
+        if let (Some(newest), false) = (&newest, found.is_empty()) {
+            let filter = EventFilter::all()
+                .kind(EventKind::Backup)
+                .dataset(&d.name)
+                .ok(true)
+                .since(newest.started - chrono::Duration::days(1));
+            let recorded: BTreeSet<String> = self
+                .ws
+                .ledger()
+                .events(&filter)?
+                .iter()
+                .filter_map(|e| BackupDetails::of(e).ok()?.snapshot_id)
+                .collect();
+            found.retain(|(id, _)| !recorded.contains(&id.to_hex()));
+        }
         found.sort_by_key(|(_, s)| s.time);
         let mut steps = Vec::new();
         for (id, snap) in found {

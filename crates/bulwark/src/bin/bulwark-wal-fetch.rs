@@ -11,18 +11,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `bulwark wal-fetch`'s code for an archive that could not be read.
+/// `bulwark wal-fetch`'s code for an archive that could not be read (`commands::wal_fetch`
+/// in the `bulwark` program; this program shares no module with it, to stay small).
 const ARCHIVE_ERROR: u8 = 250;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [flag, socket, name, dest] = args.as_slice() else {
-        eprintln!("usage: bulwark-wal-fetch --socket SOCKET WAL_FILE DESTINATION");
-        return ExitCode::from(ARCHIVE_ERROR);
+        return usage();
     };
     if flag != "--socket" {
-        eprintln!("usage: bulwark-wal-fetch --socket SOCKET WAL_FILE DESTINATION");
-        return ExitCode::from(ARCHIVE_ERROR);
+        return usage();
     }
     match bulwark_ops::wal::fetch_over_socket(&PathBuf::from(socket), name, &PathBuf::from(dest)) {
         Ok(true) => ExitCode::SUCCESS,
@@ -32,4 +31,10 @@ fn main() -> ExitCode {
             ExitCode::from(ARCHIVE_ERROR)
         }
     }
+}
+
+/// A usage error is an archive error too, never "not archived": recovery must not end early.
+fn usage() -> ExitCode {
+    eprintln!("usage: bulwark-wal-fetch --socket SOCKET WAL_FILE DESTINATION");
+    ExitCode::from(ARCHIVE_ERROR)
 }
