@@ -64,14 +64,35 @@ pub fn backup_database(
     opts: DbBackupOptions,
     progress: &dyn Progress,
 ) -> Result<DbBackupReport> {
+    start_database_backup(opts)?.store(repo, progress)
+}
+
+/// A database backup whose source is already producing its dump or copy, not yet stored.
+///
+/// Starting needs no repository, so a caller may open one (and derive its key) meanwhile.
+/// Dropped unstored, it stops the dump: its producer's next write fails and ends it.
+pub struct StartedDbBackup {
+    streams: Vec<(String, Box<dyn Read + Send>)>,
+    meta: DbMeta,
+    /// A PostgreSQL dump's facts are complete once its stream has been read: the snapshot gets
+    /// them then, and the report the same facts after.
+    late_meta: Option<LateMeta>,
+    streamed: Option<pg::StreamedFingerprint>,
+    /// Held until the backup has read it: the SQLite copy lives in a temporary directory.
+    _copy: Option<sqlite::SqliteCopy>,
+    tags: Vec<String>,
+    host: Option<String>,
+    time: Option<DateTime<FixedOffset>>,
+    dataset: Option<String>,
+}
+
+/// Start a database's dump or copy; see [`StartedDbBackup`].
+pub fn start_database_backup(opts: DbBackupOptions) -> Result<StartedDbBackup> {
     let mut streams: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
-    // Held until the backup has read it: the SQLite copy lives in a temporary directory.
-    let mut _copy = None;
-    // A PostgreSQL dump's facts are complete once its stream has been read: the snapshot gets
-    // them then, and the report the same facts after.
+    let mut copy = None;
     let mut late_meta: Option<LateMeta> = None;
     let mut streamed = None;
-    let mut meta = match opts.source {
+    let meta = match opts.source {
         DbSource::Postgres(o) => {
             let dump = pg::start_dump(&o).map_err(source_failed)?;
             if let Some(g) = dump.globals {
@@ -95,38 +116,56 @@ pub fn backup_database(
             DbMeta::Mariadb(dump.facts)
         }
         DbSource::Sqlite(path) => {
-            let copy = sqlite::consistent_copy(&path).map_err(source_failed)?;
-            let file = File::open(&copy.path)
-                .map_err(|e| Error::io(format!("cannot read {}", copy.path.display()), e))?;
-            streams.push((copy.facts.file.clone(), Box::new(file)));
-            let meta = DbMeta::Sqlite(copy.facts.clone());
-            _copy = Some(copy);
+            let c = sqlite::consistent_copy(&path).map_err(source_failed)?;
+            let file = File::open(&c.path)
+                .map_err(|e| Error::io(format!("cannot read {}", c.path.display()), e))?;
+            streams.push((c.facts.file.clone(), Box::new(file)));
+            let meta = DbMeta::Sqlite(c.facts.clone());
+            copy = Some(c);
             meta
         }
     };
-    let report = backup(
-        repo,
-        BackupOptions {
-            source: BackupSource::Streams(streams),
-            excludes: Patterns::new(&[]).map_err(Error::Invalid)?,
-            tags: opts.tags,
-            host: opts.host,
-            time: opts.time,
-            parent: None,
-            dataset: opts.dataset,
-            meta: BTreeMap::from([(META_KEY.to_string(), meta.to_value())]),
-            late_meta,
-            ..Default::default()
-        },
-        progress,
-    )?;
-    if let (Some(fingerprint), DbMeta::Postgres(facts)) = (&streamed, &mut meta) {
-        fingerprint.complete(facts).map_err(source_failed)?;
-    }
-    Ok(DbBackupReport {
-        backup: report,
+    Ok(StartedDbBackup {
+        streams,
         meta,
+        late_meta,
+        streamed,
+        _copy: copy,
+        tags: opts.tags,
+        host: opts.host,
+        time: opts.time,
+        dataset: opts.dataset,
     })
+}
+
+impl StartedDbBackup {
+    /// Read the dump or copy into a snapshot of `repo`.
+    pub fn store(self, repo: &Repository, progress: &dyn Progress) -> Result<DbBackupReport> {
+        let mut meta = self.meta;
+        let report = backup(
+            repo,
+            BackupOptions {
+                source: BackupSource::Streams(self.streams),
+                excludes: Patterns::new(&[]).map_err(Error::Invalid)?,
+                tags: self.tags,
+                host: self.host,
+                time: self.time,
+                parent: None,
+                dataset: self.dataset,
+                meta: BTreeMap::from([(META_KEY.to_string(), meta.to_value())]),
+                late_meta: self.late_meta,
+                ..Default::default()
+            },
+            progress,
+        )?;
+        if let (Some(fingerprint), DbMeta::Postgres(facts)) = (&self.streamed, &mut meta) {
+            fingerprint.complete(facts).map_err(source_failed)?;
+        }
+        Ok(DbBackupReport {
+            backup: report,
+            meta,
+        })
+    }
 }
 
 /// The snapshot `spec` (`latest` meaning the latest of `dataset`, if given) and its database facts.

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use bulwark_ops::backup::{BackupOptions, BackupSource, CACHEDIR_TAG, Filters, backup};
-use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
+use bulwark_ops::database::{DbBackupOptions, DbSource, start_database_backup};
 use bulwark_source::Patterns;
 use bulwark_source::db::DbMeta;
 use bulwark_source::db::mariadb::{MariadbBackupOptions, MariadbTools};
@@ -362,18 +362,25 @@ fn database(g: &Global, a: Args) -> CliResult<i32> {
             ));
         }
     };
-    let repo = open(g)?;
-    let report = backup_database(
-        &repo,
-        DbBackupOptions {
-            source,
-            tags: a.tag,
-            host: a.host,
-            time,
-            dataset: a.dataset,
-        },
-        progress(g),
-    )?;
+    let opts = DbBackupOptions {
+        source,
+        tags: a.tag,
+        host: a.host,
+        time,
+        dataset: a.dataset,
+    };
+    // The repository key's derivation (a tenth of a second, by design) runs while the database
+    // starts its dump; a repository that fails to open stops the dump unstored.
+    let (repo, started) = std::thread::scope(|s| {
+        let opening = s.spawn(|| open(g));
+        let started = start_database_backup(opts);
+        let repo = opening
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (repo, started)
+    });
+    let repo = repo?;
+    let report = started?.store(&repo, progress(g))?;
     let b = &report.backup;
     let s = &b.summary;
     let tables = report.meta.tables();
