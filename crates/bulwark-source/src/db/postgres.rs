@@ -867,7 +867,8 @@ pub fn start_dump(opts: &PgBackupOptions) -> DbResult<PgDump> {
         fingerprint: fingerprint.clone(),
     };
     let dump = DumpReader::spawn("pg-dump", move |out| produce(&mut client, &job, out));
-    // While the dump starts (it runs on its own snapshot, and the reader buffers what it writes).
+    // pg_dumpall needs no snapshot: it runs while the dump's first pg_dump does, whose output
+    // waits in the reader's channel.
     let (globals, globals_note) = if opts.globals {
         dump_globals(&opts.tools, &opts.dsn)
     } else {
