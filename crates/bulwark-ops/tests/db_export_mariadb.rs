@@ -14,9 +14,8 @@ mod common;
 use std::path::Path;
 
 use bulwark_ops::Silent;
-use bulwark_ops::database::{DbBackupOptions, DbSource, backup_database};
+use bulwark_ops::database::backup_database;
 use bulwark_ops::db_export::{CsvSelection, CsvSink, export_csv, export_sql};
-use bulwark_source::db::mariadb::{MariadbBackupOptions, MariadbTools};
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -77,22 +76,7 @@ fn mariadb_csv_and_sql_come_from_the_backup() {
         "INSERT INTO orders VALUES (10, 'acme', '', NULL, NULL, NULL), (11, 'globex', NULL, 0, '', NULL)",
     );
     let r = repo();
-    backup_database(
-        &r.repo,
-        DbBackupOptions {
-            source: DbSource::Mariadb(MariadbBackupOptions {
-                dsn: server.socket_dsn("shop"),
-                checksum_max_bytes: 1 << 30,
-                tools: MariadbTools::locate(),
-            }),
-            tags: vec![],
-            host: None,
-            time: None,
-            dataset: Some("shop".into()),
-        },
-        &Silent,
-    )
-    .unwrap();
+    backup_database(&r.repo, backup_opts(&server.socket_dsn("shop")), &Silent).unwrap();
     // The source changes after the backup, then stops.
     server.sql(
         "shop",

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use bulwark_ops::Silent;
 use bulwark_ops::database::{
-    DbBackupOptions, DbBackupReport, DbSource, DbTarget, SnapshotFileReader, backup_database,
-    restore_database, snapshot_file,
+    DbBackupReport, DbSource, DbTarget, SnapshotFileReader, backup_database, restore_database,
+    snapshot_file,
 };
 use bulwark_ops::restore_test::{RestoreTestOptions, RestoreTestReport, restore_test};
 use bulwark_repo::Repository;
@@ -169,20 +169,6 @@ impl Writer {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.take().unwrap().join().expect("writer thread");
         self.rounds()
-    }
-}
-
-fn backup_opts(dsn: &str) -> DbBackupOptions {
-    DbBackupOptions {
-        source: DbSource::Mariadb(MariadbBackupOptions {
-            dsn: dsn.to_string(),
-            checksum_max_bytes: 1 << 30,
-            tools: MariadbTools::locate(),
-        }),
-        tags: vec![],
-        host: None,
-        time: None,
-        dataset: Some("shop".into()),
     }
 }
 

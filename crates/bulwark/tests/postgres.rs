@@ -1002,3 +1002,76 @@ fn verification_checks_row_checksums_older_md5_checksums_and_counts_and_names_wh
         );
     }
 }
+
+/// No Bulwark variable (here `BULWARK_PASSWORD` and `BULWARK_PG_BINDIR`) reaches a PostgreSQL
+/// program Bulwark starts: each program of the real directory runs through a wrapper that
+/// records its environment, for a backup and a restore test.
+#[test]
+fn no_bulwark_variable_reaches_a_postgres_program() {
+    let server = PgServer::start();
+    server.psql("postgres", "CREATE DATABASE small");
+    server.psql(
+        "small",
+        "CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t VALUES (1, 'one')",
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("bulwark-pg-env-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(dir.path(), 0o755);
+    // The scratch cluster's programs run as an unprivileged account when the tests run as root.
+    mode(&records, 0o1777);
+    for entry in std::fs::read_dir(pg_bindir()).unwrap() {
+        let real = entry.unwrap().path();
+        let name = real.file_name().unwrap().to_string_lossy().into_owned();
+        let script = dir.path().join(&name);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nenv > '{}/{name}.'$$\nexec '{}' \"$@\"\n",
+                records.display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        mode(&script, 0o755);
+    }
+    let repo = Repo::init(&[]);
+    let with_wrappers = |args: &[&str]| run(repo.cmd(args).env("BULWARK_PG_BINDIR", dir.path()));
+    with_wrappers(&["backup", "--postgres", &server.dsn("small")]).assert_ok();
+    let out = with_wrappers(&["restore-test", "latest", "--json"]);
+    assert_passed(&out.json());
+
+    let mut ran = Vec::new();
+    for entry in std::fs::read_dir(&records).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let env = std::fs::read_to_string(&path).unwrap();
+        let leaked: Vec<&str> = env
+            .lines()
+            .filter(|l| l.starts_with("BULWARK_"))
+            .map(|l| l.split('=').next().unwrap_or(l))
+            .collect();
+        assert!(leaked.is_empty(), "{name} inherited {leaked:?}");
+        ran.push(name.split('.').next().unwrap().to_string());
+    }
+    for program in [
+        "pg_dump",
+        "pg_dumpall",
+        "initdb",
+        "pg_ctl",
+        "psql",
+        "pg_amcheck",
+    ] {
+        assert!(
+            ran.iter().any(|r| r == program),
+            "{program} ran through its wrapper (ran: {ran:?})"
+        );
+    }
+}

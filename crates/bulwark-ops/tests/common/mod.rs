@@ -15,10 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bulwark_ops::database::{DbBackupOptions, DbSource};
 use bulwark_repo::{Credential, Repository, Settings, StoreBackend};
 use bulwark_source::db::mariadb::driver::prelude::Queryable;
 use bulwark_source::db::mariadb::driver::{Conn, OptsBuilder};
-use bulwark_source::db::mariadb::{CLIENT, DUMP, INSTALL_DB, MariadbTools, SERVER};
+use bulwark_source::db::mariadb::{
+    CLIENT, DUMP, INSTALL_DB, MariadbBackupOptions, MariadbTools, SERVER,
+};
 use tempfile::TempDir;
 
 /// Whether the long-running variants were asked for.
@@ -292,4 +295,20 @@ pub fn repo() -> Repo {
     )
     .unwrap();
     Repo { _dir: dir, repo }
+}
+
+/// A backup of the MariaDB database at `dsn` as dataset `shop`, with the programs of
+/// [`MariadbTools::locate`] (read when called).
+pub fn backup_opts(dsn: &str) -> DbBackupOptions {
+    DbBackupOptions {
+        source: DbSource::Mariadb(MariadbBackupOptions {
+            dsn: dsn.to_string(),
+            checksum_max_bytes: 1 << 30,
+            tools: MariadbTools::locate(),
+        }),
+        tags: vec![],
+        host: None,
+        time: None,
+        dataset: Some("shop".into()),
+    }
 }

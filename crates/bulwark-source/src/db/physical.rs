@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::str::FromStr;
@@ -37,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::datadir::{self, DataDirBackup};
 use super::dump::collect;
 use super::postgres::{PgTools, client_command, connect, describe_error, quote_literal, redact};
-use super::scratch::{RunAs, scratch_user};
+use super::scratch::{PG_REDIRECTING, RunAs, scratch_user, server_command};
 use super::{DbError, DbResult, tail_lines};
 use crate::read_ahead::ReadAhead;
 
@@ -816,33 +815,13 @@ impl ReplayServer {
             .append(true)
             .open(&log)
             .map_err(|e| io("cannot open the replay log", e))?;
-        let mut cmd = crate::child::command(&postgres);
+        let mut cmd = server_command(&postgres, &opts.work, run_as.as_ref(), PG_REDIRECTING);
         cmd.arg("-D").arg(&opts.data);
         for (k, v) in &settings {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
-        cmd.current_dir(&opts.work)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(logf.try_clone().map_err(|e| io("log", e))?))
-            .stderr(Stdio::from(logf))
-            .env("HOME", &opts.work);
-        for v in [
-            "PGDATA",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGPASSWORD",
-            "PGOPTIONS",
-        ] {
-            cmd.env_remove(v);
-        }
-        if let Some(u) = &run_as {
-            cmd.uid(u.uid)
-                .gid(u.gid)
-                .env("USER", &u.name)
-                .env("LOGNAME", &u.name);
-        }
+        cmd.stdout(Stdio::from(logf.try_clone().map_err(|e| io("log", e))?))
+            .stderr(Stdio::from(logf));
         let child = cmd
             .spawn()
             .map_err(|e| DbError(format!("cannot run {}: {e}", postgres.display())))?;

@@ -232,36 +232,11 @@ impl ScratchCluster {
 
     /// A command for a cluster program, run as the scratch user.
     fn command(&self, program: &Path) -> Command {
-        let mut c = crate::child::command(program);
-        c.current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("HOME", &self.root);
-        for v in [
-            "PGDATA",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGPASSWORD",
-            "PGOPTIONS",
-        ] {
-            c.env_remove(v);
-        }
-        if let Some(u) = &self.run_as {
-            // std drops supplementary groups (setgroups(0)) when changing uid as root.
-            c.uid(u.uid)
-                .gid(u.gid)
-                .env("USER", &u.name)
-                .env("LOGNAME", &u.name);
-        }
-        c
+        server_command(program, &self.root, self.run_as.as_ref(), PG_REDIRECTING)
     }
 
     fn append_log(&self, bytes: &[u8]) {
-        use std::io::Write;
-        if let Ok(mut f) = OpenOptions::new().append(true).open(&self.log) {
-            let _ = f.write_all(bytes);
-        }
+        append_to_log(&self.log, bytes);
     }
 
     /// A libpq connection string for database `db` as the superuser.
@@ -331,6 +306,49 @@ impl Drop for ScratchCluster {
         } else {
             let _ = fs::remove_dir_all(&self.root);
         }
+    }
+}
+
+/// The libpq variables that would point a PostgreSQL server program elsewhere.
+pub(crate) const PG_REDIRECTING: &[&str] = &[
+    "PGDATA",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGPASSWORD",
+    "PGOPTIONS",
+];
+
+/// A command for a scratch server's `program`: in `root`, which is also its `HOME`, as `run_as`,
+/// with stdin closed, and without Bulwark's variables ([`crate::child`]) or the client variables
+/// `redirecting` that could point it at another server.
+pub(crate) fn server_command(
+    program: &Path,
+    root: &Path,
+    run_as: Option<&RunAs>,
+    redirecting: &[&str],
+) -> Command {
+    let mut c = crate::child::command(program);
+    c.current_dir(root).stdin(Stdio::null()).env("HOME", root);
+    for v in redirecting {
+        c.env_remove(v);
+    }
+    if let Some(u) = run_as {
+        // std drops supplementary groups (setgroups(0)) when changing uid as root.
+        c.uid(u.uid)
+            .gid(u.gid)
+            .env("USER", &u.name)
+            .env("LOGNAME", &u.name);
+    }
+    c
+}
+
+/// Append `bytes` to a scratch server's log, if it can be opened (a log is best effort).
+pub(crate) fn append_to_log(log: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    if let Ok(mut f) = OpenOptions::new().append(true).open(log) {
+        let _ = f.write_all(bytes);
     }
 }
 

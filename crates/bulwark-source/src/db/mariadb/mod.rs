@@ -169,7 +169,7 @@ impl MariadbTools {
     /// `PROGRAM --version`, trimmed.
     pub fn version(&self, names: &[&str]) -> DbResult<String> {
         let prog = self.program(names)?;
-        let out = Command::new(&prog)
+        let out = crate::child::command(&prog)
             .arg("--version")
             .stdin(Stdio::null())
             .output()
@@ -768,7 +768,7 @@ pub fn run_client(
 /// A command for a client program reading its connection from `defaults` (which must be the
 /// first option), with the client environment variables that could redirect it removed.
 pub fn client_command(prog: &Path, defaults: &Path) -> Command {
-    let mut c = Command::new(prog);
+    let mut c = crate::child::command(prog);
     c.arg(format!("--defaults-extra-file={}", defaults.display()));
     for v in [
         "MYSQL_PWD",

@@ -13,7 +13,6 @@
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant};
 use ::mysql::Conn;
 
 use super::{INSTALL_DB, MariadbDsn, MariadbTools, SERVER, connect, version_num};
-use crate::db::scratch::{RunAs, run_as, scratch_base};
+use crate::db::scratch::{RunAs, append_to_log, run_as, scratch_base, server_command};
 use crate::db::{DbError, DbResult, tail_lines};
 
 /// The scratch server's superuser.
@@ -194,34 +193,22 @@ impl ScratchServer {
 
     /// A command for a server program, run as the scratch user.
     fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
-        c.current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("HOME", &self.root);
-        for v in [
-            "MYSQL_HOME",
-            "MYSQL_PWD",
-            "MYSQL_HOST",
-            "MYSQL_TCP_PORT",
-            "MYSQL_UNIX_PORT",
-        ] {
-            c.env_remove(v);
-        }
-        if let Some(u) = &self.run_as {
-            // std drops supplementary groups (setgroups(0)) when changing uid as root.
-            c.uid(u.uid)
-                .gid(u.gid)
-                .env("USER", &u.name)
-                .env("LOGNAME", &u.name);
-        }
-        c
+        server_command(
+            program,
+            &self.root,
+            self.run_as.as_ref(),
+            &[
+                "MYSQL_HOME",
+                "MYSQL_PWD",
+                "MYSQL_HOST",
+                "MYSQL_TCP_PORT",
+                "MYSQL_UNIX_PORT",
+            ],
+        )
     }
 
     fn append_log(&self, bytes: &[u8]) {
-        use std::io::Write;
-        if let Ok(mut f) = OpenOptions::new().append(true).open(&self.log) {
-            let _ = f.write_all(bytes);
-        }
+        append_to_log(&self.log, bytes);
     }
 
     /// The superuser's connection to database `db` (empty: none).
