@@ -684,10 +684,13 @@ fn check_subsets_read_at_least_one_pack_and_accept_restics_forms() {
     // the packs it picks are random: the most it can take is the smallest packs that fit.
     let mut ascending: Vec<u64> = pack_sizes.values().copied().collect();
     ascending.sort_unstable();
-    let mut budget = 1u64 << 20;
     let most = ascending
         .iter()
-        .take_while(|&&size| budget.checked_sub(size).map(|left| budget = left).is_some())
+        .scan(0u64, |total, size| {
+            *total += size;
+            Some(*total)
+        })
+        .take_while(|&total| total <= 1 << 20)
         .count()
         .max(1);
     let small = read("1M");
