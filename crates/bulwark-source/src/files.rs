@@ -156,13 +156,21 @@ pub fn running_as_root() -> bool {
 /// attributes that could not be set. Ownership goes first: `chown` clears set-uid bits and file
 /// capabilities, which the later steps put back. Attributes go before `chmod`: `user.*`
 /// attributes need write permission, which a read-only mode would take away.
+///
+/// An owner or mode the entry already has is not set again: each change is a journaled inode
+/// update, and most restored entries were created with the owner and mode they are meant to have.
 pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> io::Result<Vec<String>> {
     let symlink = node.kind == NodeKind::Symlink;
-    if as_root {
+    let now = std::fs::symlink_metadata(path)?;
+    let chown = as_root && (now.uid(), now.gid()) != (node.uid, node.gid);
+    if chown {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))?;
     }
     let problems = apply_xattrs(path, node);
-    if !symlink {
+    // An access ACL among the attributes rewrites the mode's group bits, and a chown may clear
+    // set-uid bits: after either, the mode is set whatever it was.
+    let mode_kept = !chown && node.xattrs.is_empty() && now.mode() & 0o7777 == node.mode & 0o7777;
+    if !symlink && !mode_kept {
         let p = c_path(path)?;
         // SAFETY: p is a valid NUL-terminated path.
         check(unsafe { libc::chmod(p.as_ptr(), node.mode as libc::mode_t) })?;
