@@ -640,72 +640,89 @@ fn write_contents(
         }
     }
     let written_end: Vec<AtomicU64> = files.iter().map(|_| AtomicU64::new(0)).collect();
-    by_pack
-        .into_par_iter()
-        .try_for_each(|(pack, blobs)| -> crate::Result<()> {
-            if stop.should_stop() {
-                return Err(crate::Error::Interrupted);
-            }
-            let blobs: Vec<_> = blobs.into_values().collect();
-            let (mut scratch, mut plain) = (Vec::new(), Vec::new());
-            for group in read_groups(&blobs) {
-                let start = blobs[group.start].0.blob.offset as u64;
-                // The last blob by offset need not end last: index entries may overlap.
-                let end = blobs[group.clone()]
-                    .iter()
-                    .map(|(loc, _)| loc.blob.offset as u64 + loc.blob.stored_len as u64)
-                    .max()
-                    .unwrap_or(start);
-                let data = repo
-                    .backend()
-                    .read_range(FileKind::Pack, &pack.to_hex(), start..end)?;
-                let mut open: BTreeMap<usize, File> = BTreeMap::new();
-                for (loc, targets) in &blobs[group] {
-                    let at = (loc.blob.offset as u64 - start) as usize;
-                    loc.blob.open_into(
-                        repo.key(),
-                        &loc.pack.salt,
-                        &data[at..at + loc.blob.stored_len as usize],
-                        &mut scratch,
-                        &mut plain,
-                    )?;
-                    let zeros = plain.iter().all(|&b| b == 0);
-                    for t in targets {
-                        progress.inc(plain.len() as u64);
-                        if zeros {
-                            continue;
-                        }
-                        let path = &files[t.file].0;
-                        let file = match open.entry(t.file) {
-                            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                            std::collections::btree_map::Entry::Vacant(v) => {
-                                match OpenOptions::new()
-                                    .write(true)
-                                    .create(true)
-                                    .truncate(false)
-                                    .open(path)
-                                {
-                                    Ok(f) => v.insert(f),
-                                    Err(e) => {
-                                        failures
-                                            .lock()
-                                            .expect("failures")
-                                            .push(format!("{}: {e}", path.display()));
-                                        continue;
+    let write_packs = || {
+        by_pack
+            .into_par_iter()
+            .try_for_each(|(pack, blobs)| -> crate::Result<()> {
+                if stop.should_stop() {
+                    return Err(crate::Error::Interrupted);
+                }
+                let blobs: Vec<_> = blobs.into_values().collect();
+                let (mut scratch, mut plain) = (Vec::new(), Vec::new());
+                for group in read_groups(&blobs) {
+                    let start = blobs[group.start].0.blob.offset as u64;
+                    // The last blob by offset need not end last: index entries may overlap.
+                    let end = blobs[group.clone()]
+                        .iter()
+                        .map(|(loc, _)| loc.blob.offset as u64 + loc.blob.stored_len as u64)
+                        .max()
+                        .unwrap_or(start);
+                    let data =
+                        repo.backend()
+                            .read_range(FileKind::Pack, &pack.to_hex(), start..end)?;
+                    let mut open: BTreeMap<usize, File> = BTreeMap::new();
+                    for (loc, targets) in &blobs[group] {
+                        let at = (loc.blob.offset as u64 - start) as usize;
+                        loc.blob.open_into(
+                            repo.key(),
+                            &loc.pack.salt,
+                            &data[at..at + loc.blob.stored_len as usize],
+                            &mut scratch,
+                            &mut plain,
+                        )?;
+                        let zeros = plain.iter().all(|&b| b == 0);
+                        for t in targets {
+                            progress.inc(plain.len() as u64);
+                            if zeros {
+                                continue;
+                            }
+                            let path = &files[t.file].0;
+                            let file = match open.entry(t.file) {
+                                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                                std::collections::btree_map::Entry::Vacant(v) => {
+                                    match OpenOptions::new()
+                                        .write(true)
+                                        .create(true)
+                                        .truncate(false)
+                                        .open(path)
+                                    {
+                                        Ok(f) => v.insert(f),
+                                        Err(e) => {
+                                            failures
+                                                .lock()
+                                                .expect("failures")
+                                                .push(format!("{}: {e}", path.display()));
+                                            continue;
+                                        }
                                     }
                                 }
-                            }
-                        };
-                        file.write_all_at(&plain, t.offset).map_err(|e| {
-                            Error::io(format!("cannot write {}", path.display()), e)
-                        })?;
-                        written_end[t.file]
-                            .fetch_max(t.offset + plain.len() as u64, Ordering::Relaxed);
+                            };
+                            file.write_all_at(&plain, t.offset).map_err(|e| {
+                                Error::io(format!("cannot write {}", path.display()), e)
+                            })?;
+                            written_end[t.file]
+                                .fetch_max(t.offset + plain.len() as u64, Ordering::Relaxed);
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })
+    };
+    // A remote store answers each read a round trip later: with one read per core the cores
+    // wait on the network. Twice as many readers as cores (within what the store takes at once)
+    // keeps them busy; each holds a read of up to MAX_READ_SPAN, so more would only cost memory
+    // (S3 on loopback, 2 cores: 2 readers 6.3 s, 4 readers 4.3-4.7 s and 150 MB, 8 readers
+    // 4.4-4.7 s and 190 MB).
+    if repo.backend().remote() {
+        let cores = rayon::current_num_threads();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads((2 * cores).min(repo.backend().concurrency()).max(cores))
+            .build()
+            .map_err(|e| Error::Invalid(format!("the restore's thread pool: {e}")))?
+            .install(write_packs)?;
+    } else {
+        write_packs()?;
+    }
     // Zero chunks were skipped: a file ending in them (or made only of them) is sized here,
     // leaving holes, so sparse files stay sparse.
     for (i, (path, node)) in files.iter().enumerate() {
