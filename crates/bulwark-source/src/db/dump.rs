@@ -99,6 +99,18 @@ pub struct ChunkSender {
     buf: Vec<u8>,
 }
 
+impl ChunkSender {
+    /// A second sender into the same stream, for a writer that must own one. This one is flushed
+    /// first; what the two write stays in order as long as each flushes before the other writes.
+    pub fn fork(&mut self) -> io::Result<ChunkSender> {
+        self.flush()?;
+        Ok(ChunkSender {
+            tx: self.tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        })
+    }
+}
+
 impl Write for ChunkSender {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);

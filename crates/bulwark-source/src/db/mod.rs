@@ -4,6 +4,7 @@
 //! content checksum of every table, taken in the same snapshot as the data — so a restore can
 //! prove it brought back exactly what was backed up.
 
+mod copy_tap;
 pub mod datadir;
 pub mod dump;
 pub mod libpq;
