@@ -406,47 +406,54 @@ fn run_postgres_checks(
             return;
         }
     }
-    // Integrity: pg_amcheck over every heap and B-tree index.
-    if !tools.has("pg_amcheck") {
-        report.skipped(
-            "integrity",
-            "pg_amcheck is not installed: heap and index checks skipped",
-        );
-    } else {
-        let amcheck_available = pg::connect(&target).and_then(|mut c| {
-            Ok(c.query_opt(
-                "SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'",
-                &[],
-            )?
-            .is_some())
-        });
-        match amcheck_available {
-            Ok(false) => report.skipped(
+    // Integrity (pg_amcheck over every heap and B-tree index) and fidelity (every table's
+    // exact row count, and checksum where recorded) each keep one server backend busy: they
+    // run side by side, and report in that order.
+    let verified = std::thread::scope(|s| {
+        let fidelity = s.spawn(|| pg::connect(&target).and_then(|mut c| pg::verify(&mut c, f)));
+        if !tools.has("pg_amcheck") {
+            report.skipped(
                 "integrity",
-                "the amcheck extension is not available: heap and index checks skipped",
-            ),
-            Err(e) => report.check("integrity", false, e.0),
-            Ok(true) => match pg::amcheck(&tools, &target) {
-                Ok(None) => report.check(
+                "pg_amcheck is not installed: heap and index checks skipped",
+            );
+        } else {
+            let amcheck_available = pg::connect(&target).and_then(|mut c| {
+                Ok(c.query_opt(
+                    "SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'",
+                    &[],
+                )?
+                .is_some())
+            });
+            match amcheck_available {
+                Ok(false) => report.skipped(
                     "integrity",
-                    true,
-                    "pg_amcheck --heapallindexed: every heap page and B-tree index is consistent",
-                ),
-                Ok(Some(found)) => report.check(
-                    "integrity",
-                    false,
-                    format!("pg_amcheck found corruption: {found}"),
-                ),
-                Err(e) if matches!(scratch, Scratch::Server { .. }) => report.skipped(
-                    "integrity",
-                    format!("pg_amcheck could not run on the scratch server: {e}"),
+                    "the amcheck extension is not available: heap and index checks skipped",
                 ),
                 Err(e) => report.check("integrity", false, e.0),
-            },
+                Ok(true) => match pg::amcheck(&tools, &target) {
+                    Ok(None) => report.check(
+                        "integrity",
+                        true,
+                        "pg_amcheck --heapallindexed: every heap page and B-tree index is consistent",
+                    ),
+                    Ok(Some(found)) => report.check(
+                        "integrity",
+                        false,
+                        format!("pg_amcheck found corruption: {found}"),
+                    ),
+                    Err(e) if matches!(scratch, Scratch::Server { .. }) => report.skipped(
+                        "integrity",
+                        format!("pg_amcheck could not run on the scratch server: {e}"),
+                    ),
+                    Err(e) => report.check("integrity", false, e.0),
+                },
+            }
         }
-    }
-    // Fidelity: every table's exact row count, and checksum where recorded.
-    match pg::connect(&target).and_then(|mut c| pg::verify(&mut c, f)) {
+        fidelity
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    match verified {
         Ok(diffs) if diffs.is_empty() => {
             let sums = f.tables.values().filter(|t| t.checksum.is_some()).count();
             let rows: u64 = f.tables.values().map(|t| t.rows).sum();
