@@ -459,8 +459,7 @@ fn restore_postgres(
             kept.join("restore.log").display()
         )));
     }
-    let mut client = pg::connect(dsn).map_err(target_failed)?;
-    report.differences = pg::verify(&mut client, f).map_err(target_failed)?;
+    report.differences = pg::verify(dsn, f).map_err(target_failed)?;
     Ok(())
 }
 

@@ -911,13 +911,10 @@ fn restore_scratch(
             let log = cluster.root().join("restore.log");
             pg::psql(&tools, &cluster.dsn(&f.database), &mut reader, &log, true)
                 .map_err(|e| Error::Target(format!("restoring into the scratch cluster: {e}")))?;
-            let mut client = cluster.connect(&f.database).map_err(target_failed)?;
-            let diffs = pg::verify(&mut client, f).map_err(target_failed)?;
+            let diffs = pg::verify(&cluster.dsn(&f.database), f).map_err(target_failed)?;
             if !diffs.is_empty() {
                 return Err(differs(diffs));
             }
-            // A new session: verifying changed the old one's settings (search_path among them).
-            drop(client);
             let mut client = cluster.connect(&f.database).map_err(target_failed)?;
             client
                 .batch_execute(

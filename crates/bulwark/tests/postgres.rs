@@ -968,10 +968,7 @@ fn verification_checks_row_checksums_older_md5_checksums_and_counts_and_names_wh
         "ordered_tables": 1, "pg_dump_version": "15",
     });
     let facts: bulwark_source::db::postgres::PgFacts = serde_json::from_value(facts).unwrap();
-    let differences = || {
-        let mut c = pgd::Client::connect(&server.dsn("v"), pgd::NoTls).unwrap();
-        bulwark_source::db::postgres::verify(&mut c, &facts).unwrap()
-    };
+    let differences = || bulwark_source::db::postgres::verify(&server.dsn("v"), &facts).unwrap();
     assert_eq!(
         differences(),
         Vec::<String>::new(),

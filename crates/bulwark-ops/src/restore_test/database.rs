@@ -410,7 +410,7 @@ fn run_postgres_checks(
     // exact row count, and checksum where recorded) each keep one server backend busy: they
     // run side by side, and report in that order.
     let verified = std::thread::scope(|s| {
-        let fidelity = s.spawn(|| pg::connect(&target).and_then(|mut c| pg::verify(&mut c, f)));
+        let fidelity = s.spawn(|| pg::verify(&target, f));
         if !tools.has("pg_amcheck") {
             report.skipped(
                 "integrity",

@@ -761,18 +761,6 @@ fn copy_rows_query(t: &TableInfo) -> String {
     format!("COPY {} ({}) TO STDOUT", t.name, t.cols.join(", "))
 }
 
-/// A table's count and row digest, read back with `COPY` ([`rows`]).
-///
-/// [`rows`]: super::rows
-fn copied_fingerprint(client: &mut Client, t: &TableInfo) -> DbResult<TableFingerprint> {
-    let mut reader = client.copy_out(copy_rows_query(t).as_str())?;
-    let mut rows = RowWriter::new(io::sink());
-    io::copy(&mut reader, &mut rows)
-        .and_then(|_| rows.finish())
-        .map(|digest| digest.fingerprint(true))
-        .map_err(|e| DbError(format!("reading its rows: {e}")))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Backup.
 
@@ -995,58 +983,133 @@ fn produce(client: &mut Client, job: &DumpJob, out: &mut ChunkSender) -> Result<
 
 /// Step 2 of the dump: every streamed table's rows as a `COPY … FROM stdin` block, read on a
 /// second connection in the dump's snapshot, each counted and hashed on the way.
-///
-/// That connection is driven asynchronously, in one `block_on` for all tables: the synchronous
-/// driver enters its runtime once per `COPY` message, which is once per row, and on a table of
-/// ten million rows that took about half of the backup's CPU (4.3 s of user time, 2.3 s without).
-/// The rows themselves bypass the driver: a [`Tap`] on the socket writes them to the dump as they
-/// arrive (see [`copy_tap`](super::copy_tap)).
 fn copy_rows(job: &DumpJob, out: &mut ChunkSender) -> Result<Fingerprint, String> {
-    let mut fingerprint = Fingerprint::new();
     if job.streamed.is_empty() {
-        return Ok(fingerprint);
+        return Ok(Fingerprint::new());
     }
-    let io_err = |e: io::Error| e.to_string();
-    let db_err = |e: tokio_postgres::Error| describe_error(&e);
     out.write_all(
         b"\n--\n-- Table rows (bulwark), read in the dump's snapshot\n--\n\n\
           SET client_encoding = 'UTF8';\n",
     )
-    .map_err(io_err)?;
+    .map_err(|e| e.to_string())?;
+    let mut sink = DumpRows {
+        out,
+        checksum_max_bytes: job.checksum_max_bytes,
+        fingerprint: Fingerprint::new(),
+    };
+    copy_tables(&job.rows_config, &job.snapshot, &job.streamed, &mut sink)?;
+    Ok(sink.fingerprint)
+}
+
+/// What [`copy_tables`] does with each table's rows.
+trait RowSink {
+    type Rows: Write + Send + Unpin + 'static;
+    /// Where the rows of `t` go.
+    fn open(&mut self, t: &TableInfo) -> io::Result<Self::Rows>;
+    /// Every row of `t` went to `rows`.
+    fn done(&mut self, t: &TableInfo, rows: Self::Rows) -> io::Result<()>;
+}
+
+/// The dump's rows: each table a `COPY … FROM stdin` block, counted and hashed on the way.
+struct DumpRows<'a> {
+    out: &'a mut ChunkSender,
+    checksum_max_bytes: u64,
+    fingerprint: Fingerprint,
+}
+
+impl RowSink for DumpRows<'_> {
+    type Rows = RowWriter<ChunkSender>;
+
+    fn open(&mut self, t: &TableInfo) -> io::Result<Self::Rows> {
+        write!(
+            self.out,
+            "\nCOPY {} ({}) FROM stdin;\n",
+            t.name,
+            t.cols.join(", ")
+        )?;
+        Ok(RowWriter::new(self.out.fork()?))
+    }
+
+    fn done(&mut self, t: &TableInfo, mut rows: Self::Rows) -> io::Result<()> {
+        rows.flush()?;
+        let digest = rows.finish()?;
+        self.out.write_all(b"\\.\n")?;
+        self.fingerprint.insert(
+            t.name.clone(),
+            digest.fingerprint(t.size <= self.checksum_max_bytes),
+        );
+        Ok(())
+    }
+}
+
+/// A verification's rows: counted and hashed, then dropped.
+#[derive(Default)]
+struct CheckedRows {
+    fingerprint: Fingerprint,
+}
+
+impl RowSink for CheckedRows {
+    type Rows = RowWriter<io::Sink>;
+
+    fn open(&mut self, _: &TableInfo) -> io::Result<Self::Rows> {
+        Ok(RowWriter::new(io::sink()))
+    }
+
+    fn done(&mut self, t: &TableInfo, rows: Self::Rows) -> io::Result<()> {
+        let digest = rows.finish()?;
+        self.fingerprint
+            .insert(t.name.clone(), digest.fingerprint(true));
+        Ok(())
+    }
+}
+
+/// Copy the rows of every table in `tables` (`COPY … TO STDOUT`, [`copy_rows_query`]) to `sink`,
+/// on a new connection to `config` that imports `snapshot`.
+///
+/// That connection is driven asynchronously, in one `block_on` for all tables: the synchronous
+/// driver enters its runtime once per `COPY` message, which is once per row, and on a table of
+/// ten million rows that took about half of the backup's CPU (4.3 s of user time, 2.3 s without).
+/// The rows themselves bypass the driver: a [`Tap`] on the socket hands them to the sink as they
+/// arrive (see [`copy_tap`](super::copy_tap)).
+fn copy_tables<S: RowSink>(
+    config: &Config,
+    snapshot: &str,
+    tables: &[TableInfo],
+    sink: &mut S,
+) -> Result<(), String> {
+    let db_err = |e: tokio_postgres::Error| describe_error(&e);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the connection's runtime: {e}"))?;
-    let tap = Tap::<RowWriter<ChunkSender>>::default();
+    let tap = Tap::<S::Rows>::default();
     runtime.block_on(async {
         let connecting = |e: String| format!("cannot connect to read the tables' rows: {e}");
-        let socket = open_socket(&job.rows_config)
+        let socket = open_socket(config)
             .await
             .map_err(|e| connecting(e.to_string()))?;
-        let (client, connection) = job
-            .rows_config
+        let (client, connection) = config
             .connect_raw(TappedStream::new(socket, tap.clone()), NoTls)
             .await
             .map_err(|e| connecting(db_err(e)))?;
         let connection = tokio::spawn(connection);
         // A synchronized scan joins another scan of a large table wherever it is, and the
-        // dump's rows would start mid-table: off, every dump reads from the first block.
+        // rows would start mid-table: off, every copy reads from the first block.
         client
             .batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}; {SESSION}; \
                  SET synchronize_seqscans = off",
-                quote_literal(&job.snapshot)
+                quote_literal(snapshot)
             ))
             .await
-            .map_err(|e| format!("importing the dump's snapshot: {}", db_err(e)))?;
-        for t in &job.streamed {
+            .map_err(|e| format!("importing the snapshot: {}", db_err(e)))?;
+        for t in tables {
             // The tap's own failure (the backup stopped, say) is the cause of a broken connection.
             let reading = |e: String| {
                 let cause = tap.failure().unwrap_or(e);
                 format!("reading the rows of {}: {cause}", t.name)
             };
-            write!(out, "\nCOPY {} ({}) FROM stdin;\n", t.name, t.cols.join(", ")).map_err(io_err)?;
-            tap.open(RowWriter::new(out.fork().map_err(io_err)?));
+            tap.open(sink.open(t).map_err(|e| reading(e.to_string()))?);
             let stream = client
                 .copy_out(copy_rows_query(t).as_str())
                 .await
@@ -1056,14 +1119,8 @@ fn copy_rows(job: &DumpJob, out: &mut ChunkSender) -> Result<Fingerprint, String
                 Some(Err(e)) => return Err(reading(db_err(e))),
                 Some(Ok(_)) => return Err(reading("rows went past the tap".into())),
             }
-            let mut rows = tap.close().map_err(reading)?;
-            rows.flush().map_err(io_err)?;
-            let digest = rows.finish().map_err(|e| reading(e.to_string()))?;
-            out.write_all(b"\\.\n").map_err(io_err)?;
-            fingerprint.insert(
-                t.name.clone(),
-                digest.fingerprint(t.size <= job.checksum_max_bytes),
-            );
+            let rows = tap.close().map_err(reading)?;
+            sink.done(t, rows).map_err(|e| reading(e.to_string()))?;
         }
         client
             .batch_execute("COMMIT")
@@ -1071,7 +1128,7 @@ fn copy_rows(job: &DumpJob, out: &mut ChunkSender) -> Result<Fingerprint, String
             .map_err(|e| format!("closing the rows' snapshot: {}", db_err(e)))?;
         drop(client);
         let _ = connection.await;
-        Ok(fingerprint)
+        Ok(())
     })
 }
 
@@ -1329,12 +1386,19 @@ pub fn missing_extensions(
     Ok(out)
 }
 
-/// Compare a restored database with the facts recorded at backup: every table's row count and
-/// (where recorded) checksum, and the large objects. Returns the differences.
-pub fn verify(client: &mut Client, facts: &PgFacts) -> DbResult<Vec<String>> {
+/// Compare the restored database at `dsn` with the facts recorded at backup: every table's row
+/// count and (where recorded) checksum, and the large objects. Returns the differences.
+///
+/// Tables whose checksum is a row digest are read back with `COPY` on a second, tapped
+/// connection ([`copy_tables`]) in this connection's snapshot; the rest are counted here.
+pub fn verify(dsn: &str, facts: &PgFacts) -> DbResult<Vec<String>> {
+    let rows_config = config(dsn)?;
+    let mut client = connect(dsn)?;
+    let client = &mut client;
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     client.batch_execute(SESSION)?;
     let mut restored = Fingerprint::new();
+    let mut copied = Vec::new();
     for t in list_tables(client)? {
         let recorded = facts
             .tables
@@ -1342,13 +1406,20 @@ pub fn verify(client: &mut Client, facts: &PgFacts) -> DbResult<Vec<String>> {
             .and_then(|f| f.checksum.as_deref());
         let fp = match recorded {
             Some(c) if rows::is_row_checksum(c) && !t.cols.is_empty() => {
-                copied_fingerprint(client, &t)
+                copied.push(t);
+                continue;
             }
             Some(_) => table_fingerprint(client, &t.name, true),
             None => table_fingerprint(client, &t.name, false),
         }
         .map_err(|e| e.context(format!("fingerprinting {}", t.name)))?;
         restored.insert(t.name, fp);
+    }
+    if !copied.is_empty() {
+        let snapshot: String = client.query_one("SELECT pg_export_snapshot()", &[])?.get(0);
+        let mut sink = CheckedRows::default();
+        copy_tables(&rows_config, &snapshot, &copied, &mut sink).map_err(DbError)?;
+        restored.extend(sink.fingerprint);
     }
     let los = large_objects(client, facts.large_objects.checksum.is_some())?;
     client.batch_execute("COMMIT")?;
