@@ -1,5 +1,5 @@
-//! The connection that reads a dump's table rows, with a tap that takes `COPY` rows off the wire
-//! before the driver sees them.
+//! The connection that reads table rows (a dump's, and a verification's read-back), with a tap
+//! that takes `COPY` rows off the wire before the driver sees them.
 //!
 //! PostgreSQL sends a `COPY … TO STDOUT` as one `CopyData` message per row, and tokio-postgres
 //! turns each into a `Bytes` handed from its connection task through a stream: on pgbench scale 30
