@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::Config;
@@ -266,7 +267,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Socket for T {}
 
 /// Open a socket to the server `config` names, trying its hosts in order as libpq does: a host
 /// that is a directory is a Unix socket's (`DIR/.s.PGSQL.PORT`), a `hostaddr` is used in place
-/// of its host's name, and one port may serve every host.
+/// of its host's name, and one port may serve every host. A TCP socket gets the configuration's
+/// keepalives and user timeout, as the driver's own connect would set them: a server that
+/// vanishes mid-copy is noticed, not waited on forever.
 pub async fn open_socket(config: &Config) -> io::Result<Box<dyn Socket>> {
     let (hosts, addrs, ports) = (
         config.get_hosts(),
@@ -279,8 +282,8 @@ pub async fn open_socket(config: &Config) -> io::Result<Box<dyn Socket>> {
         let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
         let attempt = async {
             let socket: Box<dyn Socket> = match (addrs.get(i), hosts.get(i)) {
-                (Some(addr), _) => Box::new(tcp(&addr.to_string(), port).await?),
-                (None, Some(Host::Tcp(name))) => Box::new(tcp(name, port).await?),
+                (Some(addr), _) => Box::new(tcp(config, &addr.to_string(), port).await?),
+                (None, Some(Host::Tcp(name))) => Box::new(tcp(config, name, port).await?),
                 (None, Some(Host::Unix(dir))) => Box::new(unix(dir, port).await?),
                 (None, None) => unreachable!("i < the number of hosts or addresses"),
             };
@@ -300,9 +303,23 @@ pub async fn open_socket(config: &Config) -> io::Result<Box<dyn Socket>> {
     Err(failure)
 }
 
-async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+async fn tcp(config: &Config, host: &str, port: u16) -> io::Result<TcpStream> {
     let stream = TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
+    let socket = SockRef::from(&stream);
+    if let Some(limit) = config.get_tcp_user_timeout() {
+        socket.set_tcp_user_timeout(Some(*limit))?;
+    }
+    if config.get_keepalives() {
+        let mut keepalive = TcpKeepalive::new().with_time(config.get_keepalives_idle());
+        if let Some(interval) = config.get_keepalives_interval() {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(retries) = config.get_keepalives_retries() {
+            keepalive = keepalive.with_retries(retries);
+        }
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
     Ok(stream)
 }
 
@@ -313,6 +330,7 @@ async fn unix(dir: &Path, port: u16) -> io::Result<UnixStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::AsyncReadExt;
 
     fn message(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -449,6 +467,33 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         assert_eq!(tap.failure().as_deref(), Some("the disk is full"));
         assert_eq!(tap.close().err().as_deref(), Some("the disk is full"));
+    }
+
+    #[test]
+    fn a_tcp_socket_gets_the_configurations_keepalives_and_user_timeout() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let config: Config = format!(
+                "host=127.0.0.1 port={port} keepalives_idle=77 keepalives_interval=9 tcp_user_timeout=30"
+            )
+            .parse()
+            .unwrap();
+            let stream = tcp(&config, "127.0.0.1", port).await.unwrap();
+            let socket = SockRef::from(&stream);
+            assert!(socket.keepalive().unwrap());
+            assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(77));
+            assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(9));
+            assert_eq!(socket.tcp_user_timeout().unwrap(), Some(Duration::from_secs(30)));
+
+            let off: Config = format!("host=127.0.0.1 port={port} keepalives=0").parse().unwrap();
+            let stream = tcp(&off, "127.0.0.1", port).await.unwrap();
+            assert!(!SockRef::from(&stream).keepalive().unwrap());
+        });
     }
 
     #[test]
