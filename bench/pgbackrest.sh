@@ -23,7 +23,9 @@
 #   3. the repository's size (du, WAL included);
 #   4. restore to the end of the archive, until the restored cluster has replayed and promoted
 #      (pgBackRest restore, then the server started until it leaves recovery, then stopped;
-#      Bulwark restore --postgres-datadir does all of it);
+#      Bulwark restore --postgres-datadir does all of it), in two parts: laying down the data
+#      directory (pgBackRest: its restore command; Bulwark: the report's fetch phase) and the
+#      rest, where PostgreSQL replays the WAL (the same WAL for every tool);
 #   5. archiving throughput: with archive_command failing, N segments pile up (pgbench writes);
 #      then the tool's archive_command is put back while a write-heavy pgbench (-c 4) goes on,
 #      and the time until the backlog is archived gives segments per second.
@@ -100,7 +102,7 @@ EOF
 fi
 
 results=$work/results.tsv
-echo -e "run\ttool\tfull_s\tsecond_s\trepo_bytes\trestore_s\tsegments\tarchive_s\tsegments_per_s" >"$results"
+echo -e "run\ttool\tfull_s\tsecond_s\trepo_bytes\trestore_s\tsegments\tarchive_s\tsegments_per_s\tfiles_s\treplay_s" >"$results"
 
 # Configure tool $1 for cluster $2: prints the archive_command.
 setup_tool() {
@@ -170,17 +172,23 @@ set_archive_command() {
 }
 
 restored=$work/restored
+# Restores with tool $1 and sets files_s, the time the data directory took to lay down.
 restore() {
-    local tool=$1
+    local tool=$1 t
     rm -rf "$restored"
     mkdir -p "$restored" && chown postgres: "$restored" && chmod 700 "$restored"
     case $tool in
         bulwark*)
             as_pg "$bulwark" -r "$work/repo" --key-file "$work/pgbr/key" restore latest --dataset db \
-                --postgres-datadir "$restored/data" >>"$log" 2>&1 ;;
+                --postgres-datadir "$restored/data" --json >"$work/restore.json" 2>>"$log"
+            cat "$work/restore.json" >>"$log"
+            files_s=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["phases"]["fetch"])' \
+                "$work/restore.json") ;;
         pgbackrest-*)
+            t=$(now)
             as_pg pgbackrest --config="$work/pgbr/pgbackrest.conf" --stanza=bench restore \
                 --pg1-path="$restored/data" >>"$log" 2>&1
+            files_s=$(elapsed "$t")
             cat >>"$restored/data/postgresql.auto.conf" <<EOF
 archive_mode = off
 EOF
@@ -240,9 +248,10 @@ EOF
         sleep 3
         pg_stop "$data"
         t=$(now); restore "$tool"; restore_s=$(elapsed "$t")
+        replay_s=$(echo "$restore_s - $files_s" | bc)
         rate=$(echo "scale=1; $segments / $archive_s" | bc)
-        echo -e "$run\t$tool\t$full\t$second\t$size\t$restore_s\t$segments\t$archive_s\t$rate" >>"$results"
-        say "$tool: full ${full}s, second ${second}s, repository $size bytes, restore ${restore_s}s, $segments segments in ${archive_s}s = $rate/s"
+        echo -e "$run\t$tool\t$full\t$second\t$size\t$restore_s\t$segments\t$archive_s\t$rate\t$files_s\t$replay_s" >>"$results"
+        say "$tool: full ${full}s, second ${second}s, repository $size bytes, restore ${restore_s}s (data directory ${files_s}s), $segments segments in ${archive_s}s = $rate/s"
         rm -rf "$restored"
     done
 done
@@ -256,12 +265,14 @@ for r in rows:
     if r["tool"] not in tools:
         tools.append(r["tool"])
 med = {t: {k: statistics.median(float(r[k]) for r in rows if r["tool"] == t)
-           for k in ["full_s", "second_s", "repo_bytes", "restore_s", "segments_per_s"]} for t in tools}
-print("| tool | full backup s | second-day backup s | repository MB | restore s | archiving segments/s |")
-print("|---|---|---|---|---|---|")
+           for k in ["full_s", "second_s", "repo_bytes", "restore_s", "segments_per_s", "files_s", "replay_s"]}
+       for t in tools}
+print("| tool | full backup s | second-day backup s | repository MB | restore s | of which data directory s | of which replay s | archiving segments/s |")
+print("|---|---|---|---|---|---|---|---|")
 for t in tools:
     m = med[t]
-    print(f"| {t} | {m['full_s']:.1f} | {m['second_s']:.1f} | {m['repo_bytes'] / 1e6:.0f} | {m['restore_s']:.1f} | {m['segments_per_s']:.1f} |")
+    print(f"| {t} | {m['full_s']:.1f} | {m['second_s']:.1f} | {m['repo_bytes'] / 1e6:.0f} | {m['restore_s']:.1f} "
+          f"| {m['files_s']:.1f} | {m['replay_s']:.1f} | {m['segments_per_s']:.1f} |")
 if "bulwark" in med:
     b = med["bulwark"]
     for t in tools:
@@ -270,7 +281,8 @@ if "bulwark" in med:
         p = med[t]
         print(f"\nBulwark ÷ {t}: full {b['full_s'] / p['full_s']:.2f}×, second {b['second_s'] / p['second_s']:.2f}×, "
               f"repository {b['repo_bytes'] / p['repo_bytes']:.2f}×, restore {b['restore_s'] / p['restore_s']:.2f}×, "
-              f"archiving {b['segments_per_s'] / p['segments_per_s']:.2f}× (targets: ≤ 0.7, ≤ 0.7, ≤ 1, ≤ 0.7, ≥ 1)")
+              f"archiving {b['segments_per_s'] / p['segments_per_s']:.2f}× (targets: ≤ 0.7, ≤ 0.7, ≤ 1, ≤ 0.7, ≥ 1); "
+              f"data directory {b['files_s'] / p['files_s']:.2f}×, replay {b['replay_s'] / p['replay_s']:.2f}×")
 print(f"\n{len(rows)} measurements, medians per tool; raw numbers in {sys.argv[1]}")
 EOF
 if [ "$keep" = 0 ]; then rm -rf "$work/pg" "$work/repo" "$work/spool" "$work/pgbr"; fi
