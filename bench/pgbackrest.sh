@@ -24,8 +24,9 @@
 #   4. restore to the end of the archive, until the restored cluster has replayed and promoted
 #      (pgBackRest restore, then the server started until it leaves recovery, then stopped;
 #      Bulwark restore --postgres-datadir does all of it), in two parts: laying down the data
-#      directory (pgBackRest: its restore command; Bulwark: the report's fetch phase) and the
-#      rest, where PostgreSQL replays the WAL (the same WAL for every tool);
+#      directory (pgBackRest: its restore command; Bulwark: the report's fetch phase, which
+#      leaves out the process's start and key derivation, ~0.2 s, counted in the replay part) and
+#      the rest, where PostgreSQL replays the WAL (the same WAL for every tool);
 #   5. archiving throughput: with archive_command failing, N segments pile up (pgbench writes);
 #      then the tool's archive_command is put back while a write-heavy pgbench (-c 4) goes on,
 #      and the time until the backlog is archived gives segments per second.
@@ -285,4 +286,4 @@ if "bulwark" in med:
               f"data directory {b['files_s'] / p['files_s']:.2f}×, replay {b['replay_s'] / p['replay_s']:.2f}×")
 print(f"\n{len(rows)} measurements, medians per tool; raw numbers in {sys.argv[1]}")
 EOF
-if [ "$keep" = 0 ]; then rm -rf "$work/pg" "$work/repo" "$work/spool" "$work/pgbr"; fi
+if [ "$keep" = 0 ]; then rm -rf "$work/pg" "$work/repo" "$work/spool" "$work/pgbr" "$work/restore.json"; fi
